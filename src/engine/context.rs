@@ -1,0 +1,109 @@
+//! What every rule needs to know about one decision, computed once.
+
+use k8s_openapi::api::core::v1::PodAffinityTerm;
+
+use super::topology::{Eligibility, Topology};
+use super::workload::Workload;
+use crate::policy::{HOSTNAME_KEY, Policy};
+
+/// Where the effective replica count came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaSource {
+    Spec,
+    /// `spec.replicas` omitted: Kubernetes defaults it to 1.
+    Defaulted,
+    /// A HorizontalPodAutoscaler's `minReplicas`.
+    Autoscaler,
+}
+
+pub struct Context<'a> {
+    pub workload: &'a Workload<'a>,
+    pub topology: &'a Topology,
+    pub policy: &'a Policy,
+    pub eligibility: Eligibility,
+    /// The topology keys `eligibility.keys_present` answers for.
+    pub keys: Vec<&'a str>,
+    pub replicas: i64,
+    pub replica_source: ReplicaSource,
+}
+
+// === impl Context ===
+
+impl<'a> Context<'a> {
+    pub fn new(
+        workload: &'a Workload<'a>,
+        topology: &'a Topology,
+        policy: &'a Policy,
+        explicit_replicas: bool,
+        hpa_min_replicas: Option<i64>,
+    ) -> Context<'a> {
+        let mut keys: Vec<&str> = vec![topology.zone_key(), HOSTNAME_KEY];
+        let spread_keys = workload
+            .scheduling
+            .spread
+            .iter()
+            .map(|c| c.topology_key.as_str());
+        let term_keys = workload
+            .anti_affinity_terms()
+            .map(|t| t.term.topology_key.as_str());
+        for k in spread_keys.chain(term_keys) {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        let eligibility = topology.eligibility(&workload.scheduling(), &keys);
+        let (replicas, replica_source) = match hpa_min_replicas {
+            Some(min) => (min, ReplicaSource::Autoscaler),
+            None if explicit_replicas => (workload.replicas, ReplicaSource::Spec),
+            None => (workload.replicas, ReplicaSource::Defaulted),
+        };
+        Context {
+            workload,
+            topology,
+            policy,
+            eligibility,
+            keys,
+            replicas,
+            replica_source,
+        }
+    }
+
+    /// Does some eligible node carry `key`? `None` when unknown.
+    pub fn key_present(&self, key: &str) -> Option<bool> {
+        let i = self.keys.iter().position(|k| *k == key)?;
+        self.eligibility.keys_present[i]
+    }
+
+    pub fn eligible_nodes(&self) -> Option<usize> {
+        self.eligibility.nodes
+    }
+
+    pub fn eligible_zones(&self) -> usize {
+        self.eligibility.zones.len()
+    }
+
+    /// Whether an anti-affinity term counts pods of the workload's own namespace.
+    pub fn term_covers_own_namespace(&self, term: &PodAffinityTerm) -> bool {
+        if term.namespace_selector.is_some() {
+            return true;
+        }
+        match (term.namespaces.as_deref(), self.workload.namespace) {
+            (None | Some([]), _) | (_, None) => true,
+            (Some(list), Some(ns)) => list.iter().any(|n| n == ns),
+        }
+    }
+
+    /// Which of the pod's placement fields are set, for messages.
+    pub fn placement_causes(&self) -> String {
+        let s = &self.workload.scheduling;
+        let mut causes = Vec::new();
+        if s.node_selector.as_ref().is_some_and(|m| !m.is_empty()) {
+            causes.push("nodeSelector");
+        }
+        if self.workload.scheduling().required_terms.is_some() {
+            causes.push("required node affinity");
+        }
+        causes.push("tolerations");
+        causes.join(", ")
+    }
+}

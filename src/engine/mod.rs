@@ -1,0 +1,212 @@
+//! The pure decision engine: workload JSON + topology + policy → findings and a patch.
+//!
+//! It knows nothing of HTTP, clients or files; the webhook, `spreadguard audit` and the tests
+//! all call [`decide`].
+
+pub mod context;
+pub mod finding;
+pub mod labels;
+pub mod mutation;
+pub mod rules;
+pub mod topology;
+pub mod workload;
+
+use json_patch::PatchOperation;
+use serde_json::Value;
+
+pub use self::finding::{Finding, RuleId, Severity};
+pub use self::mutation::{INJECTED_ANNOTATION, Injection};
+pub use self::topology::{NodeInfo, Topology, TopologySource, TopologySummary};
+pub use self::workload::{Skip, WorkloadKind};
+
+use self::context::Context;
+use self::workload::{Classified, Workload, classify};
+use crate::policy::Policy;
+
+/// What the engine is asked about.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    pub object: &'a Value,
+    /// The stored object, for an UPDATE.
+    pub old_object: Option<&'a Value>,
+    /// `minReplicas` of a HorizontalPodAutoscaler that targets the workload, when known.
+    pub hpa_min_replicas: Option<i64>,
+}
+
+impl<'a> Input<'a> {
+    pub fn new(object: &'a Value) -> Self {
+        Input {
+            object,
+            old_object: None,
+            hpa_min_replicas: None,
+        }
+    }
+
+    pub fn with_old(mut self, old: Option<&'a Value>) -> Self {
+        self.old_object = old;
+        self
+    }
+
+    pub fn with_hpa_min_replicas(mut self, min: Option<i64>) -> Self {
+        self.hpa_min_replicas = min;
+        self
+    }
+}
+
+/// What kind of object the decision was about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// Passed through untouched.
+    Skipped(Skip),
+    /// A workload, judged.
+    Workload(WorkloadKind),
+    /// A workload whose fields could not be read (see the HA000 finding).
+    Uninterpretable(WorkloadKind),
+}
+
+/// The engine's answer. Severities already include the policy's overrides and ratcheting.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    pub subject: Subject,
+    pub findings: Vec<Finding>,
+    pub patch: Vec<PatchOperation>,
+    pub injected: Vec<Injection>,
+}
+
+impl Decision {
+    fn skipped(skip: Skip) -> Self {
+        Decision {
+            subject: Subject::Skipped(skip),
+            findings: Vec::new(),
+            patch: Vec::new(),
+            injected: Vec::new(),
+        }
+    }
+
+    /// Whether any finding is a denial.
+    pub fn denies(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Deny)
+    }
+
+    pub fn workload_kind(&self) -> Option<WorkloadKind> {
+        match self.subject {
+            Subject::Workload(k) | Subject::Uninterpretable(k) => Some(k),
+            Subject::Skipped(_) => None,
+        }
+    }
+}
+
+/// Decides one object.
+pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decision {
+    let workload = match classify(input.object) {
+        Classified::Skip(skip) => return Decision::skipped(skip),
+        Classified::Uninterpretable { kind, reason } => {
+            return Decision {
+                subject: Subject::Uninterpretable(kind),
+                findings: vec![Finding::warn(
+                    RuleId::HA000,
+                    format!("not checked: {reason}"),
+                )],
+                patch: Vec::new(),
+                injected: Vec::new(),
+            };
+        }
+        Classified::Workload(w) => w,
+    };
+    let explicit = input
+        .object
+        .pointer("/spec/replicas")
+        .is_some_and(|v| !v.is_null());
+    let ctx = Context::new(
+        &workload,
+        topology,
+        policy,
+        explicit,
+        input.hpa_min_replicas,
+    );
+    let mut findings = judge(&ctx);
+
+    let (patch, injected) = if may_mutate(&workload, input) {
+        mutation::plan(&ctx, &mut findings)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+
+    let mut findings = apply_overrides(findings, policy);
+    if let Some(old) = input.old_object {
+        ratchet(&mut findings, old, topology, policy, input.hpa_min_replicas);
+    }
+    Decision {
+        subject: Subject::Workload(workload.kind),
+        findings,
+        patch,
+        injected,
+    }
+}
+
+fn judge(ctx: &Context<'_>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    rules::replicas::check(ctx, &mut findings);
+    rules::anti_affinity::check(ctx, &mut findings);
+    rules::spread::check(ctx, &mut findings);
+    rules::zones::check(ctx, &mut findings);
+    findings
+}
+
+/// On UPDATE only a change of the pod template is mutated, so that a scale or a label edit
+/// never triggers a rollout; a Pod's scheduling fields are immutable once created.
+fn may_mutate(workload: &Workload<'_>, input: Input<'_>) -> bool {
+    let Some(old) = input.old_object else {
+        return true;
+    };
+    match workload.kind {
+        WorkloadKind::Pod => false,
+        _ => old.pointer("/spec/template") != input.object.pointer("/spec/template"),
+    }
+}
+
+fn apply_overrides(findings: Vec<Finding>, policy: &Policy) -> Vec<Finding> {
+    if policy.rules.is_empty() {
+        return findings;
+    }
+    findings
+        .into_iter()
+        .filter_map(|mut f| {
+            f.severity = policy.severity_for(f.rule, f.severity)?;
+            Some(f)
+        })
+        .collect()
+}
+
+/// A denial the stored object already had is downgraded to a warning, so that legacy
+/// workloads stay editable; only new violations block.
+fn ratchet(
+    findings: &mut [Finding],
+    old: &Value,
+    topology: &Topology,
+    policy: &Policy,
+    hpa: Option<i64>,
+) {
+    if !findings.iter().any(|f| f.severity == Severity::Deny) {
+        return;
+    }
+    let old_denials: Vec<RuleId> = match classify(old) {
+        Classified::Workload(w) => {
+            let explicit = old.pointer("/spec/replicas").is_some_and(|v| !v.is_null());
+            let ctx = Context::new(&w, topology, policy, explicit, hpa);
+            apply_overrides(judge(&ctx), policy)
+                .into_iter()
+                .filter(|f| f.severity == Severity::Deny)
+                .map(|f| f.rule)
+                .collect()
+        }
+        _ => return,
+    };
+    for f in findings.iter_mut() {
+        if f.severity == Severity::Deny && old_denials.contains(&f.rule) {
+            f.severity = Severity::Warn;
+            f.message
+                .push_str(" (already present before this update, so not blocking)");
+        }
+    }
+}

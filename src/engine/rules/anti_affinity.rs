@@ -1,0 +1,83 @@
+//! HA002, HA003, and the anti-affinity half of HA004 and HA005.
+
+use crate::engine::context::Context;
+use crate::engine::finding::{Finding, RuleId, plural};
+use crate::engine::workload::AntiAffinityTerm;
+use crate::policy::HOSTNAME_KEY;
+
+use super::own_pods_selected;
+
+pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    for term in ctx.workload.anti_affinity_terms() {
+        check_term(ctx, &term, out);
+    }
+}
+
+fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding>) {
+    let key = t.term.topology_key.as_str();
+    let what = format!("{} (topologyKey {key})", t.describe());
+    let selects_own = match own_pods_selected(
+        t.term.label_selector.as_ref(),
+        &ctx.workload.pod_labels,
+        &what,
+    ) {
+        Ok(()) => ctx.term_covers_own_namespace(t.term),
+        Err(finding) => {
+            out.push(finding);
+            false
+        }
+    };
+    if ctx.key_present(key) == Some(false) && ctx.eligible_nodes() != Some(0) {
+        let nodes = ctx
+            .eligible_nodes()
+            .map(|n| format!("none of the {n} eligible nodes"))
+            .unwrap_or("no eligible node".into());
+        if t.required {
+            out.push(Finding::deny(
+                RuleId::HA005,
+                format!(
+                    "{what}: {nodes} carries label {key}, so the required term constrains nothing"
+                ),
+            ));
+        } else {
+            out.push(Finding::warn(
+                RuleId::HA005,
+                format!("{what}: {nodes} carries label {key}, so the term is inert"),
+            ));
+        }
+        return;
+    }
+    if !t.required || !selects_own {
+        return;
+    }
+    let replicas = ctx.replicas;
+    if ctx.policy.is_zone_key(key) {
+        let zones = ctx.eligible_zones() as i64;
+        if zones > 0 && replicas > zones {
+            out.push(Finding::deny(
+                RuleId::HA002,
+                format!(
+                    "{}, {}: required zone anti-affinity ({key}) allows one pod per zone and leaves {} Pending",
+                    plural(replicas, "replica", "replicas"),
+                    plural(zones, "eligible zone", "eligible zones"),
+                    plural(replicas - zones, "pod", "pods"),
+                ),
+            ));
+        }
+    } else if key == HOSTNAME_KEY
+        && let Some(nodes) = ctx.eligible_nodes()
+    {
+        let nodes = nodes as i64;
+        if nodes > 0 && replicas > nodes {
+            out.push(Finding::deny(
+                RuleId::HA003,
+                format!(
+                    "{}, {}: required hostname anti-affinity allows one pod per node and leaves {} Pending",
+                    plural(replicas, "replica", "replicas"),
+                    plural(nodes, "eligible node", "eligible nodes"),
+                    plural(replicas - nodes, "pod", "pods"),
+                ),
+            ));
+        }
+    }
+}

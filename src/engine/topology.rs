@@ -1,0 +1,543 @@
+//! The zone topology snapshot the engine decides against.
+//!
+//! Nodes are folded into groups that share every scheduling-relevant property (labels other
+//! than per-node ones such as the hostname, taints, schedulability), so a decision costs the
+//! number of distinct node shapes, not the number of nodes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Toleration};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::policy::{HOSTNAME_KEY, Policy};
+
+/// A taint that keeps pods off a node (`NoSchedule` or `NoExecute`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Taint {
+    pub key: String,
+    pub value: String,
+    pub effect: String,
+}
+
+/// What the engine needs of one Node: nothing else is kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Only taints whose effect keeps pods away (`NoSchedule`, `NoExecute`).
+    pub taints: Vec<Taint>,
+    pub unschedulable: bool,
+}
+
+impl NodeInfo {
+    /// Reads a Node object (raw JSON, as the API server or `kubectl get nodes -o yaml` gives it).
+    pub fn from_json(node: &Value) -> Result<NodeInfo, String> {
+        let name = node
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .ok_or("a Node without metadata.name")?
+            .to_owned();
+        let labels = match node.pointer("/metadata/labels") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k.clone(), s.clone())),
+                    _ => Err(format!("node {name}: label {k:?} is not a string")),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(format!("node {name}: metadata.labels is not a map")),
+        };
+        let mut taints = Vec::new();
+        match node.pointer("/spec/taints") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for t in items {
+                    let field = |f: &str| {
+                        t.get(f)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let effect = field("effect");
+                    if effect == "NoSchedule" || effect == "NoExecute" {
+                        taints.push(Taint {
+                            key: field("key"),
+                            value: field("value"),
+                            effect,
+                        });
+                    }
+                }
+            }
+            Some(_) => return Err(format!("node {name}: spec.taints is not a list")),
+        }
+        taints.sort();
+        let unschedulable = node
+            .pointer("/spec/unschedulable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(NodeInfo {
+            name,
+            labels,
+            taints,
+            unschedulable,
+        })
+    }
+}
+
+/// Where a topology came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TopologySource {
+    /// Real nodes (a nodes file or the cluster).
+    Nodes,
+    /// No nodes were given: the policy's `assumedZones`, node counts unknown.
+    Assumed,
+}
+
+#[derive(Clone, Debug)]
+struct Member {
+    name: String,
+    /// Only the per-node labels (hostname and the like).
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+struct NodeGroup {
+    /// Labels every member shares (per-node keys removed).
+    labels: BTreeMap<String, String>,
+    taints: Vec<Taint>,
+    unschedulable: bool,
+    zone: Option<String>,
+    members: Vec<Member>,
+    /// Per-node label keys that at least one member carries.
+    member_keys: HashSet<String>,
+}
+
+/// A snapshot of the cluster's nodes, reduced to what spread decisions need.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    source: TopologySource,
+    zone_key: String,
+    zones: BTreeMap<String, usize>,
+    unzoned_nodes: usize,
+    total_nodes: usize,
+    keys: HashSet<String>,
+    per_node_keys: HashSet<String>,
+    groups: Vec<NodeGroup>,
+}
+
+/// The nodes a workload may land on, summarised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Eligibility {
+    /// Eligible nodes; `None` when node counts are unknown (assumed topology).
+    pub nodes: Option<usize>,
+    /// Eligible zone → eligible nodes in it (0 when unknown).
+    pub zones: BTreeMap<String, usize>,
+    /// Eligible nodes without a zone label.
+    pub unzoned_nodes: usize,
+    /// For each key asked about: does some eligible node carry it (`None`: unknown).
+    pub keys_present: Vec<Option<bool>>,
+}
+
+/// A pod's node-selection requirements, borrowed from its spec.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scheduling<'a> {
+    pub node_selector: Option<&'a BTreeMap<String, String>>,
+    /// `None`: no required node affinity. `Some(terms)`: the terms, ORed.
+    pub required_terms: Option<&'a [NodeSelectorTerm]>,
+    pub tolerations: &'a [Toleration],
+}
+
+/// Counts a zone snapshot for reports: zone → nodes, plus the unzoned ones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologySummary {
+    pub source: TopologySource,
+    pub zone_key: String,
+    pub zones: BTreeMap<String, usize>,
+    pub unzoned_nodes: usize,
+    pub nodes: usize,
+}
+
+/// Zone counts per zone, as `spreadguard topology` prints them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneStats {
+    pub nodes: usize,
+    pub schedulable: usize,
+    pub tainted: usize,
+}
+
+// === impl Topology ===
+
+impl Topology {
+    /// Builds a snapshot from nodes. The zone key is the first of the policy's `zoneLabels`
+    /// that any node carries.
+    pub fn from_nodes(nodes: impl IntoIterator<Item = NodeInfo>, policy: &Policy) -> Topology {
+        let nodes: Vec<NodeInfo> = nodes.into_iter().collect();
+        let zone_key = policy
+            .zone_labels
+            .iter()
+            .find(|k| nodes.iter().any(|n| n.labels.contains_key(*k)))
+            .unwrap_or(&policy.zone_labels[0])
+            .clone();
+        let per_node_keys = per_node_keys(&nodes, policy);
+
+        let mut keys = HashSet::new();
+        let mut zones = BTreeMap::new();
+        let mut unzoned_nodes = 0;
+        let mut groups: Vec<NodeGroup> = Vec::new();
+        let mut index: HashMap<(BTreeMap<String, String>, Vec<Taint>, bool), usize> =
+            HashMap::new();
+        let total_nodes = nodes.len();
+        for node in nodes {
+            keys.extend(node.labels.keys().cloned());
+            let (own, shared): (BTreeMap<_, _>, BTreeMap<_, _>) = node
+                .labels
+                .into_iter()
+                .partition(|(k, _)| per_node_keys.contains(k));
+            let zone = shared.get(&zone_key).cloned();
+            match &zone {
+                Some(z) => *zones.entry(z.clone()).or_insert(0) += 1,
+                None => unzoned_nodes += 1,
+            }
+            let member = Member {
+                name: node.name,
+                labels: own,
+            };
+            let signature = (shared, node.taints, node.unschedulable);
+            let i =
+                *index
+                    .entry(signature)
+                    .or_insert_with_key(|(labels, taints, unschedulable)| {
+                        groups.push(NodeGroup {
+                            labels: labels.clone(),
+                            taints: taints.clone(),
+                            unschedulable: *unschedulable,
+                            zone,
+                            members: Vec::new(),
+                            member_keys: HashSet::new(),
+                        });
+                        groups.len() - 1
+                    });
+            groups[i].member_keys.extend(member.labels.keys().cloned());
+            groups[i].members.push(member);
+        }
+        Topology {
+            source: TopologySource::Nodes,
+            zone_key,
+            zones,
+            unzoned_nodes,
+            total_nodes,
+            keys,
+            per_node_keys,
+            groups,
+        }
+    }
+
+    /// A topology for when no nodes are known: `policy.assumedZones` zones under the primary
+    /// zone key, with unknown node counts.
+    pub fn assumed(policy: &Policy) -> Topology {
+        let zones = (1..=policy.assumed_zones)
+            .map(|i| (format!("assumed-zone-{i}"), 0))
+            .collect();
+        Topology {
+            source: TopologySource::Assumed,
+            zone_key: policy.primary_zone_key().to_owned(),
+            zones,
+            unzoned_nodes: 0,
+            total_nodes: 0,
+            keys: [
+                policy.primary_zone_key().to_owned(),
+                HOSTNAME_KEY.to_owned(),
+            ]
+            .into(),
+            per_node_keys: HashSet::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    pub fn source(&self) -> TopologySource {
+        self.source
+    }
+
+    /// The zone label key in use.
+    pub fn zone_key(&self) -> &str {
+        &self.zone_key
+    }
+
+    /// Zones of the whole cluster (every node counted).
+    pub fn zone_count(&self) -> usize {
+        self.zones.len()
+    }
+
+    /// Whether any node carries this label key.
+    pub fn carries_key(&self, key: &str) -> bool {
+        self.keys.contains(key)
+    }
+
+    /// The number of distinct node shapes the snapshot folded the nodes into.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn summary(&self) -> TopologySummary {
+        TopologySummary {
+            source: self.source,
+            zone_key: self.zone_key.clone(),
+            zones: self.zones.clone(),
+            unzoned_nodes: self.unzoned_nodes,
+            nodes: self.total_nodes,
+        }
+    }
+
+    /// Per-zone node counts for `spreadguard topology`; the unzoned nodes under `None`.
+    pub fn zone_stats(&self) -> BTreeMap<Option<String>, ZoneStats> {
+        let mut out: BTreeMap<Option<String>, ZoneStats> = BTreeMap::new();
+        for g in &self.groups {
+            let s = out.entry(g.zone.clone()).or_default();
+            let n = g.members.len();
+            s.nodes += n;
+            if !g.unschedulable {
+                s.schedulable += n;
+            }
+            if !g.taints.is_empty() {
+                s.tainted += n;
+            }
+        }
+        out
+    }
+
+    /// The nodes a pod with these requirements may land on, and whether those nodes carry
+    /// each of `keys`.
+    pub fn eligibility(&self, sched: &Scheduling<'_>, keys: &[&str]) -> Eligibility {
+        if self.source == TopologySource::Assumed {
+            return self.assumed_eligibility(sched, keys);
+        }
+        let per_member = self.needs_member_evaluation(sched);
+        let mut out = Eligibility {
+            nodes: Some(0),
+            zones: BTreeMap::new(),
+            unzoned_nodes: 0,
+            keys_present: vec![Some(false); keys.len()],
+        };
+        let mut total = 0;
+        for g in &self.groups {
+            if g.unschedulable
+                || !g
+                    .taints
+                    .iter()
+                    .all(|t| sched.tolerations.iter().any(|tol| tolerates(tol, t)))
+            {
+                continue;
+            }
+            let count = if per_member {
+                let mut count = 0;
+                for m in &g.members {
+                    let lookup = |k: &str| {
+                        m.labels
+                            .get(k)
+                            .or_else(|| g.labels.get(k))
+                            .map(String::as_str)
+                    };
+                    if node_matches(sched, lookup, &m.name) {
+                        count += 1;
+                        mark_keys(keys, &mut out.keys_present, |k| {
+                            m.labels.contains_key(k) || g.labels.contains_key(k)
+                        });
+                    }
+                }
+                count
+            } else {
+                let lookup = |k: &str| g.labels.get(k).map(String::as_str);
+                if !node_matches(sched, lookup, "") {
+                    continue;
+                }
+                mark_keys(keys, &mut out.keys_present, |k| {
+                    g.labels.contains_key(k) || g.member_keys.contains(k)
+                });
+                g.members.len()
+            };
+            if count == 0 {
+                continue;
+            }
+            total += count;
+            match &g.zone {
+                Some(z) => *out.zones.entry(z.clone()).or_insert(0) += count,
+                None => out.unzoned_nodes += count,
+            }
+        }
+        out.nodes = Some(total);
+        out
+    }
+
+    fn needs_member_evaluation(&self, sched: &Scheduling<'_>) -> bool {
+        let per_node = |k: &String| self.per_node_keys.contains(k);
+        sched.node_selector.is_some_and(|s| s.keys().any(per_node))
+            || sched.required_terms.into_iter().flatten().any(|t| {
+                t.match_fields.as_ref().is_some_and(|f| !f.is_empty())
+                    || t.match_expressions
+                        .iter()
+                        .flatten()
+                        .any(|e| per_node(&e.key))
+            })
+    }
+
+    /// Without nodes, only zone pinning can be judged: a nodeSelector on the zone key, or
+    /// required affinity whose every term names zones with `In`.
+    fn assumed_eligibility(&self, sched: &Scheduling<'_>, keys: &[&str]) -> Eligibility {
+        let key = self.zone_key.as_str();
+        let mut zones: Option<BTreeSet<String>> = sched
+            .node_selector
+            .and_then(|s| s.get(key))
+            .map(|z| [z.clone()].into());
+        if zones.is_none()
+            && let Some(terms) = sched.required_terms
+        {
+            let pinned: Option<Vec<&[String]>> = terms
+                .iter()
+                .map(|t| {
+                    t.match_expressions
+                        .iter()
+                        .flatten()
+                        .find(|e| e.key == key && e.operator == "In")
+                        .map(|e| e.values.as_deref().unwrap_or_default())
+                })
+                .collect();
+            if let Some(pinned) = pinned.filter(|p| !p.is_empty()) {
+                zones = Some(pinned.into_iter().flatten().cloned().collect());
+            }
+        }
+        let zones = match zones {
+            Some(named) => named
+                .into_iter()
+                .take(self.zones.len())
+                .map(|z| (z, 0))
+                .collect(),
+            None => self.zones.clone(),
+        };
+        let keys_present = keys
+            .iter()
+            .map(|k| {
+                if self.keys.contains(*k) {
+                    Some(true)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        Eligibility {
+            nodes: None,
+            zones,
+            unzoned_nodes: 0,
+            keys_present,
+        }
+    }
+}
+
+/// Label keys whose value differs on (almost) every node, such as the hostname. Keeping them
+/// out of group signatures is what keeps the group count independent of the node count.
+fn per_node_keys(nodes: &[NodeInfo], policy: &Policy) -> HashSet<String> {
+    let mut distinct: HashMap<&str, (HashSet<&str>, usize)> = HashMap::new();
+    for n in nodes {
+        for (k, v) in &n.labels {
+            let e = distinct.entry(k.as_str()).or_default();
+            e.0.insert(v.as_str());
+            e.1 += 1;
+        }
+    }
+    let mut keys: HashSet<String> = distinct
+        .into_iter()
+        .filter(|(k, (values, carriers))| {
+            !policy.is_zone_key(k) && values.len() > 8 && values.len() * 2 >= *carriers
+        })
+        .map(|(k, _)| k.to_owned())
+        .collect();
+    keys.insert(HOSTNAME_KEY.to_owned());
+    keys
+}
+
+fn mark_keys(keys: &[&str], present: &mut [Option<bool>], has: impl Fn(&str) -> bool) {
+    for (k, p) in keys.iter().zip(present.iter_mut()) {
+        if *p != Some(true) && has(k) {
+            *p = Some(true);
+        }
+    }
+}
+
+fn node_matches<'a>(
+    sched: &Scheduling<'_>,
+    labels: impl Fn(&str) -> Option<&'a str>,
+    name: &str,
+) -> bool {
+    if let Some(selector) = sched.node_selector
+        && !selector.iter().all(|(k, v)| labels(k) == Some(v.as_str()))
+    {
+        return false;
+    }
+    match sched.required_terms {
+        None => true,
+        Some(terms) => terms.iter().any(|t| term_matches(t, &labels, name)),
+    }
+}
+
+/// A node selector term: its expressions and fields ANDed; an empty term matches nothing.
+fn term_matches<'a>(
+    term: &NodeSelectorTerm,
+    labels: &impl Fn(&str) -> Option<&'a str>,
+    name: &str,
+) -> bool {
+    let exprs = term.match_expressions.as_deref().unwrap_or_default();
+    let fields = term.match_fields.as_deref().unwrap_or_default();
+    if exprs.is_empty() && fields.is_empty() {
+        return false;
+    }
+    exprs.iter().all(|e| requirement_matches(e, labels(&e.key)))
+        && fields
+            .iter()
+            .all(|f| f.key == "metadata.name" && requirement_matches(f, Some(name)))
+}
+
+fn requirement_matches(req: &NodeSelectorRequirement, actual: Option<&str>) -> bool {
+    let values = req.values.as_deref().unwrap_or_default();
+    let number = |s: &str| s.parse::<i64>().ok();
+    match req.operator.as_str() {
+        "In" => actual.is_some_and(|a| values.iter().any(|v| v == a)),
+        "NotIn" => actual.is_none_or(|a| !values.iter().any(|v| v == a)),
+        "Exists" => actual.is_some(),
+        "DoesNotExist" => actual.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(a), [bound]) = (actual.and_then(number), values) else {
+                return false;
+            };
+            let Some(bound) = number(bound) else {
+                return false;
+            };
+            if req.operator == "Gt" {
+                a > bound
+            } else {
+                a < bound
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The scheduler's toleration test.
+pub fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
+    let effect = tol.effect.as_deref().unwrap_or_default();
+    if !effect.is_empty() && effect != taint.effect {
+        return false;
+    }
+    let key = tol.key.as_deref().unwrap_or_default();
+    if !key.is_empty() && key != taint.key {
+        return false;
+    }
+    match tol.operator.as_deref().unwrap_or_default() {
+        "" | "Equal" => tol.value.as_deref().unwrap_or_default() == taint.value,
+        "Exists" => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,379 @@
+//! A read-only view of a workload's raw JSON: where its pod template is and what in it
+//! matters for spreading. Nothing here is ever written back; patches address the raw JSON.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, Toleration, TopologySpreadConstraint};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::topology::Scheduling;
+
+/// The kinds spreadguard judges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    ReplicaSet,
+    Pod,
+}
+
+impl WorkloadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::ReplicaSet => "ReplicaSet",
+            WorkloadKind::Pod => "Pod",
+        }
+    }
+
+    /// The kind for an `apiVersion`/`kind` pair, if spreadguard handles it.
+    pub fn from_type(api_version: &str, kind: &str) -> Option<WorkloadKind> {
+        match (api_version, kind) {
+            ("apps/v1", "Deployment") => Some(WorkloadKind::Deployment),
+            ("apps/v1", "StatefulSet") => Some(WorkloadKind::StatefulSet),
+            ("apps/v1", "ReplicaSet") => Some(WorkloadKind::ReplicaSet),
+            ("v1", "Pod") => Some(WorkloadKind::Pod),
+            _ => None,
+        }
+    }
+
+    /// JSON pointer tokens from the object's root to its pod spec.
+    pub fn pod_spec_path(self) -> &'static [&'static str] {
+        match self {
+            WorkloadKind::Pod => &["spec"],
+            _ => &["spec", "template", "spec"],
+        }
+    }
+}
+
+/// Why an object is passed through without a decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Not a kind spreadguard judges.
+    NotAWorkload,
+    /// A Pod or ReplicaSet whose controller is judged instead.
+    Controlled,
+    /// The object has a `deletionTimestamp`.
+    Deleting,
+}
+
+/// Labels Kubernetes controllers add to pods, which a selector must not pin.
+pub const HASH_LABELS: &[&str] = &[
+    "pod-template-hash",
+    "controller-revision-hash",
+    "statefulset.kubernetes.io/pod-name",
+    "apps.kubernetes.io/pod-index",
+];
+
+/// The scheduling-relevant parts of a pod spec, read through typed views.
+#[derive(Clone, Debug, Default)]
+pub struct PodScheduling {
+    pub node_selector: Option<BTreeMap<String, String>>,
+    pub affinity: Option<Affinity>,
+    pub tolerations: Vec<Toleration>,
+    pub spread: Vec<TopologySpreadConstraint>,
+}
+
+/// A workload, as the engine sees it.
+#[derive(Clone, Debug)]
+pub struct Workload<'a> {
+    pub kind: WorkloadKind,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+    /// `spec.replicas`, 1 when omitted; always 1 for a Pod.
+    pub replicas: i64,
+    /// The controller's raw `spec.selector` (absent for Pods).
+    pub selector_json: Option<&'a Value>,
+    pub selector: Option<LabelSelector>,
+    pub pod_labels: BTreeMap<String, String>,
+    pub pod_spec: &'a Map<String, Value>,
+    pub annotations: Option<&'a Map<String, Value>>,
+    pub scheduling: PodScheduling,
+}
+
+/// The outcome of reading an object.
+#[derive(Debug)]
+pub enum Classified<'a> {
+    Skip(Skip),
+    Workload(Box<Workload<'a>>),
+    /// A workload kind whose fields cannot be read; `reason` names the field.
+    Uninterpretable {
+        kind: WorkloadKind,
+        reason: String,
+    },
+}
+
+/// Reads an object's kind and, for workloads, the parts that matter.
+pub fn classify(object: &Value) -> Classified<'_> {
+    let str_at = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let Some(kind) = WorkloadKind::from_type(str_at("/apiVersion"), str_at("/kind")) else {
+        return Classified::Skip(Skip::NotAWorkload);
+    };
+    if object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+    {
+        return Classified::Skip(Skip::Deleting);
+    }
+    if matches!(kind, WorkloadKind::Pod | WorkloadKind::ReplicaSet) && has_controller(object) {
+        return Classified::Skip(Skip::Controlled);
+    }
+    match read(kind, object) {
+        Ok(w) => Classified::Workload(Box::new(w)),
+        Err(reason) => Classified::Uninterpretable { kind, reason },
+    }
+}
+
+/// `namespace/name` of any object, for reports; a `generateName` stands in for a name.
+pub fn object_name(object: &Value) -> (Option<&str>, &str) {
+    let ns = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str);
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            object
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+        })
+        .unwrap_or_default();
+    (ns, name)
+}
+
+fn has_controller(object: &Value) -> bool {
+    object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        })
+}
+
+fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, String> {
+    let (namespace, name) = object_name(object);
+    let annotations = object_at(object, "/metadata/annotations", "metadata.annotations")?;
+    let (replicas, selector_json, template_meta, spec_ptr, spec_name) = match kind {
+        WorkloadKind::Pod => (1, None, object.get("metadata"), "/spec", "spec"),
+        _ => {
+            let replicas = match object.pointer("/spec/replicas") {
+                None | Some(Value::Null) => 1,
+                Some(v) => v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
+                    format!(
+                        "spec.replicas: expected a non-negative integer, got {}",
+                        type_name(v)
+                    )
+                })?,
+            };
+            let selector = object.pointer("/spec/selector").filter(|v| !v.is_null());
+            (
+                replicas,
+                selector,
+                object.pointer("/spec/template/metadata"),
+                "/spec/template/spec",
+                "spec.template.spec",
+            )
+        }
+    };
+    let pod_spec = match object.pointer(spec_ptr) {
+        Some(Value::Object(map)) => map,
+        None | Some(Value::Null) => return Err(format!("{spec_name}: missing")),
+        Some(other) => {
+            return Err(format!(
+                "{spec_name}: expected an object, got {}",
+                type_name(other)
+            ));
+        }
+    };
+    let labels_path = if kind == WorkloadKind::Pod {
+        "metadata.labels"
+    } else {
+        "spec.template.metadata.labels"
+    };
+    let pod_labels =
+        typed(template_meta.and_then(|m| m.get("labels")), labels_path)?.unwrap_or_default();
+    let selector = typed(selector_json, "spec.selector")?;
+    let field = |f: &str| format!("{spec_name}.{f}");
+    let scheduling = PodScheduling {
+        node_selector: typed(pod_spec.get("nodeSelector"), &field("nodeSelector"))?,
+        affinity: typed(pod_spec.get("affinity"), &field("affinity"))?,
+        tolerations: typed(pod_spec.get("tolerations"), &field("tolerations"))?.unwrap_or_default(),
+        spread: typed(
+            pod_spec.get("topologySpreadConstraints"),
+            &field("topologySpreadConstraints"),
+        )?
+        .unwrap_or_default(),
+    };
+    Ok(Workload {
+        kind,
+        namespace,
+        name,
+        replicas,
+        selector_json,
+        selector,
+        pod_labels,
+        pod_spec,
+        annotations,
+        scheduling,
+    })
+}
+
+fn object_at<'a>(
+    object: &'a Value,
+    ptr: &str,
+    name: &str,
+) -> Result<Option<&'a Map<String, Value>>, String> {
+    match object.pointer(ptr) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(other) => Err(format!(
+            "{name}: expected an object, got {}",
+            type_name(other)
+        )),
+    }
+}
+
+fn typed<T: DeserializeOwned>(value: Option<&Value>, path: &str) -> Result<Option<T>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => T::deserialize(v)
+            .map(Some)
+            .map_err(|e| format!("{path}: {e}")),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+// === impl Workload ===
+
+impl Workload<'_> {
+    pub fn scheduling(&self) -> Scheduling<'_> {
+        let required = self
+            .scheduling
+            .affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|n| {
+                n.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .map(|r| r.node_selector_terms.as_slice());
+        Scheduling {
+            node_selector: self.scheduling.node_selector.as_ref(),
+            required_terms: required,
+            tolerations: &self.scheduling.tolerations,
+        }
+    }
+
+    /// A workload annotation's string value.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations
+            .and_then(|a| a.get(key))
+            .and_then(Value::as_str)
+    }
+
+    /// The selector injected constraints use: the controller's own selector, or for a bare
+    /// Pod its labels minus controller hash labels. `None` when there is nothing usable.
+    pub fn spread_selector(&self) -> Option<Value> {
+        match self.kind {
+            WorkloadKind::Pod => {
+                let labels: Map<String, Value> = self
+                    .pod_labels
+                    .iter()
+                    .filter(|(k, _)| !HASH_LABELS.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                (!labels.is_empty()).then(|| serde_json::json!({ "matchLabels": labels }))
+            }
+            _ => {
+                let sel = self.selector.as_ref()?;
+                let empty = sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
+                    && sel.match_expressions.as_ref().is_none_or(|e| e.is_empty());
+                if empty || self.pod_labels.is_empty() {
+                    return None;
+                }
+                self.selector_json.cloned()
+            }
+        }
+    }
+
+    /// The required anti-affinity terms and the soft ones' terms, with their JSON paths.
+    pub fn anti_affinity_terms(&self) -> impl Iterator<Item = AntiAffinityTerm<'_>> {
+        let anti = self
+            .scheduling
+            .affinity
+            .as_ref()
+            .and_then(|a| a.pod_anti_affinity.as_ref());
+        let required = anti
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_deref()
+            })
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, term)| AntiAffinityTerm {
+                term,
+                required: true,
+                index: i,
+            });
+        let preferred = anti
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_deref()
+            })
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, w)| AntiAffinityTerm {
+                term: &w.pod_affinity_term,
+                required: false,
+                index: i,
+            });
+        required.chain(preferred)
+    }
+}
+
+/// One pod anti-affinity term, hard or soft.
+#[derive(Clone, Copy, Debug)]
+pub struct AntiAffinityTerm<'a> {
+    pub term: &'a k8s_openapi::api::core::v1::PodAffinityTerm,
+    pub required: bool,
+    pub index: usize,
+}
+
+impl AntiAffinityTerm<'_> {
+    /// Where the term sits, for messages: `podAntiAffinity.required...[0]`.
+    pub fn describe(&self) -> String {
+        if self.required {
+            format!(
+                "podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[{}]",
+                self.index
+            )
+        } else {
+            format!(
+                "podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[{}]",
+                self.index
+            )
+        }
+    }
+}

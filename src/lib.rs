@@ -1,0 +1,10 @@
+//! spreadguard: a Kubernetes admission webhook that keeps workloads alive through the loss
+//! of a zone.
+//!
+//! The [`engine`] is pure and shared by the webhook and `spreadguard audit`; everything else
+//! is I/O at its edge.
+
+pub mod audit;
+pub mod cli;
+pub mod engine;
+pub mod policy;

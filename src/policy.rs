@@ -1,0 +1,270 @@
+//! The policy file: what spreadguard enforces and how it mutates.
+//!
+//! Every field is optional; the defaults are the product's documented behaviour. Unknown
+//! fields and bad values are errors that name the field, so a typo never silently turns a
+//! rule off.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::finding::{RuleId, Severity};
+
+/// The label that carries a node's zone on every supported Kubernetes version.
+pub const STANDARD_ZONE_KEY: &str = "topology.kubernetes.io/zone";
+/// The zone label Kubernetes deprecated in 1.17; still found on old clusters and manifests.
+pub const LEGACY_ZONE_KEY: &str = "failure-domain.beta.kubernetes.io/zone";
+/// The label every node carries with its own host name.
+pub const HOSTNAME_KEY: &str = "kubernetes.io/hostname";
+
+/// Errors from reading a policy file.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The YAML does not parse, or a field has the wrong shape (the message names it).
+    #[error("policy: {0}")]
+    Parse(#[source] serde_norway::Error),
+    /// A field parsed but its value is out of range.
+    #[error("policy field `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+/// How a decision is acted upon.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Mode {
+    /// Deny what fails a deny rule, apply the patch.
+    #[default]
+    Enforce,
+    /// Apply the patch, report every finding as a warning, deny nothing.
+    Warn,
+    /// Change nothing, deny nothing; report what would happen in warnings and audit annotations.
+    Audit,
+    /// Do nothing at all.
+    Off,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Warn => "warn",
+            Mode::Audit => "audit",
+            Mode::Off => "off",
+        }
+    }
+
+    /// Parses the value of a `spreadguard.io/mode` label or annotation.
+    pub fn parse(value: &str) -> Option<Mode> {
+        match value {
+            "enforce" => Some(Mode::Enforce),
+            "warn" => Some(Mode::Warn),
+            "audit" => Some(Mode::Audit),
+            "off" => Some(Mode::Off),
+            _ => None,
+        }
+    }
+}
+
+/// Which namespaces spreadguard acts on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Scope {
+    /// Every namespace that is not exempt.
+    #[default]
+    ClusterWide,
+    /// Only namespaces labelled `spreadguard.io/enabled: "true"`.
+    OptIn,
+}
+
+/// `whenUnsatisfiable` of the spread constraints spreadguard injects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WhenUnsatisfiable {
+    #[default]
+    ScheduleAnyway,
+    DoNotSchedule,
+}
+
+impl WhenUnsatisfiable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WhenUnsatisfiable::ScheduleAnyway => "ScheduleAnyway",
+            WhenUnsatisfiable::DoNotSchedule => "DoNotSchedule",
+        }
+    }
+}
+
+/// A per-rule override of the severity the engine assigns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RuleSetting {
+    Deny,
+    Warn,
+    Info,
+    /// Drop the rule's findings entirely.
+    Off,
+}
+
+/// The whole policy. Field names are the YAML keys (camelCase).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Policy {
+    pub mode: Mode,
+    pub scope: Scope,
+    pub min_replicas: u32,
+    pub zone_labels: Vec<String>,
+    pub max_skew: u32,
+    pub when_unsatisfiable: WhenUnsatisfiable,
+    /// Add `matchLabelKeys: [pod-template-hash]` to spread constraints injected into Deployments.
+    pub match_pod_template_hash: bool,
+    pub anti_affinity_weight: u32,
+    pub spread_across_nodes: bool,
+    pub rewrite_legacy_zone_key: bool,
+    pub exempt_namespaces: Vec<String>,
+    pub allow_workload_override: bool,
+    pub assumed_zones: u32,
+    /// When the engine itself fails (a bug), allow the request with a warning.
+    pub fail_open: bool,
+    pub rules: BTreeMap<RuleId, RuleSetting>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            mode: Mode::Enforce,
+            scope: Scope::ClusterWide,
+            min_replicas: 2,
+            zone_labels: vec![STANDARD_ZONE_KEY.to_owned(), LEGACY_ZONE_KEY.to_owned()],
+            max_skew: 1,
+            when_unsatisfiable: WhenUnsatisfiable::ScheduleAnyway,
+            match_pod_template_hash: true,
+            anti_affinity_weight: 100,
+            spread_across_nodes: true,
+            rewrite_legacy_zone_key: false,
+            exempt_namespaces: vec![
+                "kube-system".to_owned(),
+                "kube-public".to_owned(),
+                "kube-node-lease".to_owned(),
+            ],
+            allow_workload_override: false,
+            assumed_zones: 3,
+            fail_open: true,
+            rules: BTreeMap::new(),
+        }
+    }
+}
+
+// === impl Policy ===
+
+impl Policy {
+    /// Parses and validates a policy document. An empty document is the default policy.
+    pub fn from_yaml(text: &str) -> Result<Policy, PolicyError> {
+        if text.trim().is_empty() {
+            return Ok(Policy::default());
+        }
+        let policy: Policy = serde_norway::from_str(text).map_err(PolicyError::Parse)?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    fn validate(&self) -> Result<(), PolicyError> {
+        let invalid = |field, reason: String| Err(PolicyError::Invalid { field, reason });
+        if self.zone_labels.is_empty() {
+            return invalid("zoneLabels", "must name at least one node label".into());
+        }
+        if let Some(bad) = self.zone_labels.iter().find(|k| k.trim().is_empty()) {
+            return invalid("zoneLabels", format!("contains an empty label key {bad:?}"));
+        }
+        if self.max_skew == 0 {
+            return invalid("maxSkew", "must be at least 1, got 0".into());
+        }
+        if !(1..=100).contains(&self.anti_affinity_weight) {
+            return invalid(
+                "antiAffinityWeight",
+                format!(
+                    "must be between 1 and 100, got {}",
+                    self.anti_affinity_weight
+                ),
+            );
+        }
+        if self.assumed_zones == 0 {
+            return invalid("assumedZones", "must be at least 1, got 0".into());
+        }
+        Ok(())
+    }
+
+    /// The zone key spreadguard assumes when no node list is at hand.
+    pub fn primary_zone_key(&self) -> &str {
+        &self.zone_labels[0]
+    }
+
+    /// Whether `key` names a zone: one of the configured zone labels or a well-known one.
+    pub fn is_zone_key(&self, key: &str) -> bool {
+        key == STANDARD_ZONE_KEY
+            || key == LEGACY_ZONE_KEY
+            || self.zone_labels.iter().any(|k| k == key)
+    }
+
+    /// The severity a rule's finding ends with, after the policy's overrides.
+    pub fn severity_for(&self, rule: RuleId, severity: Severity) -> Option<Severity> {
+        match self.rules.get(&rule) {
+            None => Some(severity),
+            Some(RuleSetting::Off) => None,
+            Some(RuleSetting::Deny) => Some(Severity::Deny),
+            Some(RuleSetting::Warn) => Some(Severity::Warn),
+            Some(RuleSetting::Info) => Some(Severity::Info),
+        }
+    }
+
+    pub fn is_exempt(&self, namespace: &str) -> bool {
+        self.exempt_namespaces.iter().any(|n| n == namespace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_document_is_the_default_policy() {
+        assert_eq!(Policy::from_yaml("").unwrap(), Policy::default());
+        assert_eq!(Policy::from_yaml("# nothing\n").unwrap(), Policy::default());
+    }
+
+    #[test]
+    fn fields_are_read_in_camel_case() {
+        let p = Policy::from_yaml(
+            "mode: warn\nminReplicas: 3\nzoneLabels: [avaliable_zone]\nwhenUnsatisfiable: DoNotSchedule\nrules: {HA004: warn, HA009: off}\n",
+        )
+        .unwrap();
+        assert_eq!(p.mode, Mode::Warn);
+        assert_eq!(p.min_replicas, 3);
+        assert_eq!(p.primary_zone_key(), "avaliable_zone");
+        assert_eq!(p.when_unsatisfiable, WhenUnsatisfiable::DoNotSchedule);
+        assert_eq!(
+            p.severity_for(RuleId::HA004, Severity::Deny),
+            Some(Severity::Warn)
+        );
+        assert_eq!(p.severity_for(RuleId::HA009, Severity::Info), None);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            ("minReplica: 2\n", "minReplica"),
+            ("mode: strict\n", "strict"),
+            ("maxSkew: 0\n", "maxSkew"),
+            ("antiAffinityWeight: 101\n", "antiAffinityWeight"),
+            ("zoneLabels: []\n", "zoneLabels"),
+            ("assumedZones: 0\n", "assumedZones"),
+            ("rules: {HA999: warn}\n", "HA999"),
+            ("minReplicas: two\n", "minReplicas"),
+        ];
+        for (yaml, field) in cases {
+            let err = Policy::from_yaml(yaml).unwrap_err().to_string();
+            assert!(
+                err.contains(field),
+                "{yaml:?} gave {err:?}, which does not name {field}"
+            );
+        }
+    }
+}
