@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::finding::{RuleId, Severity};
 
+/// Namespace label that opts a namespace in when the policy's scope is `optIn`.
+pub const ENABLED_LABEL: &str = "spreadguard.io/enabled";
+/// Namespace label, or workload annotation (when `allowWorkloadOverride`), that sets the mode.
+pub const MODE_KEY: &str = "spreadguard.io/mode";
+
 /// The label that carries a node's zone on every supported Kubernetes version.
 pub const STANDARD_ZONE_KEY: &str = "topology.kubernetes.io/zone";
 /// The zone label Kubernetes deprecated in 1.17; still found on old clusters and manifests.
@@ -218,6 +223,46 @@ impl Policy {
     pub fn is_exempt(&self, namespace: &str) -> bool {
         self.exempt_namespaces.iter().any(|n| n == namespace)
     }
+
+    /// The mode one object is judged in: the policy's, then the namespace's
+    /// `spreadguard.io/mode` label, then (only when `allowWorkloadOverride`) the workload's
+    /// `spreadguard.io/mode` annotation. Exempt namespaces, and with `scope: optIn` namespaces
+    /// not labelled `spreadguard.io/enabled: "true"`, are `off`.
+    ///
+    /// `namespace_labels` is `None` when they are unknown (no namespace cache): the API
+    /// server's `namespaceSelector` is then trusted to have done the opt-in.
+    pub fn resolve_mode(
+        &self,
+        namespace: Option<&str>,
+        namespace_labels: Option<&BTreeMap<String, String>>,
+        workload_annotations: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Mode {
+        if namespace.is_some_and(|ns| self.is_exempt(ns)) {
+            return Mode::Off;
+        }
+        if self.scope == Scope::OptIn
+            && namespace_labels
+                .is_some_and(|l| l.get(ENABLED_LABEL).map(String::as_str) != Some("true"))
+        {
+            return Mode::Off;
+        }
+        let mut mode = self.mode;
+        if let Some(m) = namespace_labels
+            .and_then(|l| l.get(MODE_KEY))
+            .and_then(|v| Mode::parse(v))
+        {
+            mode = m;
+        }
+        if self.allow_workload_override
+            && let Some(m) = workload_annotations
+                .and_then(|a| a.get(MODE_KEY))
+                .and_then(|v| v.as_str())
+                .and_then(Mode::parse)
+        {
+            mode = m;
+        }
+        mode
+    }
 }
 
 #[cfg(test)]
@@ -245,6 +290,65 @@ mod tests {
             Some(Severity::Warn)
         );
         assert_eq!(p.severity_for(RuleId::HA009, Severity::Info), None);
+    }
+
+    #[test]
+    fn modes_combine_policy_namespace_and_workload() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let annotations = serde_json::json!({ MODE_KEY: "off" });
+        let ann = annotations.as_object();
+        let default = Policy::default();
+        let opt_in = Policy {
+            scope: Scope::OptIn,
+            ..Policy::default()
+        };
+        let overridable = Policy {
+            allow_workload_override: true,
+            ..Policy::default()
+        };
+        let audit_ns = labels(&[(MODE_KEY, "audit"), (ENABLED_LABEL, "true")]);
+        let cases: Vec<(
+            &Policy,
+            Option<&str>,
+            Option<BTreeMap<String, String>>,
+            Mode,
+        )> = vec![
+            (&default, Some("team"), None, Mode::Enforce),
+            (&default, Some("kube-system"), None, Mode::Off),
+            (&default, Some("team"), Some(audit_ns.clone()), Mode::Audit),
+            (
+                &default,
+                Some("team"),
+                Some(labels(&[(MODE_KEY, "bogus")])),
+                Mode::Enforce,
+            ),
+            (&opt_in, Some("team"), Some(labels(&[])), Mode::Off),
+            (
+                &opt_in,
+                Some("team"),
+                Some(labels(&[(ENABLED_LABEL, "true")])),
+                Mode::Enforce,
+            ),
+            (&opt_in, Some("team"), None, Mode::Enforce),
+            (
+                &overridable,
+                Some("team"),
+                Some(audit_ns.clone()),
+                Mode::Off,
+            ),
+        ];
+        for (policy, ns, ns_labels, expected) in cases {
+            assert_eq!(
+                policy.resolve_mode(ns, ns_labels.as_ref(), ann),
+                expected,
+                "{ns:?} {ns_labels:?}"
+            );
+        }
     }
 
     #[test]
