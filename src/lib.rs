@@ -7,4 +7,6 @@
 pub mod audit;
 pub mod cli;
 pub mod engine;
+pub mod manifests;
+pub mod nodes;
 pub mod policy;

@@ -26,8 +26,8 @@ pub const HOSTNAME_KEY: &str = "kubernetes.io/hostname";
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The YAML does not parse, or a field has the wrong shape (the message names it).
-    #[error("policy: {0}")]
-    Parse(#[source] serde_norway::Error),
+    #[error("{0}")]
+    Parse(serde_norway::Error),
     /// A field parsed but its value is out of range.
     #[error("policy field `{field}`: {reason}")]
     Invalid { field: &'static str, reason: String },
@@ -292,6 +292,8 @@ mod tests {
         assert_eq!(p.severity_for(RuleId::HA009, Severity::Info), None);
     }
 
+    type Labels = BTreeMap<String, String>;
+
     #[test]
     fn modes_combine_policy_namespace_and_workload() {
         let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
@@ -312,12 +314,7 @@ mod tests {
             ..Policy::default()
         };
         let audit_ns = labels(&[(MODE_KEY, "audit"), (ENABLED_LABEL, "true")]);
-        let cases: Vec<(
-            &Policy,
-            Option<&str>,
-            Option<BTreeMap<String, String>>,
-            Mode,
-        )> = vec![
+        let cases: Vec<(&Policy, Option<&str>, Option<Labels>, Mode)> = vec![
             (&default, Some("team"), None, Mode::Enforce),
             (&default, Some("kube-system"), None, Mode::Off),
             (&default, Some("team"), Some(audit_ns.clone()), Mode::Audit),

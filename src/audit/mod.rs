@@ -1,6 +1,18 @@
-//! `spreadguard audit`: the engine over manifest files and a node snapshot.
+//! `spreadguard audit`: the engine over manifest files and a node snapshot, offline, so
+//! that CI sees exactly what the webhook would decide.
 
+mod inputs;
+mod report;
+
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+pub use self::inputs::{InputError, Sourced, load};
+pub use self::report::{Entry, Report, Summary, Verdict};
+use crate::engine::Topology;
+use crate::policy::Policy;
 
 /// Arguments of `spreadguard audit`.
 #[derive(Debug, clap::Args)]
@@ -8,9 +20,92 @@ pub struct AuditArgs {
     /// Manifest files or directories (recursive: .yaml, .yml, .json); `-` reads stdin.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// Nodes file (`kubectl get nodes -o yaml`). Without it the policy's assumedZones are used.
+    #[arg(long, env = "SPREADGUARD_NODES")]
+    pub nodes: Option<PathBuf>,
+    /// Policy file (YAML). Without it the defaults apply.
+    #[arg(long, env = "SPREADGUARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Table, env = "SPREADGUARD_OUTPUT")]
+    pub output: Format,
+    /// Colour in the table output: auto (only on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value_t = Color::Auto, env = "SPREADGUARD_COLOR")]
+    pub color: Color,
 }
 
-/// Runs the audit; returns the process exit code.
-pub fn run(_args: AuditArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("audit is being written")
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Exit codes of `spreadguard audit`.
+pub mod exit {
+    /// No deny finding.
+    pub const CLEAN: i32 = 0;
+    /// At least one deny finding.
+    pub const DENIED: i32 = 1;
+    /// Unusable input or arguments.
+    pub const UNUSABLE: i32 = 2;
+}
+
+/// Loads the policy file, or the default policy.
+pub fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
+    let Some(path) = path else {
+        return Ok(Policy::default());
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    Policy::from_yaml(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// Loads the topology from a nodes file, or the policy's assumed zones.
+pub fn load_topology(path: Option<&PathBuf>, policy: &Policy) -> anyhow::Result<Topology> {
+    let Some(path) = path else {
+        return Ok(Topology::assumed(policy));
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let nodes = crate::nodes::parse_nodes(&text).with_context(|| format!("{}", path.display()))?;
+    Ok(Topology::from_nodes(nodes, policy))
+}
+
+/// Runs the audit and prints the report; returns the process exit code. Errors (exit 2)
+/// happen before anything is printed.
+pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
+    let policy = load_policy(args.config.as_ref())?;
+    let topology = load_topology(args.nodes.as_ref(), &policy)?;
+    let docs = load(&args.paths)?;
+    let report = Report::build(&docs, &topology, &policy);
+    let text = match args.output {
+        Format::Json => report.to_json(),
+        Format::Table => {
+            let color = match args.color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => {
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                }
+            };
+            report.to_table(color)
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an audit failure.
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e).context("writing the report");
+    }
+    Ok(if report.denies() {
+        exit::DENIED
+    } else {
+        exit::CLEAN
+    })
 }

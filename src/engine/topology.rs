@@ -103,6 +103,9 @@ struct Member {
     labels: BTreeMap<String, String>,
 }
 
+/// What nodes of one group share: labels minus per-node keys, taints, schedulability.
+type GroupSignature = (BTreeMap<String, String>, Vec<Taint>, bool);
+
 #[derive(Clone, Debug)]
 struct NodeGroup {
     /// Labels every member shares (per-node keys removed).
@@ -189,8 +192,7 @@ impl Topology {
         let mut zones = BTreeMap::new();
         let mut unzoned_nodes = 0;
         let mut groups: Vec<NodeGroup> = Vec::new();
-        let mut index: HashMap<(BTreeMap<String, String>, Vec<Taint>, bool), usize> =
-            HashMap::new();
+        let mut index: HashMap<GroupSignature, usize> = HashMap::new();
         let total_nodes = nodes.len();
         for node in nodes {
             keys.extend(node.labels.keys().cloned());

@@ -1,0 +1,149 @@
+//! Finding and reading the manifests an audit covers.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::manifests::{self, Document};
+
+/// Why the inputs cannot be audited. Each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// A file or directory cannot be read.
+    #[error("{path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
+    /// A file does not parse; the message carries the line.
+    #[error("{path}: {cause}")]
+    Parse {
+        path: String,
+        cause: manifests::ParseError,
+    },
+}
+
+/// A parsed document and the file it came from.
+#[derive(Debug)]
+pub struct Sourced {
+    pub path: String,
+    pub doc: Document,
+}
+
+impl Sourced {
+    /// `path#docIndex`, the `source` of a report entry.
+    pub fn source(&self) -> String {
+        format!("{}{}", self.path, self.doc.anchor())
+    }
+}
+
+const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
+
+/// Expands the paths (directories recursively, in name order; `-` for stdin) and parses
+/// every file. Fails on the first unreadable or unparsable file, before anything is printed.
+pub fn load(paths: &[PathBuf]) -> Result<Vec<Sourced>, InputError> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            files.push(None);
+        } else {
+            collect(p, true, &mut files)?;
+        }
+    }
+    let texts = files
+        .into_iter()
+        .map(|f| match f {
+            None => read_stdin().map(|t| ("-".to_owned(), t, false)),
+            Some(path) => {
+                let name = path.display().to_string();
+                let json = path.extension().is_some_and(|e| e == "json");
+                std::fs::read_to_string(&path)
+                    .map(|t| (name.clone(), t, json))
+                    .map_err(|cause| InputError::Read { path: name, cause })
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let parsed = parse_all(texts)?;
+    Ok(parsed)
+}
+
+/// Parses files on all cores: YAML parsing dominates an audit of thousands of documents.
+fn parse_all(texts: Vec<(String, String, bool)>) -> Result<Vec<Sourced>, InputError> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(texts.len().max(1));
+    let parse_one = |(path, text, json): &(String, String, bool)| {
+        manifests::parse(text, *json)
+            .map(|docs| {
+                docs.into_iter()
+                    .map(|doc| Sourced {
+                        path: path.clone(),
+                        doc,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|cause| InputError::Parse {
+                path: path.clone(),
+                cause,
+            })
+    };
+    let chunk = texts.len().div_ceil(workers).max(1);
+    let results: Vec<Result<Vec<Sourced>, InputError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = texts
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || -> Result<Vec<Sourced>, InputError> {
+                    let mut out = Vec::new();
+                    for t in part {
+                        out.extend(parse_one(t)?);
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a parser thread panicked"))
+            .collect()
+    });
+    let mut out = Vec::new();
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+fn collect(path: &Path, explicit: bool, out: &mut Vec<Option<PathBuf>>) -> Result<(), InputError> {
+    let meta = std::fs::metadata(path).map_err(|cause| InputError::Read {
+        path: path.display().to_string(),
+        cause,
+    })?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|cause| InputError::Read {
+                path: path.display().to_string(),
+                cause,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for e in entries {
+            collect(&e, false, out)?;
+        }
+    } else if explicit
+        || path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| EXTENSIONS.contains(&e))
+    {
+        out.push(Some(path.to_owned()));
+    }
+    Ok(())
+}
+
+fn read_stdin() -> Result<String, InputError> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|cause| InputError::Read {
+            path: "-".to_owned(),
+            cause,
+        })?;
+    Ok(text)
+}

@@ -1,0 +1,268 @@
+//! The audit report: built from engine decisions, printed as JSON or a table.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use json_patch::PatchOperation;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::inputs::Sourced;
+use crate::engine::workload::object_name;
+use crate::engine::{
+    Finding, Injection, Input, Severity, Subject, Topology, TopologySource, TopologySummary, decide,
+};
+use crate::policy::{Mode, Policy};
+
+/// The whole report; its JSON form is a documented, stable format.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub topology: TopologySummary,
+    pub results: Vec<Entry>,
+    pub summary: Summary,
+}
+
+/// One workload's verdict.
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    pub source: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub mode: Mode,
+    pub decision: Verdict,
+    pub findings: Vec<Finding>,
+    pub injected: Vec<Injection>,
+    pub patch: Vec<PatchOperation>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Documents read, workloads or not.
+    pub documents: usize,
+    pub workloads: usize,
+    pub allowed: usize,
+    pub denied: usize,
+    /// Workloads the webhook would patch.
+    pub patched: usize,
+    /// Findings by severity.
+    pub findings: BTreeMap<Severity, usize>,
+}
+
+// === impl Report ===
+
+impl Report {
+    /// Decides every workload in `docs`. HorizontalPodAutoscalers among them supply the
+    /// effective replica count of the workload they target.
+    pub fn build(docs: &[Sourced], topology: &Topology, policy: &Policy) -> Report {
+        let hpas = autoscaler_minimums(docs);
+        let mut results = Vec::new();
+        let mut summary = Summary {
+            documents: docs.len(),
+            ..Summary::default()
+        };
+        for d in docs {
+            let object = &d.doc.value;
+            let (namespace, name) = object_name(object);
+            let kind = object
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let hpa = hpas
+                .get(&(namespace.unwrap_or_default(), kind, name))
+                .copied();
+            let annotations = object
+                .pointer("/metadata/annotations")
+                .and_then(Value::as_object);
+            let mode = policy.resolve_mode(namespace, None, annotations);
+            let decision = decide(
+                Input::new(object).with_hpa_min_replicas(hpa),
+                topology,
+                policy,
+            );
+            if matches!(decision.subject, Subject::Skipped(_)) {
+                continue;
+            }
+            let (findings, patch, injected) = if mode == Mode::Off {
+                (Vec::new(), Vec::new(), Vec::new())
+            } else {
+                (decision.findings, decision.patch, decision.injected)
+            };
+            let verdict = if findings.iter().any(|f| f.severity == Severity::Deny) {
+                Verdict::Deny
+            } else {
+                Verdict::Allow
+            };
+            summary.workloads += 1;
+            match verdict {
+                Verdict::Allow => summary.allowed += 1,
+                Verdict::Deny => summary.denied += 1,
+            }
+            if !patch.is_empty() {
+                summary.patched += 1;
+            }
+            for f in &findings {
+                *summary.findings.entry(f.severity).or_insert(0) += 1;
+            }
+            results.push(Entry {
+                source: d.source(),
+                kind: kind.to_owned(),
+                namespace: namespace.map(str::to_owned),
+                name: name.to_owned(),
+                mode,
+                decision: verdict,
+                findings,
+                injected,
+                patch,
+            });
+        }
+        Report {
+            topology: topology.summary(),
+            results,
+            summary,
+        }
+    }
+
+    pub fn denies(&self) -> bool {
+        self.summary.denied > 0
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("a report always serialises");
+        s.push('\n');
+        s
+    }
+
+    /// The human-readable form; `color` adds ANSI colours (only on a terminal).
+    pub fn to_table(&self, color: bool) -> String {
+        let paint = |code: &str, text: &str| {
+            if color {
+                format!("\x1b[{code}m{text}\x1b[0m")
+            } else {
+                text.to_owned()
+            }
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", topology_line(&self.topology));
+        for e in &self.results {
+            out.push('\n');
+            let verdict = match e.decision {
+                Verdict::Deny => paint("1;31", "DENY "),
+                Verdict::Allow => paint("32", "ALLOW"),
+            };
+            let ns = e
+                .namespace
+                .as_deref()
+                .map(|n| format!("{n}/"))
+                .unwrap_or_default();
+            let mode = if e.mode == Mode::Enforce {
+                String::new()
+            } else {
+                format!("  [mode {}]", e.mode.as_str())
+            };
+            let _ = writeln!(
+                out,
+                "{verdict}  {} {ns}{}  ({}){mode}",
+                e.kind, e.name, e.source
+            );
+            if e.findings.is_empty() && e.patch.is_empty() {
+                let _ = writeln!(out, "       no findings");
+            }
+            for f in &e.findings {
+                let sev = match f.severity {
+                    Severity::Deny => paint("31", "deny"),
+                    Severity::Warn => paint("33", "warn"),
+                    Severity::Info => paint("36", "info"),
+                };
+                let _ = writeln!(out, "       {} {sev}  {}", f.rule, f.message);
+            }
+            if !e.patch.is_empty() {
+                let items: Vec<&str> = e.injected.iter().map(|i| i.as_str()).collect();
+                let _ = writeln!(
+                    out,
+                    "       would inject: {} ({} patch operation{})",
+                    items.join(", "),
+                    e.patch.len(),
+                    if e.patch.len() == 1 { "" } else { "s" }
+                );
+            }
+        }
+        let s = &self.summary;
+        let count = |sev| s.findings.get(&sev).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "\nSummary: {} workload{} in {} document{}: {} denied, {} allowed; findings: {} deny, {} warn, {} info; {} would be patched",
+            s.workloads,
+            if s.workloads == 1 { "" } else { "s" },
+            s.documents,
+            if s.documents == 1 { "" } else { "s" },
+            s.denied,
+            s.allowed,
+            count(Severity::Deny),
+            count(Severity::Warn),
+            count(Severity::Info),
+            s.patched
+        );
+        out
+    }
+}
+
+fn topology_line(t: &TopologySummary) -> String {
+    match t.source {
+        TopologySource::Assumed => format!(
+            "Topology: assumed {} zones under {} (no --nodes given; node counts unknown)",
+            t.zones.len(),
+            t.zone_key
+        ),
+        TopologySource::Nodes => {
+            let zones: Vec<String> = t.zones.iter().map(|(z, n)| format!("{z} ({n})")).collect();
+            format!(
+                "Topology: {} node{}, {} zone{} under {}: {}; {} unzoned node{}",
+                t.nodes,
+                if t.nodes == 1 { "" } else { "s" },
+                t.zones.len(),
+                if t.zones.len() == 1 { "" } else { "s" },
+                t.zone_key,
+                if zones.is_empty() {
+                    "none".to_owned()
+                } else {
+                    zones.join(", ")
+                },
+                t.unzoned_nodes,
+                if t.unzoned_nodes == 1 { "" } else { "s" },
+            )
+        }
+    }
+}
+
+/// `(namespace, kind, name)` → `minReplicas` of the HorizontalPodAutoscalers in the input.
+fn autoscaler_minimums(docs: &[Sourced]) -> HashMap<(&str, &str, &str), i64> {
+    let mut out = HashMap::new();
+    for d in docs {
+        let v = &d.doc.value;
+        if v.get("kind").and_then(Value::as_str) != Some("HorizontalPodAutoscaler") {
+            continue;
+        }
+        let (ns, _) = object_name(v);
+        let target = |f: &str| {
+            v.pointer(&format!("/spec/scaleTargetRef/{f}"))
+                .and_then(Value::as_str)
+        };
+        if let (Some(kind), Some(name)) = (target("kind"), target("name")) {
+            let min = v
+                .pointer("/spec/minReplicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            out.insert((ns.unwrap_or_default(), kind, name), min);
+        }
+    }
+    out
+}
