@@ -1,0 +1,472 @@
+//! The engine, driven by scenario files: every `tests/fixtures/engine/*.yaml` is one case
+//! (format in that folder's README.md), so a new scenario needs no code. The manifests in
+//! `examples/workloads/` are checked against what their header comments claim.
+//!
+//! Besides its own expectations, every decision must pass the universal checks: the patch
+//! applies, it only adds what it names (undoing it restores the original bytes), deciding the
+//! patched object again yields no patch, and no finding gets more severe after patching.
+
+mod engine_support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+use spreadguard::engine::{
+    Decision, INJECTED_ANNOTATION, Injection, Input, NodeInfo, RuleId, Severity, Subject,
+    Topology, decide,
+};
+use spreadguard::policy::Policy;
+
+use engine_support::{
+    apply_and_undo, compact_nodes, escalations, flatten_lists, nodes_file, repo_path,
+    yaml_documents, yaml_files,
+};
+
+const SCENARIO_KEYS: &[&str] = &[
+    "nodes",
+    "nodesFile",
+    "policy",
+    "hpaMinReplicas",
+    "object",
+    "oldObject",
+    "expect",
+];
+const EXPECT_KEYS: &[&str] = &["subject", "findings", "injected", "patch"];
+
+/// One scenario file, read.
+struct Scenario {
+    topology: Topology,
+    policy: Policy,
+    object: Value,
+    old_object: Option<Value>,
+    hpa_min_replicas: Option<i64>,
+    expect: Map<String, Value>,
+}
+
+struct ExpectedFinding {
+    rule: RuleId,
+    severity: Severity,
+    message_contains: Option<String>,
+}
+
+fn load(path: &Path) -> Result<Scenario, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let mut docs = yaml_documents(&text)?;
+    if docs.len() != 1 {
+        return Err(format!("expected one YAML document, found {}", docs.len()));
+    }
+    let Value::Object(doc) = docs.remove(0) else {
+        return Err("the scenario is not a map".into());
+    };
+    if let Some(bad) = doc.keys().find(|k| !SCENARIO_KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown scenario key {bad:?}"));
+    }
+    let policy = match doc.get("policy") {
+        None => Policy::default(),
+        Some(p) => {
+            let yaml = serde_norway::to_string(p).map_err(|e| e.to_string())?;
+            Policy::from_yaml(&yaml).map_err(|e| e.to_string())?
+        }
+    };
+    let nodes: Option<Vec<NodeInfo>> = match (doc.get("nodes"), doc.get("nodesFile")) {
+        (Some(_), Some(_)) => return Err("give nodes or nodesFile, not both".into()),
+        (Some(Value::Array(specs)), None) => Some(
+            specs
+                .iter()
+                .flat_map(compact_nodes)
+                .map(|n| NodeInfo::from_json(&n))
+                .collect::<Result<_, _>>()?,
+        ),
+        (Some(_), None) => return Err("nodes must be a list".into()),
+        (None, Some(file)) => Some(nodes_file(file.as_str().ok_or("nodesFile: a path")?)),
+        (None, None) => None,
+    };
+    let topology = match nodes {
+        Some(nodes) => Topology::from_nodes(nodes, &policy),
+        None => Topology::assumed(&policy),
+    };
+    let object = doc.get("object").cloned().ok_or("no object")?;
+    let old_object = doc.get("oldObject").cloned();
+    let hpa_min_replicas = match doc.get("hpaMinReplicas") {
+        None => None,
+        Some(v) => Some(v.as_i64().ok_or("hpaMinReplicas: an integer")?),
+    };
+    let Some(Value::Object(expect)) = doc.get("expect").cloned() else {
+        return Err("no expect map".into());
+    };
+    if let Some(bad) = expect.keys().find(|k| !EXPECT_KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown expect key {bad:?}"));
+    }
+    for required in ["findings", "injected"] {
+        if !expect.contains_key(required) {
+            return Err(format!("expect.{required} is required (use [] for none)"));
+        }
+    }
+    Ok(Scenario {
+        topology,
+        policy,
+        object,
+        old_object,
+        hpa_min_replicas,
+        expect,
+    })
+}
+
+fn expected_findings(expect: &Map<String, Value>) -> Result<Vec<ExpectedFinding>, String> {
+    let list = expect["findings"]
+        .as_array()
+        .ok_or("expect.findings: a list")?;
+    list.iter()
+        .map(|f| {
+            let rule = serde_json::from_value(f.get("rule").cloned().unwrap_or_default())
+                .map_err(|e| format!("expect.findings rule: {e}"))?;
+            let severity = serde_json::from_value(f.get("severity").cloned().unwrap_or_default())
+                .map_err(|e| format!("expect.findings severity: {e}"))?;
+            let message_contains = f
+                .get("messageContains")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if let Some(bad) = f
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.keys())
+                .find(|k| !["rule", "severity", "messageContains"].contains(&k.as_str()))
+            {
+                return Err(format!("unknown expect.findings key {bad:?}"));
+            }
+            Ok(ExpectedFinding {
+                rule,
+                severity,
+                message_contains,
+            })
+        })
+        .collect()
+}
+
+fn decide_scenario(s: &Scenario, object: &Value) -> Decision {
+    let input = Input::new(object)
+        .with_old(s.old_object.as_ref())
+        .with_hpa_min_replicas(s.hpa_min_replicas);
+    decide(input, &s.topology, &s.policy)
+}
+
+/// Checks one scenario; returns what is wrong with it.
+fn check_scenario(path: &Path) -> Vec<String> {
+    let s = match load(path) {
+        Ok(s) => s,
+        Err(e) => return vec![format!("unreadable scenario: {e}")],
+    };
+    let decision = decide_scenario(&s, &s.object);
+    let mut problems = Vec::new();
+
+    // The findings, exactly: the same multiset of (rule, severity).
+    match expected_findings(&s.expect) {
+        Err(e) => problems.push(e),
+        Ok(expected) => {
+            let mut want: Vec<(RuleId, Severity)> =
+                expected.iter().map(|f| (f.rule, f.severity)).collect();
+            let mut got: Vec<(RuleId, Severity)> = decision
+                .findings
+                .iter()
+                .map(|f| (f.rule, f.severity))
+                .collect();
+            want.sort();
+            got.sort();
+            if want != got {
+                problems.push(format!(
+                    "findings: expected {want:?}, got {got:?}: {:#?}",
+                    decision.findings
+                ));
+            }
+            for f in &expected {
+                if let Some(text) = &f.message_contains
+                    && !decision
+                        .findings
+                        .iter()
+                        .any(|d| d.rule == f.rule && d.severity == f.severity && d.message.contains(text))
+                {
+                    problems.push(format!(
+                        "no {} {} finding contains {text:?}: {:#?}",
+                        f.rule,
+                        f.severity.as_str(),
+                        decision.findings
+                    ));
+                }
+            }
+        }
+    }
+
+    let injected: Vec<&str> = decision.injected.iter().map(|i| i.as_str()).collect();
+    let want_injected: Vec<&str> = s.expect["injected"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if injected != want_injected {
+        problems.push(format!(
+            "injected: expected {want_injected:?}, got {injected:?}"
+        ));
+    }
+
+    let subject = match decision.subject {
+        Subject::Workload(_) => "workload",
+        Subject::Skipped(_) => "skipped",
+        Subject::Uninterpretable(_) => "uninterpretable",
+    };
+    let want_subject = s
+        .expect
+        .get("subject")
+        .and_then(Value::as_str)
+        .unwrap_or("workload");
+    if subject != want_subject {
+        problems.push(format!(
+            "subject: expected {want_subject}, got {:?}",
+            decision.subject
+        ));
+    }
+
+    let patch_json = serde_json::to_value(&decision.patch).expect("patch serializes");
+    if let Some(want) = s.expect.get("patch")
+        && *want != patch_json
+    {
+        problems.push(format!(
+            "patch: expected\n{}\ngot\n{}",
+            serde_json::to_string_pretty(want).unwrap_or_default(),
+            serde_json::to_string_pretty(&patch_json).unwrap_or_default()
+        ));
+    }
+
+    problems.extend(universal_checks(&s, &decision));
+    problems
+}
+
+/// What must hold for every decision, whatever the scenario expects.
+fn universal_checks(s: &Scenario, decision: &Decision) -> Vec<String> {
+    let mut problems = Vec::new();
+    if decision.patch.is_empty() != decision.injected.is_empty() {
+        problems.push(format!(
+            "a patch without injections, or injections without a patch: {:?}",
+            decision.injected
+        ));
+    }
+    if !matches!(decision.subject, Subject::Workload(_))
+        && !(decision.patch.is_empty()
+            && decision
+                .findings
+                .iter()
+                .all(|f| f.rule == RuleId::HA000 && f.severity == Severity::Warn))
+    {
+        problems.push("a skipped or uninterpretable object got a patch or findings".into());
+    }
+    let (patched, undone) = match apply_and_undo(&s.object, &decision.patch) {
+        Ok(pair) => pair,
+        Err(e) => {
+            problems.push(format!("the patch does not apply: {e}"));
+            return problems;
+        }
+    };
+    let original_bytes = serde_json::to_string(&s.object).expect("serializes");
+    let undone_bytes = serde_json::to_string(&undone).expect("serializes");
+    if original_bytes != undone_bytes {
+        problems.push(format!(
+            "undoing the patch does not restore the original:\n{original_bytes}\n{undone_bytes}"
+        ));
+    }
+    if !decision.injected.is_empty() {
+        let recorded = patched
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(INJECTED_ANNOTATION))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let recorded: BTreeSet<&str> = recorded.split(',').collect();
+        for i in &decision.injected {
+            if !recorded.contains(i.as_str()) {
+                problems.push(format!(
+                    "{} not recorded in {INJECTED_ANNOTATION}: {recorded:?}",
+                    i.as_str()
+                ));
+            }
+        }
+    }
+    let again = decide_scenario(s, &patched);
+    if !again.patch.is_empty() {
+        problems.push(format!(
+            "not idempotent: deciding the patched object again patches {}",
+            serde_json::to_string(&again.patch).unwrap_or_default()
+        ));
+    }
+    for e in escalations(&decision.findings, &again.findings) {
+        problems.push(format!(
+            "after patching, {e}: {:#?}",
+            again.findings
+        ));
+    }
+    problems
+}
+
+fn scenario_files() -> Vec<std::path::PathBuf> {
+    let files = yaml_files(&repo_path("tests/fixtures/engine"));
+    assert!(files.len() > 5, "scenarios went missing: {}", files.len());
+    files
+}
+
+#[test]
+fn every_scenario_decides_as_expected() {
+    let mut failures = Vec::new();
+    for path in scenario_files() {
+        for p in check_scenario(&path) {
+            failures.push(format!(
+                "{}: {p}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} problems:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// Every rule and every injection has at least one scenario, so a new rule without a
+/// scenario fails here.
+#[test]
+fn scenarios_cover_every_rule_and_injection() {
+    let mut rules = BTreeSet::new();
+    let mut injections = BTreeSet::new();
+    for path in scenario_files() {
+        let s = load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for f in expected_findings(&s.expect).unwrap_or_default() {
+            rules.insert(f.rule);
+        }
+        for i in s.expect["injected"].as_array().into_iter().flatten() {
+            injections.insert(i.as_str().unwrap_or_default().to_owned());
+        }
+    }
+    let missing: Vec<&RuleId> = RuleId::ALL.iter().filter(|r| !rules.contains(r)).collect();
+    assert!(missing.is_empty(), "rules without a scenario: {missing:?}");
+    let missing: Vec<&Injection> = Injection::ALL
+        .iter()
+        .filter(|i| !injections.contains(i.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "injections without a scenario: {missing:?}");
+}
+
+// === examples/workloads ===
+
+/// One `# expect: HA002/deny, HA010/warn` (or `none`) header line, optionally
+/// `# expect on examples/<nodes>.yaml: ...`.
+struct ExampleClaim {
+    nodes: String,
+    findings: Vec<(RuleId, Severity)>,
+}
+
+fn example_claims(text: &str) -> Vec<ExampleClaim> {
+    let header: Vec<&str> = text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect();
+    let default_nodes = header
+        .iter()
+        .find_map(|l| l.strip_prefix("nodes:"))
+        .map_or("examples/nodes-3-zones.yaml", str::trim)
+        .to_owned();
+    let mut claims = Vec::new();
+    for line in &header {
+        let Some(rest) = line.strip_prefix("expect") else {
+            continue;
+        };
+        let Some((on, list)) = rest.split_once(':') else {
+            continue;
+        };
+        let nodes = on
+            .trim()
+            .strip_prefix("on ")
+            .map_or(default_nodes.clone(), |n| n.trim().to_owned());
+        let findings = if list.trim() == "none" {
+            Vec::new()
+        } else {
+            list.split(',')
+                .map(|item| {
+                    let (rule, sev) = item.trim().split_once('/').expect("RULE/severity");
+                    (
+                        serde_json::from_value(Value::String(rule.into())).expect("a rule ID"),
+                        serde_json::from_value(Value::String(sev.into())).expect("a severity"),
+                    )
+                })
+                .collect()
+        };
+        claims.push(ExampleClaim { nodes, findings });
+    }
+    claims
+}
+
+/// The `minReplicas` of an HPA in `docs` that targets `workload`.
+fn hpa_min_for(docs: &[Value], workload: &Value) -> Option<i64> {
+    docs.iter()
+        .filter(|d| d.get("kind").and_then(Value::as_str) == Some("HorizontalPodAutoscaler"))
+        .find(|h| {
+            h.pointer("/spec/scaleTargetRef/kind") == workload.get("kind")
+                && h.pointer("/spec/scaleTargetRef/name") == workload.pointer("/metadata/name")
+                && h.pointer("/metadata/namespace") == workload.pointer("/metadata/namespace")
+        })
+        .and_then(|h| h.pointer("/spec/minReplicas"))
+        .and_then(Value::as_i64)
+}
+
+#[test]
+fn examples_say_what_they_claim() {
+    let files = yaml_files(&repo_path("examples/workloads"));
+    assert!(files.len() >= 14, "examples went missing");
+    let mut failures = Vec::new();
+    let mut rules_shown = BTreeSet::new();
+    for path in &files {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let text = std::fs::read_to_string(path).expect("readable");
+        let claims = example_claims(&text);
+        if claims.is_empty() {
+            failures.push(format!("{name}: no `# expect:` line in the header"));
+        }
+        let docs = flatten_lists(yaml_documents(&text).expect("valid YAML"));
+        for claim in claims {
+            let policy = Policy::default();
+            let topology = Topology::from_nodes(nodes_file(&claim.nodes), &policy);
+            let mut got = Vec::new();
+            for doc in &docs {
+                let s = Scenario {
+                    topology: topology.clone(),
+                    policy: policy.clone(),
+                    object: doc.clone(),
+                    old_object: None,
+                    hpa_min_replicas: hpa_min_for(&docs, doc),
+                    expect: Map::new(),
+                };
+                let d = decide_scenario(&s, doc);
+                got.extend(d.findings.iter().map(|f| (f.rule, f.severity)));
+                for p in universal_checks(&s, &d) {
+                    failures.push(format!("{name}: {p}"));
+                }
+            }
+            let mut want = claim.findings.clone();
+            want.sort();
+            got.sort();
+            rules_shown.extend(want.iter().map(|(r, _)| *r));
+            if want != got {
+                failures.push(format!(
+                    "{name} on {}: claims {want:?}, engine says {got:?}",
+                    claim.nodes
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let missing: Vec<&RuleId> = RuleId::ALL
+        .iter()
+        .filter(|r| **r != RuleId::HA000 && !rules_shown.contains(r))
+        .collect();
+    assert!(missing.is_empty(), "no example shows {missing:?}");
+}
