@@ -147,7 +147,7 @@ certManager leaves it out: cainjector writes it.
 {{- else if eq .Values.certificates.mode "existingSecret" }}
 {{- $bundle := required "certificates.existingSecret.caBundle is required when certificates.mode is existingSecret" .Values.certificates.existingSecret.caBundle | trim }}
 {{- if contains "-----BEGIN" $bundle }}
-{{- $bundle | b64enc }}
+{{- printf "%s\n" $bundle | b64enc }}
 {{- else }}
 {{- $bundle }}
 {{- end }}

@@ -1,0 +1,500 @@
+"""What the rendered chart means, not just that it parses.
+
+The webhooks reach the Service on the right paths, they intercept exactly the namespaces
+the scope promises (selectors are evaluated, not string-matched), every certificate mode
+yields a caBundle the API server can use, RBAC is read-only on nodes and namespaces, and
+the webhook's own Deployment is highly available and runs under the restricted Pod
+Security Standard.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import CASES, EXAMPLE_CA_PEM, NAMESPACE, RELEASE
+
+WEBHOOK_KINDS = {
+    "MutatingWebhookConfiguration": "/mutate",
+    "ValidatingWebhookConfiguration": "/validate",
+}
+SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease"}
+OPT_OUT = "spreadguard.io/ignore"
+
+# Every series the server exports (the server's metrics contract) plus Prometheus' own.
+KNOWN_SERIES = {
+    "up",
+    "spreadguard_requests_total",
+    "spreadguard_request_duration_seconds_bucket",
+    "spreadguard_findings_total",
+    "spreadguard_topology_zones",
+    "spreadguard_certificate_expiry_timestamp_seconds",
+    "spreadguard_reloads_total",
+}
+
+
+# === label selectors, evaluated like the API server does ===
+
+
+def selector_matches(selector: dict | None, labels: dict[str, str]) -> bool:
+    if selector is None:
+        return True
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def namespace_labels(name: str, **labels: str) -> dict[str, str]:
+    """A namespace's labels, including the one the API server sets on every namespace."""
+    return {"kubernetes.io/metadata.name": name, **labels}
+
+
+def intercepted_namespaces(hook: dict, namespaces: dict[str, dict[str, str]]) -> set[str]:
+    return {n for n, labels in namespaces.items()
+            if selector_matches(hook.get("namespaceSelector"), labels)}
+
+
+NAMESPACES = {
+    "default": namespace_labels("default"),
+    "shop": namespace_labels("shop", **{"spreadguard.io/enabled": "true"}),
+    "shop-audit": namespace_labels("shop-audit", **{"spreadguard.io/enabled": "true",
+                                                     "spreadguard.io/mode": "audit"}),
+    "legacy": namespace_labels("legacy", **{"spreadguard.io/enabled": "false"}),
+    # Opting a protected namespace in must not work.
+    "kube-system": namespace_labels("kube-system", **{"spreadguard.io/enabled": "true"}),
+    "kube-public": namespace_labels("kube-public"),
+    "kube-node-lease": namespace_labels("kube-node-lease"),
+    NAMESPACE: namespace_labels(NAMESPACE, **{"spreadguard.io/enabled": "true"}),
+}
+
+
+# === webhooks ===
+
+
+@pytest.mark.parametrize("kind", sorted(WEBHOOK_KINDS))
+def test_webhook_calls_the_service_on_its_path(case, kind):
+    hook = case.webhook(kind)
+    service = case.service
+    ref = hook["clientConfig"]["service"]
+    assert ref["name"] == service["metadata"]["name"]
+    assert ref["namespace"] == case.namespace == service["metadata"]["namespace"]
+    assert ref["path"] == WEBHOOK_KINDS[kind]
+    assert "url" not in hook["clientConfig"]
+
+    # Service port -> targetPort name -> the container port the server listens on.
+    (port,) = [p for p in service["spec"]["ports"] if p["port"] == ref["port"]]
+    assert port["port"] == 443
+    container_ports = {p["name"]: p["containerPort"] for p in case.container["ports"]}
+    assert container_ports[port["targetPort"]] == 8443
+    assert "--listen=0.0.0.0:8443" in case.container["args"]
+    # The Service selects the webhook pods.
+    assert selector_matches({"matchLabels": service["spec"]["selector"]},
+                            case.deployment["spec"]["template"]["metadata"]["labels"])
+
+
+@pytest.mark.parametrize("kind", sorted(WEBHOOK_KINDS))
+def test_webhook_settings(case, kind):
+    hook = case.webhook(kind)
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["sideEffects"] == "None"
+    assert hook["timeoutSeconds"] == 5
+    assert hook["name"].endswith(".spreadguard.io")
+    rules = {(tuple(r["apiGroups"]), tuple(r["apiVersions"]), r["scope"]):
+             (sorted(r["resources"]), sorted(r["operations"])) for r in hook["rules"]}
+    assert rules == {
+        (("apps",), ("v1",), "Namespaced"):
+            (["deployments", "replicasets", "statefulsets"], ["CREATE", "UPDATE"]),
+        (("",), ("v1",), "Namespaced"): (["pods"], ["CREATE", "UPDATE"]),
+    }
+    # No subresources (scale, status): a `kubectl scale` never reaches spreadguard.
+    assert not any("/" in res for r in hook["rules"] for res in r["resources"])
+
+
+def test_mutating_webhook_is_reinvoked_if_needed(case):
+    assert case.webhook("MutatingWebhookConfiguration")["reinvocationPolicy"] == "IfNeeded"
+    assert "reinvocationPolicy" not in case.webhook("ValidatingWebhookConfiguration")
+
+
+def test_failure_policy_defaults_to_ignore(render):
+    rendered = render({})
+    for kind in WEBHOOK_KINDS:
+        assert rendered.webhook(kind)["failurePolicy"] == "Ignore"
+
+
+@pytest.mark.parametrize("mutating,validating", [("Fail", "Ignore"), ("Ignore", "Fail"),
+                                                 ("Fail", "Fail")])
+def test_failure_policies_are_set_separately(render, mutating, validating):
+    rendered = render({"webhooks": {"mutating": {"failurePolicy": mutating},
+                                    "validating": {"failurePolicy": validating}}})
+    assert rendered.webhook("MutatingWebhookConfiguration")["failurePolicy"] == mutating
+    assert rendered.webhook("ValidatingWebhookConfiguration")["failurePolicy"] == validating
+
+
+def test_timeout_is_configurable(render):
+    rendered = render({"webhooks": {"timeoutSeconds": 2}})
+    for kind in WEBHOOK_KINDS:
+        assert rendered.webhook(kind)["timeoutSeconds"] == 2
+
+
+# === scope ===
+
+
+@pytest.mark.parametrize("kind", sorted(WEBHOOK_KINDS))
+def test_opt_in_scope_intercepts_only_labelled_namespaces(render, kind):
+    hook = render({"scope": "optIn"}).webhook(kind)
+    assert intercepted_namespaces(hook, NAMESPACES) == {"shop", "shop-audit"}
+
+
+@pytest.mark.parametrize("kind", sorted(WEBHOOK_KINDS))
+def test_cluster_wide_scope_excludes_system_and_release_namespaces(render, kind):
+    hook = render({"scope": "clusterWide"}).webhook(kind)
+    assert intercepted_namespaces(hook, NAMESPACES) == {"default", "shop", "shop-audit",
+                                                        "legacy"}
+
+
+def test_release_namespace_is_excluded_wherever_the_release_goes(render):
+    rendered = render({"scope": "clusterWide"}, name="guard", namespace="platform-tools")
+    namespaces = {**NAMESPACES, "platform-tools": namespace_labels("platform-tools")}
+    for kind in WEBHOOK_KINDS:
+        hook = rendered.webhook(kind)
+        assert "platform-tools" not in intercepted_namespaces(hook, namespaces)
+        assert NAMESPACE in intercepted_namespaces(hook, namespaces)
+    assert "platform-tools" in rendered.policy["exemptNamespaces"]
+
+
+def test_policy_exempt_namespaces_are_excluded_at_the_api_server_too(render):
+    rendered = render({"scope": "clusterWide", "policy": {"exemptNamespaces": ["monitoring"]}})
+    namespaces = {**NAMESPACES, "monitoring": namespace_labels("monitoring")}
+    for kind in WEBHOOK_KINDS:
+        assert "monitoring" not in intercepted_namespaces(rendered.webhook(kind), namespaces)
+    assert set(rendered.policy["exemptNamespaces"]) == SYSTEM_NAMESPACES | {NAMESPACE,
+                                                                          "monitoring"}
+
+
+def test_policy_file_carries_the_scope_and_exemptions(case):
+    policy = case.policy
+    hook = case.webhook("ValidatingWebhookConfiguration")
+    assert policy["scope"] == ("optIn" if hook["namespaceSelector"].get("matchLabels")
+                               else "clusterWide")
+    assert SYSTEM_NAMESPACES | {case.namespace} <= set(policy["exemptNamespaces"])
+
+
+@pytest.mark.parametrize("kind", sorted(WEBHOOK_KINDS))
+def test_objects_can_opt_out_and_the_chart_opts_its_own_pods_out(case, kind):
+    selector = case.webhook(kind)["objectSelector"]
+    assert not selector_matches(selector, {OPT_OUT: "true", "app": "web"})
+    assert selector_matches(selector, {"app": "web"})
+    assert selector_matches(selector, {})
+    deployment = case.deployment
+    assert not selector_matches(selector, deployment["metadata"]["labels"])
+    assert not selector_matches(selector, deployment["spec"]["template"]["metadata"]["labels"])
+
+
+@pytest.mark.parametrize("kind", sorted(WEBHOOK_KINDS))
+def test_controller_owned_pods_are_skipped_with_cel(case, kind):
+    (condition,) = case.webhook(kind)["matchConditions"]
+    expr = " ".join(condition["expression"].split())
+    assert condition["name"] == "skip-controller-owned-pods"
+    # Workload kinds always match; Pods only without a controller owner reference.
+    assert 'request.resource.resource != "pods"' in expr
+    assert "object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller)" in expr
+    assert expr.count("(") == expr.count(")")
+
+
+def test_match_conditions_can_be_turned_off(render):
+    rendered = render({"webhooks": {"skipControllerOwnedPods": False}})
+    for kind in WEBHOOK_KINDS:
+        assert "matchConditions" not in rendered.webhook(kind)
+
+
+# === certificates ===
+
+
+def ca_bundles(rendered) -> set[str | None]:
+    return {rendered.webhook(k)["clientConfig"].get("caBundle") for k in WEBHOOK_KINDS}
+
+
+def mounted_tls_secret(rendered) -> str:
+    (volume,) = [v for v in rendered.pod_spec["volumes"] if v["name"] == "tls"]
+    return volume["secret"]["secretName"]
+
+
+def test_helm_mode_generates_one_ca_for_the_secret_and_both_webhooks(render):
+    rendered = render({"certificates": {"mode": "helm"}})
+    secret = rendered.one("Secret")
+    assert secret["type"] == "kubernetes.io/tls"
+    assert secret["metadata"]["name"] == mounted_tls_secret(rendered)
+    (bundle,) = ca_bundles(rendered)
+    assert bundle == secret["data"]["ca.crt"]
+    for key in ("ca.crt", "tls.crt"):
+        assert base64.b64decode(secret["data"][key]).startswith(b"-----BEGIN CERTIFICATE-----")
+    assert b"PRIVATE KEY-----" in base64.b64decode(secret["data"]["tls.key"])
+    assert not rendered.has("Certificate")
+
+
+def test_helm_mode_certificate_is_valid_for_the_service(render, tmp_path):
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed; certificate contents not inspected")
+    secret = render({"certificates": {"mode": "helm"}}).one("Secret")
+    for key in ("ca.crt", "tls.crt"):
+        (tmp_path / key).write_bytes(base64.b64decode(secret["data"][key]))
+    verify = subprocess.run([openssl, "verify", "-CAfile", tmp_path / "ca.crt",
+                             tmp_path / "tls.crt"], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr
+    text = subprocess.run([openssl, "x509", "-noout", "-text", "-in", tmp_path / "tls.crt"],
+                          capture_output=True, text=True, check=True).stdout
+    assert f"DNS:{RELEASE}.{NAMESPACE}.svc" in text
+    assert f"DNS:{RELEASE}.{NAMESPACE}.svc.cluster.local" in text
+
+
+def test_cert_manager_mode_injects_the_ca_of_the_serving_certificate(render):
+    rendered = render({"certificates": {"mode": "certManager"}})
+    # cainjector writes the caBundle; the chart must not write a stale one.
+    assert ca_bundles(rendered) == {None}
+    annotations = {rendered.one(k)["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+                   for k in WEBHOOK_KINDS}
+    (serving,) = [c for c in rendered.all("Certificate") if not c["spec"].get("isCA")]
+    assert annotations == {f"{NAMESPACE}/{serving['metadata']['name']}"}
+    spec = serving["spec"]
+    assert spec["secretName"] == mounted_tls_secret(rendered)
+    assert f"{RELEASE}.{NAMESPACE}.svc" in spec["dnsNames"]
+    assert spec["privateKey"]["rotationPolicy"] == "Always"
+    assert "server auth" in spec["usages"]
+    # The issuer chain: serving cert <- CA Issuer <- CA Certificate <- self-signed Issuer.
+    issuers = {i["metadata"]["name"]: i["spec"] for i in rendered.all("Issuer")}
+    ca_issuer = issuers[spec["issuerRef"]["name"]]
+    (ca_cert,) = [c for c in rendered.all("Certificate") if c["spec"].get("isCA")]
+    assert ca_issuer["ca"]["secretName"] == ca_cert["spec"]["secretName"]
+    assert "selfSigned" in issuers[ca_cert["spec"]["issuerRef"]["name"]]
+    assert not rendered.has("Secret")
+
+
+def test_cert_manager_mode_can_use_an_existing_cluster_issuer(render):
+    rendered = render(CASES["certs-certManager-clusterIssuer"])
+    (serving,) = rendered.all("Certificate")
+    assert serving["spec"]["issuerRef"] == {"name": "corp-ca", "kind": "ClusterIssuer",
+                                            "group": "cert-manager.io"}
+    assert not rendered.has("Issuer")
+
+
+@pytest.mark.parametrize("given", [EXAMPLE_CA_PEM,
+                                   base64.b64encode(EXAMPLE_CA_PEM.encode()).decode()])
+def test_existing_secret_mode_uses_the_given_ca_bundle(render, given):
+    rendered = render({"certificates": {"mode": "existingSecret", "existingSecret": {
+        "name": "my-serving-cert", "caBundle": given}}})
+    (bundle,) = ca_bundles(rendered)
+    assert base64.b64decode(bundle).decode() == EXAMPLE_CA_PEM
+    assert mounted_tls_secret(rendered) == "my-serving-cert"
+    assert not rendered.has("Secret") and not rendered.has("Certificate")
+
+
+def test_ca_bundle_is_present_in_every_mode(case):
+    bundles = ca_bundles(case)
+    if case.has("Certificate"):
+        assert bundles == {None}
+        for kind in WEBHOOK_KINDS:
+            assert case.one(kind)["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+    else:
+        (bundle,) = bundles
+        assert base64.b64decode(bundle).startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+def test_offline_renders_generate_fresh_certificates(render, chart):
+    """Without a cluster, lookup finds nothing: each offline render has its own CA.
+
+    This is why docs/operations.md sends `helm template` and Argo CD users to certManager
+    or existingSecret; reuse on a real upgrade is covered by test_lookup.py.
+    """
+    first = chart.render({}, name=RELEASE, namespace=NAMESPACE)
+    second = chart.render({}, name=RELEASE, namespace=NAMESPACE)
+    key = "spreadguard/templates/certificates.yaml"
+    assert first[key] != second[key]
+
+
+# === RBAC ===
+
+
+def test_rbac_is_read_only_on_nodes_and_namespaces(case):
+    role = case.one("ClusterRole")
+    rules = [(tuple(r.get("apiGroups", [])), tuple(sorted(r["resources"])),
+              tuple(sorted(r["verbs"]))) for r in role["rules"]]
+    assert rules == [(("",), ("namespaces", "nodes"), ("get", "list", "watch"))]
+    assert not case.has("Role") and not case.has("RoleBinding")
+    binding = case.one("ClusterRoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
+                                  "kind": "ClusterRole", "name": role["metadata"]["name"]}
+    account = case.one("ServiceAccount")
+    assert binding["subjects"] == [{"kind": "ServiceAccount",
+                                    "name": account["metadata"]["name"],
+                                    "namespace": case.namespace}]
+    assert case.pod_spec["serviceAccountName"] == account["metadata"]["name"]
+
+
+# === the webhook's own Deployment ===
+
+
+def test_deployment_is_highly_available(case):
+    deployment = case.deployment
+    spec = deployment["spec"]
+    assert spec["replicas"] >= 2
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod_labels = spec["template"]["metadata"]["labels"]
+    assert selector_matches(spec["selector"], pod_labels)
+    keys = {}
+    for constraint in case.pod_spec["topologySpreadConstraints"]:
+        assert selector_matches(constraint["labelSelector"], pod_labels)
+        keys[constraint["topologyKey"]] = constraint
+    assert set(keys) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    pdb = case.one("PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert selector_matches(pdb["spec"]["selector"], pod_labels)
+
+
+def test_single_replica_gets_no_pdb_that_would_block_drains(render):
+    assert not render({"replicaCount": 1}).has("PodDisruptionBudget")
+
+
+def test_probes_use_the_admin_port(case):
+    container = case.container
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "admin"}
+    assert ports["admin"] == 8080
+    assert "--admin-listen=0.0.0.0:8080" in container["args"]
+
+
+def test_resources_are_set(case):
+    resources = case.container["resources"]
+    assert resources["requests"]["cpu"] and resources["requests"]["memory"]
+    assert resources["limits"]["memory"]
+
+
+def test_restricted_pod_security(case):
+    pod = case.pod_spec["securityContext"]
+    container = case.container["securityContext"]
+    assert pod["runAsNonRoot"] is True
+    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["runAsNonRoot"] is True
+    assert container["readOnlyRootFilesystem"] is True
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["capabilities"] == {"drop": ["ALL"]}
+    assert container["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["runAsUser"] != 0
+    assert not case.pod_spec.get("hostNetwork")
+    for port in case.container["ports"]:
+        assert port["containerPort"] >= 1024
+
+
+def test_priority_class_is_optional(render):
+    assert "priorityClassName" not in render({}).pod_spec
+    rendered = render({"priorityClassName": "system-cluster-critical"})
+    assert rendered.pod_spec["priorityClassName"] == "system-cluster-critical"
+
+
+def test_server_arguments_point_at_the_mounted_files(case):
+    args = dict(a.split("=", 1) for a in case.container["args"] if a.startswith("--"))
+    assert case.container["args"][0] == "serve"
+    mounts = {m["name"]: m for m in case.container["volumeMounts"]}
+    # Whole-directory mounts: subPath mounts never see Secret or ConfigMap updates, which
+    # would silently break certificate rotation and policy hot reload.
+    assert not any("subPath" in m for m in mounts.values())
+    assert args["--tls-cert"] == mounts["tls"]["mountPath"] + "/tls.crt"
+    assert args["--tls-key"] == mounts["tls"]["mountPath"] + "/tls.key"
+    assert args["--config"] == mounts["policy"]["mountPath"] + "/policy.yaml"
+    volumes = {v["name"]: v for v in case.pod_spec["volumes"]}
+    assert volumes["policy"]["configMap"]["name"] == case.one("ConfigMap")["metadata"]["name"]
+    assert "policy.yaml" in case.one("ConfigMap")["data"]
+    # No --nodes: in a cluster the server watches the nodes itself.
+    assert "--nodes" not in args
+
+
+def test_policy_change_does_not_restart_the_pods(render):
+    """The server hot-reloads the policy, so the pod template must not hash it."""
+    before = render({})
+    after = render({"policy": {"mode": "audit", "minReplicas": 3}})
+    assert before.policy != after.policy
+    assert before.deployment["spec"]["template"] == after.deployment["spec"]["template"]
+    annotations = before.deployment["spec"]["template"]["metadata"].get("annotations") or {}
+    assert not any(k.startswith("checksum/") for k in annotations)
+
+
+def test_policy_file_holds_only_fields_the_server_knows(case):
+    known = {"mode", "scope", "minReplicas", "zoneLabels", "maxSkew", "whenUnsatisfiable",
+             "matchPodTemplateHash", "antiAffinityWeight", "spreadAcrossNodes",
+             "rewriteLegacyZoneKey", "exemptNamespaces", "allowWorkloadOverride",
+             "assumedZones", "failOpen", "rules"}
+    assert set(case.policy) <= known
+
+
+def test_policy_values_reach_the_policy_file(render):
+    policy = render(CASES["production"]).policy
+    assert policy["mode"] == "warn"
+    assert policy["rules"] == {"HA004": "warn", "HA009": "off"}
+    assert policy["exemptNamespaces"].count("kube-system") == 1
+
+
+# === monitoring ===
+
+
+def test_monitoring_is_off_by_default(render):
+    rendered = render({})
+    assert not rendered.has("ServiceMonitor") and not rendered.has("PrometheusRule")
+
+
+def test_service_monitor_scrapes_the_admin_port(render):
+    rendered = render(CASES["monitoring"])
+    monitor = rendered.one("ServiceMonitor")
+    service = rendered.service
+    assert selector_matches(monitor["spec"]["selector"], service["metadata"]["labels"])
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    (port,) = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+    assert port["targetPort"] == "admin"
+    assert endpoint["path"] == "/metrics"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_prometheus_rule_has_the_four_alerts_on_real_series(render):
+    rendered = render(CASES["monitoring"])
+    (group,) = rendered.one("PrometheusRule")["spec"]["groups"]
+    alerts = {r["alert"]: r for r in group["rules"]}
+    assert set(alerts) == {"SpreadguardWebhookUnavailable", "SpreadguardCertificateExpiringSoon",
+                           "SpreadguardTopologyCollapsed", "SpreadguardDenialSurge"}
+    job = f'job="{rendered.service["metadata"]["name"]}", namespace="{NAMESPACE}"'
+    for name, rule in alerts.items():
+        expr = rule["expr"]
+        assert job in expr, name
+        series = set(re.findall(r"\b([a-z_]+)\{", expr))
+        assert series and series <= KNOWN_SERIES, (name, series - KNOWN_SERIES)
+        assert expr.count("(") == expr.count(")"), name
+        assert rule["labels"]["severity"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["runbook_url"]
+        assert re.fullmatch(r"\d+[smh]", rule["for"]), name
+    assert "< 14 * 86400" in alerts["SpreadguardCertificateExpiringSoon"]["expr"]
+    assert "< 2" in alerts["SpreadguardTopologyCollapsed"]["expr"]
+    assert 'decision="deny"' in alerts["SpreadguardDenialSurge"]["expr"]
+
+
+# === NOTES.txt ===
+
+
+def test_notes_tell_the_operator_how_to_opt_in(render):
+    assert "kubectl label namespace <namespace> spreadguard.io/enabled=true" in render({}).notes
+    notes = render({"scope": "clusterWide"}).notes
+    assert "every namespace except" in notes and NAMESPACE in notes
