@@ -8,10 +8,10 @@
 # image holds that binary and nothing else.
 #
 # Runtime: gcr.io/distroless/cc-debian12:nonroot. The binary links glibc and
-# libgcc_s (ring and rustls need nothing more; TLS roots are not needed, the
-# server only serves TLS and reaches the API server with the service account's
-# CA), which is exactly what distroless "cc" provides: no shell, no package
-# manager, no setuid binaries. The ":nonroot" variant runs as uid/gid 65532,
+# libgcc_s (ring and rustls need nothing more), which is exactly what distroless
+# "cc" provides, plus CA certificates and /etc/passwd: no shell, no package
+# manager, no setuid binaries. The API server's CA comes from the mounted
+# service account, not from the image. The ":nonroot" variant runs as uid/gid 65532,
 # matching the chart's runAsUser/runAsGroup, so the pod satisfies the restricted
 # Pod Security Standard and runs with a read-only root filesystem. For a
 # reproducible build, pin both images by digest (image@sha256:...).
