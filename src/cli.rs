@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::audit::AuditArgs;
+use crate::certs::CertsArgs;
+use crate::server::ServeArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,4 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Judge manifest files against a node snapshot, offline.
     Audit(AuditArgs),
+    /// Run the admission webhook (TLS) and its admin port.
+    Serve(ServeArgs),
+    /// Certificates for clusters without cert-manager.
+    Certs(CertsArgs),
 }

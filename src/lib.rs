@@ -4,9 +4,14 @@
 //! The [`engine`] is pure and shared by the webhook and `spreadguard audit`; everything else
 //! is I/O at its edge.
 
+pub mod admission;
 pub mod audit;
+pub mod certs;
 pub mod cli;
 pub mod engine;
 pub mod manifests;
+pub mod metrics;
 pub mod nodes;
 pub mod policy;
+pub mod server;
+pub mod telemetry;

@@ -5,8 +5,17 @@ use spreadguard::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One crypto provider for the whole process: ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let log_format = match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => spreadguard::telemetry::LogFormat::Text,
+    };
+    spreadguard::telemetry::init(log_format);
     let result = match cli.command {
         Command::Audit(args) => spreadguard::audit::run(args),
+        Command::Serve(args) => spreadguard::server::run(args),
+        Command::Certs(args) => spreadguard::certs::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

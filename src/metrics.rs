@@ -1,0 +1,276 @@
+//! Prometheus metrics, every series prefixed `spreadguard_`.
+//!
+//! Labels are low-cardinality by construction: kinds and operations outside the handled set
+//! collapse to `other`, so a client cannot grow the registry by sending odd requests.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::engine::{Finding, Injection, TopologySummary};
+
+/// Handling-time buckets in seconds: fine from 10 µs, where a healthy webhook lives, up to
+/// the API server's own 10 s webhook timeout.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_015, 0.000_02, 0.000_025, 0.000_03, 0.000_04, 0.000_05, 0.000_06, 0.000_075,
+    0.000_1, 0.000_125, 0.000_15, 0.000_2, 0.000_3, 0.000_5, 0.000_75, 0.001, 0.002, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Endpoint {
+    mutate,
+    validate,
+}
+
+/// What the webhook answered.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum DecisionLabel {
+    /// Allowed without changes.
+    allowed,
+    /// Allowed with a patch.
+    patched,
+    /// Denied.
+    denied,
+    /// Allowed or denied because the engine failed (see `failOpen`).
+    error,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub endpoint: Endpoint,
+    pub kind: &'static str,
+    pub operation: &'static str,
+    pub decision: DecisionLabel,
+    pub mode: &'static str,
+    pub dry_run: bool,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: Endpoint,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabels {
+    rule: &'static str,
+    severity: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InjectionLabels {
+    item: &'static str,
+}
+
+/// What was reloaded.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Reloaded {
+    certificate,
+    policy,
+    nodes,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    what: Reloaded,
+    result: &'static str,
+}
+
+/// The process's metrics. Cheap to share behind an `Arc`; every update is lock-free or takes
+/// a short read lock inside `prometheus-client`.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<EndpointLabels, Histogram>,
+    findings: Family<FindingLabels, Counter>,
+    injections: Family<InjectionLabels, Counter>,
+    zones: Gauge,
+    nodes: Gauge,
+    unzoned_nodes: Gauge,
+    reloads: Family<ReloadLabels, Counter>,
+    cert_expiry: Gauge,
+    engine_panics: Counter,
+    cache_staleness: Family<CacheLabels, Gauge<f64, AtomicU64>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("spreadguard");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "admission_requests",
+            "Admission requests answered, by endpoint, kind, operation, decision, mode and dry-run",
+            requests.clone(),
+        );
+        let latency = Family::<EndpointLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(LATENCY_BUCKETS.iter().copied())) as fn() -> Histogram,
+        );
+        registry.register_with_unit(
+            "admission_duration",
+            "Time to handle an admission request, from a read body to an encoded answer",
+            prometheus_client::registry::Unit::Seconds,
+            latency.clone(),
+        );
+        let findings = Family::<FindingLabels, Counter>::default();
+        registry.register(
+            "findings",
+            "Findings reported, by rule and severity",
+            findings.clone(),
+        );
+        let injections = Family::<InjectionLabels, Counter>::default();
+        registry.register(
+            "injections",
+            "Items injected into workloads by /mutate (not counted in audit mode or dry runs)",
+            injections.clone(),
+        );
+        let zones = Gauge::default();
+        registry.register(
+            "topology_zones",
+            "Zones in the topology snapshot",
+            zones.clone(),
+        );
+        let nodes = Gauge::default();
+        registry.register(
+            "topology_nodes",
+            "Nodes in the topology snapshot",
+            nodes.clone(),
+        );
+        let unzoned_nodes = Gauge::default();
+        registry.register(
+            "topology_unzoned_nodes",
+            "Nodes without a zone label in the topology snapshot",
+            unzoned_nodes.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Reloads of the certificate, policy and nodes files, by result",
+            reloads.clone(),
+        );
+        let cert_expiry = Gauge::default();
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate, as a Unix timestamp",
+            cert_expiry.clone(),
+        );
+        let engine_panics = Counter::default();
+        registry.register(
+            "engine_panics",
+            "Requests on which the decision engine panicked (answered per failOpen)",
+            engine_panics.clone(),
+        );
+        let cache_staleness = Family::<CacheLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "cache_staleness_seconds",
+            "Seconds since a cluster cache last heard from the API server",
+            cache_staleness.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            findings,
+            injections,
+            zones,
+            nodes,
+            unzoned_nodes,
+            reloads,
+            cert_expiry,
+            engine_panics,
+            cache_staleness,
+        }
+    }
+
+    /// The registry, for collectors added by other parts of the process.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    pub fn request(&self, labels: &RequestLabels, elapsed: Duration) {
+        self.requests.get_or_create(labels).inc();
+        self.latency
+            .get_or_create(&EndpointLabels {
+                endpoint: labels.endpoint,
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn findings(&self, findings: &[Finding]) {
+        for f in findings {
+            self.findings
+                .get_or_create(&FindingLabels {
+                    rule: f.rule.as_str(),
+                    severity: f.severity.as_str(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn injections(&self, injected: &[Injection]) {
+        for i in injected {
+            self.injections
+                .get_or_create(&InjectionLabels { item: i.as_str() })
+                .inc();
+        }
+    }
+
+    pub fn topology(&self, summary: &TopologySummary) {
+        self.zones.set(summary.zones.len() as i64);
+        self.nodes.set(summary.nodes as i64);
+        self.unzoned_nodes.set(summary.unzoned_nodes as i64);
+    }
+
+    pub fn reload(&self, what: Reloaded, ok: bool) {
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                what,
+                result: if ok { "success" } else { "failure" },
+            })
+            .inc();
+    }
+
+    pub fn certificate_expiry(&self, unix_seconds: i64) {
+        self.cert_expiry.set(unix_seconds);
+    }
+
+    pub fn engine_panic(&self) {
+        self.engine_panics.inc();
+    }
+
+    /// For the cluster caches: how long ago a cache last heard from the API server.
+    pub fn cache_staleness(&self, cache: &'static str, seconds: f64) {
+        self.cache_staleness
+            .get_or_create(&CacheLabels { cache })
+            .set(seconds);
+    }
+}

@@ -1,0 +1,170 @@
+//! `spreadguard serve` flags. Every flag also reads a `SPREADGUARD_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::telemetry::LogFormat;
+
+/// Arguments of `spreadguard serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    /// PEM certificate chain served on the TLS port (leaf first, intermediates after it).
+    #[arg(long, env = "SPREADGUARD_TLS_CERT", required_unless_present = "dev")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of the serving certificate (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "SPREADGUARD_TLS_KEY", required_unless_present = "dev")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM bundle of CAs whose client certificates are accepted; when set, a client without
+    /// a valid certificate is refused at the handshake.
+    #[arg(long, env = "SPREADGUARD_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+
+    /// Policy file (YAML); the built-in defaults when omitted. Reloaded when it changes.
+    #[arg(long, env = "SPREADGUARD_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Nodes file (`kubectl get nodes -o yaml`) the topology is built from. Reloaded when it
+    /// changes. Without it the policy's `assumedZones` stand in for the cluster.
+    #[arg(long, env = "SPREADGUARD_NODES")]
+    pub nodes: Option<PathBuf>,
+
+    /// Address of the TLS admission port [default: 0.0.0.0:8443, or 127.0.0.1:8443 with --dev].
+    #[arg(long, env = "SPREADGUARD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Address of the plain-HTTP admin port (`/livez`, `/readyz`, `/metrics`)
+    /// [default: 0.0.0.0:8080, or 127.0.0.1:8080 with --dev].
+    #[arg(long, env = "SPREADGUARD_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// Log format.
+    #[arg(long, env = "SPREADGUARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Development mode: generated certificates, the bundled demo topology, loopback only.
+    #[arg(long, env = "SPREADGUARD_DEV")]
+    pub dev: bool,
+
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Transport limits and life-cycle timings.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Limits {
+    /// Most concurrent connections on the TLS port; further clients wait in the accept queue.
+    #[arg(long, env = "SPREADGUARD_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Largest request body accepted, in bytes (the API server's own limit is 3 MiB).
+    #[arg(long, env = "SPREADGUARD_MAX_BODY_BYTES", default_value_t = 3 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Time a client has to finish the TLS handshake and send a request's headers.
+    #[arg(long, env = "SPREADGUARD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// After SIGTERM: how long `/readyz` reports false while new connections are still
+    /// accepted, so that endpoints can be updated.
+    #[arg(long, env = "SPREADGUARD_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// After the grace period: how long in-flight requests may take to finish.
+    #[arg(long, env = "SPREADGUARD_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// How often the certificate, policy and nodes files are checked for new contents.
+    #[arg(long, env = "SPREADGUARD_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub reload_interval: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_body_bytes: 3 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(10),
+            reload_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+impl ServeArgs {
+    /// Arguments for a server on the given material, with every other flag at its default.
+    /// Tests and embedders start from here.
+    pub fn new(tls_cert: impl Into<PathBuf>, tls_key: impl Into<PathBuf>) -> Self {
+        ServeArgs {
+            tls_cert: Some(tls_cert.into()),
+            tls_key: Some(tls_key.into()),
+            client_ca: None,
+            config: None,
+            nodes: None,
+            listen: None,
+            admin_listen: None,
+            log_format: LogFormat::Text,
+            dev: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The TLS port's address, after defaults.
+    pub fn listen_addr(&self) -> SocketAddr {
+        let host = if self.dev {
+            [127, 0, 0, 1]
+        } else {
+            [0, 0, 0, 0]
+        };
+        self.listen.unwrap_or((host, 8443).into())
+    }
+
+    /// The admin port's address, after defaults.
+    pub fn admin_addr(&self) -> SocketAddr {
+        let host = if self.dev {
+            [127, 0, 0, 1]
+        } else {
+            [0, 0, 0, 0]
+        };
+        self.admin_listen.unwrap_or((host, 8080).into())
+    }
+}
+
+/// `250ms`, `2s`, `1m`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 500ms, 2s or 1m)"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_common_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+}

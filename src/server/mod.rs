@@ -1,0 +1,423 @@
+//! `spreadguard serve`: the admission webhook over TLS, with an admin port beside it.
+//!
+//! [`Server::bind`] loads everything (policy, topology, certificate) and binds both ports, so
+//! a misconfiguration fails before anything listens; [`Server::run`] serves until the given
+//! shutdown future completes, then: not ready, a grace period that still accepts, drain.
+
+pub mod admin;
+pub mod args;
+pub mod dev;
+pub mod reload;
+pub mod router;
+pub mod shutdown;
+pub mod state;
+pub mod tls;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use rustls::ServerConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+pub use self::args::{Limits, ServeArgs};
+pub use self::router::router;
+pub use self::state::State;
+
+use self::reload::Watched;
+use self::tls::{CertResolver, TlsError};
+use crate::metrics::Reloaded;
+use crate::nodes::{NodesError, parse_nodes};
+use crate::policy::{Policy, PolicyError};
+
+/// Errors that stop the server from starting. Each names the file or address at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("--tls-cert and --tls-key are required (or use --dev)")]
+    MissingTls,
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: {source}")]
+    Tls {
+        path: PathBuf,
+        #[source]
+        source: TlsError,
+    },
+    #[error("{path}: {source}")]
+    Policy {
+        path: PathBuf,
+        #[source]
+        source: PolicyError,
+    },
+    #[error("{path}: {source}")]
+    Nodes {
+        path: PathBuf,
+        #[source]
+        source: NodesError,
+    },
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("preparing --dev: {0}")]
+    Dev(String),
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path).map_err(|source| ServeError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))
+}
+
+/// A bound, fully loaded server, not yet serving.
+pub struct Server {
+    state: Arc<State>,
+    listener: TcpListener,
+    admin: TcpListener,
+    tls: Arc<ServerConfig>,
+    watched: Vec<Watched>,
+    limits: Limits,
+}
+
+// === impl Server ===
+
+impl Server {
+    /// Loads the policy, the topology and the certificate, and binds both ports.
+    pub async fn bind(args: &ServeArgs) -> Result<Server, ServeError> {
+        Server::bind_with(args, |state| state).await
+    }
+
+    /// As [`Server::bind`], letting the caller adjust the state first (a namespace cache,
+    /// readiness checks).
+    pub async fn bind_with(
+        args: &ServeArgs,
+        customize: impl FnOnce(State) -> State,
+    ) -> Result<Server, ServeError> {
+        let (Some(cert_path), Some(key_path)) = (&args.tls_cert, &args.tls_key) else {
+            return Err(ServeError::MissingTls);
+        };
+        let mut watched = Vec::new();
+
+        let (policy, policy_bytes) = match &args.config {
+            None => (Policy::default(), None),
+            Some(path) => {
+                let bytes = read(path)?;
+                let policy = utf8(&bytes)
+                    .map_err(|e| PolicyError::Invalid {
+                        field: "(file)",
+                        reason: e,
+                    })
+                    .and_then(Policy::from_yaml)
+                    .map_err(|source| ServeError::Policy {
+                        path: path.clone(),
+                        source,
+                    })?;
+                (policy, Some(bytes))
+            }
+        };
+        let state = Arc::new(customize(
+            State::new(policy).with_max_body_bytes(args.limits.max_body_bytes),
+        ));
+
+        if let (Some(path), Some(bytes)) = (&args.config, policy_bytes) {
+            let s = state.clone();
+            watched.push(Watched::new(
+                Reloaded::policy,
+                vec![path.clone()],
+                vec![bytes],
+                Box::new(move |files| {
+                    let policy = Policy::from_yaml(utf8(&files[0])?).map_err(|e| e.to_string())?;
+                    s.publish_policy(policy);
+                    Ok(())
+                }),
+            ));
+        }
+
+        match &args.nodes {
+            None => {
+                tracing::warn!(
+                    "no --nodes file: deciding against the policy's assumedZones until nodes are known"
+                );
+                state.publish_assumed_topology();
+            }
+            Some(path) => {
+                let bytes = read(path)?;
+                let nodes = load_nodes(&bytes).map_err(|source| ServeError::Nodes {
+                    path: path.clone(),
+                    source,
+                })?;
+                state.publish_nodes(Arc::new(nodes));
+                let s = state.clone();
+                watched.push(Watched::new(
+                    Reloaded::nodes,
+                    vec![path.clone()],
+                    vec![bytes],
+                    Box::new(move |files| {
+                        let nodes = load_nodes(&files[0]).map_err(|e| e.to_string())?;
+                        s.publish_nodes(Arc::new(nodes));
+                        Ok(())
+                    }),
+                ));
+            }
+        }
+
+        let cert_bytes = read(cert_path)?;
+        let key_bytes = read(key_path)?;
+        let serving =
+            tls::load_serving_cert(&cert_bytes, &key_bytes).map_err(|source| ServeError::Tls {
+                path: cert_path.clone(),
+                source,
+            })?;
+        state.metrics().certificate_expiry(serving.not_after);
+        let resolver = Arc::new(CertResolver::new(&serving));
+        let client_ca = match &args.client_ca {
+            Some(path) => Some((path, read(path)?)),
+            None => None,
+        };
+        let config = tls::server_config(resolver.clone(), client_ca.as_ref().map(|(_, b)| &b[..]))
+            .map_err(|source| ServeError::Tls {
+                path: client_ca
+                    .as_ref()
+                    .map_or(cert_path.clone(), |(p, _)| (*p).clone()),
+                source,
+            })?;
+        state.set_certificate_loaded();
+        {
+            let metrics = state.metrics().clone();
+            watched.push(Watched::new(
+                Reloaded::certificate,
+                vec![cert_path.clone(), key_path.clone()],
+                vec![cert_bytes, key_bytes],
+                Box::new(move |files| {
+                    let serving =
+                        tls::load_serving_cert(&files[0], &files[1]).map_err(|e| e.to_string())?;
+                    resolver.set(&serving);
+                    metrics.certificate_expiry(serving.not_after);
+                    Ok(())
+                }),
+            ));
+        }
+
+        let listener = bind(args.listen_addr()).await?;
+        let admin = bind(args.admin_addr()).await?;
+        Ok(Server {
+            state,
+            listener,
+            admin,
+            tls: Arc::new(config),
+            watched,
+            limits: args.limits.clone(),
+        })
+    }
+
+    /// The TLS port's bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener")
+    }
+
+    /// The admin port's bound address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr().expect("a bound listener")
+    }
+
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then shuts down gracefully. Returns once every
+    /// connection has drained (or the drain timeout passed).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let Server {
+            state,
+            listener,
+            admin,
+            tls,
+            watched,
+            limits,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+
+        let admin_task = tokio::spawn(
+            axum::serve(admin, admin::router(state.clone()))
+                .with_graceful_shutdown(stopped())
+                .into_future(),
+        );
+        let reload_task = tokio::spawn(reload::run(
+            watched,
+            limits.reload_interval,
+            state.metrics().clone(),
+            stopped(),
+        ));
+
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        http.http2().timer(TokioTimer::new());
+        let connections = Connections {
+            acceptor: TlsAcceptor::from(tls),
+            http: Arc::new(http),
+            service: TowerToHyperService::new(router(state.clone())),
+            handshake_timeout: limits.header_read_timeout,
+            graceful: GracefulShutdown::new(),
+        };
+        let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+        tracing::info!(addr = %listener.local_addr()?, "serving admission reviews");
+
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = accept(&listener, &permits) => connections.spawn(accepted),
+            }
+        }
+
+        state.begin_shutdown();
+        tracing::info!(grace = ?limits.shutdown_grace, "shutting down: not ready, still accepting during the grace period");
+        let grace = tokio::time::sleep(limits.shutdown_grace);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                _ = &mut grace => break,
+                accepted = accept(&listener, &permits) => connections.spawn(accepted),
+            }
+        }
+        drop(listener);
+
+        let open = connections.graceful.count();
+        tracing::info!(connections = open, "draining");
+        match tokio::time::timeout(limits.drain_timeout, connections.graceful.shutdown()).await {
+            Ok(()) => tracing::info!("drained"),
+            Err(_) => {
+                tracing::warn!(timeout = ?limits.drain_timeout, "drain timed out; closing the remaining connections")
+            }
+        }
+        let _ = stop_tx.send(true);
+        let _ = reload_task.await;
+        match admin_task.await {
+            Ok(result) => result,
+            Err(e) => Err(io::Error::other(e)),
+        }
+    }
+}
+
+fn load_nodes(bytes: &[u8]) -> Result<Vec<crate::engine::NodeInfo>, NodesError> {
+    let text = String::from_utf8_lossy(bytes);
+    parse_nodes(&text)
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Waits for a connection slot, then for a connection.
+async fn accept(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let permit = permits
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    match listener.accept().await {
+        Ok((stream, peer)) => Some((stream, peer, permit)),
+        Err(e) => {
+            // Typically out of file descriptors: back off instead of spinning.
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+type Service = TowerToHyperService<axum::Router>;
+
+/// What every connection task needs.
+struct Connections {
+    acceptor: TlsAcceptor,
+    http: Arc<auto::Builder<TokioExecutor>>,
+    service: Service,
+    handshake_timeout: Duration,
+    graceful: GracefulShutdown,
+}
+
+impl Connections {
+    fn spawn(&self, accepted: Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)>) {
+        let Some((stream, peer, permit)) = accepted else {
+            return;
+        };
+        let acceptor = self.acceptor.clone();
+        let http = self.http.clone();
+        let service = self.service.clone();
+        let handshake_timeout = self.handshake_timeout;
+        let watcher = self.graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = stream.set_nodelay(true);
+            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = http.serve_connection(TokioIo::new(tls), service);
+            if let Err(error) = watcher.watch(conn).await {
+                tracing::debug!(%peer, %error, "connection closed with an error");
+            }
+        });
+    }
+}
+
+/// `spreadguard serve`: builds the runtime, prepares `--dev` if asked, serves until SIGTERM.
+pub fn run(mut args: ServeArgs) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let dev = if args.dev {
+            Some(dev::prepare(&mut args)?)
+        } else {
+            None
+        };
+        let server = Server::bind(&args).await?;
+        if let Some(dev) = &dev {
+            dev.print(server.local_addr(), server.admin_addr());
+        }
+        server.run(shutdown::signal()).await?;
+        Ok(0)
+    })
+}

@@ -1,0 +1,98 @@
+//! The admission routes on the TLS port: `POST /mutate` and `POST /validate`.
+//!
+//! Transport-level problems get 4xx with a JSON error (415 for a body that is not JSON, 413
+//! for one over the limit, 400 for JSON that is not an AdmissionReview); everything else gets
+//! HTTP 200 and a review echoing the request's uid.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State as Extract};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use super::state::State;
+use crate::metrics::Endpoint;
+
+/// The admission router, without any transport: tests drive it with `oneshot`.
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/validate", post(validate))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn mutate(Extract(state): Extract<Arc<State>>, request: Request) -> Response {
+    handle(Endpoint::mutate, &state, request).await
+}
+
+async fn validate(Extract(state): Extract<Arc<State>>, request: Request) -> Response {
+    handle(Endpoint::validate, &state, request).await
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not found: POST /mutate or /validate",
+    )
+}
+
+async fn handle(endpoint: Endpoint, state: &State, request: Request) -> Response {
+    if !is_json(request.headers()) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        );
+    }
+    let limit = state.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(limit);
+    }
+    let body = match axum::body::to_bytes(request.into_body(), limit).await {
+        Ok(body) => body,
+        // Over the limit, or the client went away mid-body: either way nobody gets a review.
+        Err(_) => return too_large(limit),
+    };
+    match state.review(endpoint, &body) {
+        Ok(review) => json(StatusCode::OK, Bytes::from(review)),
+        Err(bad) => error(StatusCode::BAD_REQUEST, &bad.to_string()),
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn too_large(limit: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("request body larger than {limit} bytes"),
+    )
+}
+
+fn json(status: StatusCode, body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message, "code": status.as_u16() });
+    (status, axum::Json(body)).into_response()
+}
