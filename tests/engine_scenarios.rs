@@ -308,7 +308,7 @@ fn universal_checks(s: &Scenario, decision: &Decision) -> Vec<String> {
 
 fn scenario_files() -> Vec<std::path::PathBuf> {
     let files = yaml_files(&repo_path("tests/fixtures/engine"));
-    assert!(files.len() > 5, "scenarios went missing: {}", files.len());
+    assert!(files.len() > 50, "scenarios went missing: {}", files.len());
     files
 }
 

@@ -25,11 +25,12 @@ WEBHOOK_KINDS = {
 SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease"}
 OPT_OUT = "spreadguard.io/ignore"
 
-# Every series the server exports (the server's metrics contract) plus Prometheus' own.
+# Series the server exports (src/metrics.rs) plus Prometheus' own `up`. test_metrics.py
+# checks the alerts against a running server's /metrics as well.
 KNOWN_SERIES = {
     "up",
-    "spreadguard_requests_total",
-    "spreadguard_request_duration_seconds_bucket",
+    "spreadguard_admission_requests_total",
+    "spreadguard_admission_duration_seconds_bucket",
     "spreadguard_findings_total",
     "spreadguard_topology_zones",
     "spreadguard_certificate_expiry_timestamp_seconds",
@@ -488,7 +489,7 @@ def test_prometheus_rule_has_the_four_alerts_on_real_series(render):
         assert re.fullmatch(r"\d+[smh]", rule["for"]), name
     assert "< 14 * 86400" in alerts["SpreadguardCertificateExpiringSoon"]["expr"]
     assert "< 2" in alerts["SpreadguardTopologyCollapsed"]["expr"]
-    assert 'decision="deny"' in alerts["SpreadguardDenialSurge"]["expr"]
+    assert 'decision="denied"' in alerts["SpreadguardDenialSurge"]["expr"]
 
 
 # === NOTES.txt ===
