@@ -13,8 +13,8 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 use spreadguard::engine::{
-    Decision, INJECTED_ANNOTATION, Injection, Input, NodeInfo, RuleId, Severity, Subject,
-    Topology, decide,
+    Decision, INJECTED_ANNOTATION, Injection, Input, NodeInfo, RuleId, Severity, Subject, Topology,
+    decide,
 };
 use spreadguard::policy::Policy;
 
@@ -181,10 +181,9 @@ fn check_scenario(path: &Path) -> Vec<String> {
             }
             for f in &expected {
                 if let Some(text) = &f.message_contains
-                    && !decision
-                        .findings
-                        .iter()
-                        .any(|d| d.rule == f.rule && d.severity == f.severity && d.message.contains(text))
+                    && !decision.findings.iter().any(|d| {
+                        d.rule == f.rule && d.severity == f.severity && d.message.contains(text)
+                    })
                 {
                     problems.push(format!(
                         "no {} {} finding contains {text:?}: {:#?}",
@@ -298,10 +297,7 @@ fn universal_checks(s: &Scenario, decision: &Decision) -> Vec<String> {
         ));
     }
     for e in escalations(&decision.findings, &again.findings) {
-        problems.push(format!(
-            "after patching, {e}: {:#?}",
-            again.findings
-        ));
+        problems.push(format!("after patching, {e}: {:#?}", again.findings));
     }
     problems
 }
@@ -352,7 +348,10 @@ fn scenarios_cover_every_rule_and_injection() {
         .iter()
         .filter(|i| !injections.contains(i.as_str()))
         .collect();
-    assert!(missing.is_empty(), "injections without a scenario: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "injections without a scenario: {missing:?}"
+    );
 }
 
 // === examples/workloads ===

@@ -139,6 +139,9 @@ pub fn plan(
     let Some(selector) = w.spread_selector() else {
         let why = match w.kind {
             WorkloadKind::Pod => "the Pod has no labels",
+            _ if w.selector.is_some() && !w.pod_labels.is_empty() => {
+                "spec.selector is empty or does not select the pod template's labels"
+            }
             _ => {
                 "spec.selector or the pod template labels are missing or empty (a kustomize base?)"
             }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::labels::selects;
 use super::topology::Scheduling;
 
 /// The kinds spreadguard judges.
@@ -308,7 +309,10 @@ impl Workload<'_> {
                 let sel = self.selector.as_ref()?;
                 let empty = sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
                     && sel.match_expressions.as_ref().is_none_or(|e| e.is_empty());
-                if empty || self.pod_labels.is_empty() {
+                // A selector that does not select the template's own labels would make every
+                // injected constraint count none of the workload's pods (HA004).
+                if empty || self.pod_labels.is_empty() || selects(sel, &self.pod_labels) != Ok(true)
+                {
                     return None;
                 }
                 self.selector_json.cloned()

@@ -171,13 +171,15 @@ pub fn escalations(before: &[Finding], after: &[Finding]) -> Vec<String> {
 /// patched document kept every other field in place.
 ///
 /// Returns the patched document and the undone one.
-pub fn apply_and_undo(original: &Value, patch: &[PatchOperation]) -> Result<(Value, Value), String> {
+pub fn apply_and_undo(
+    original: &Value,
+    patch: &[PatchOperation],
+) -> Result<(Value, Value), String> {
     let mut doc = original.clone();
     let mut inverses = Vec::new();
     for op in patch {
         inverses.push(inverse(&doc, op)?);
-        json_patch::patch(&mut doc, std::slice::from_ref(op))
-            .map_err(|e| format!("{op}: {e}"))?;
+        json_patch::patch(&mut doc, std::slice::from_ref(op)).map_err(|e| format!("{op}: {e}"))?;
     }
     // The whole patch must also apply in one go, as the API server applies it.
     let mut whole = original.clone();
@@ -200,7 +202,9 @@ enum Inverse {
 }
 
 fn tokens(p: &Pointer) -> Vec<String> {
-    p.tokens().map(|t: Token| t.decoded().into_owned()).collect()
+    p.tokens()
+        .map(|t: Token| t.decoded().into_owned())
+        .collect()
 }
 
 fn inverse(doc: &Value, op: &PatchOperation) -> Result<Inverse, String> {
@@ -229,7 +233,9 @@ fn inverse(doc: &Value, op: &PatchOperation) -> Result<Inverse, String> {
             let old = lookup(doc, &path).ok_or_else(|| format!("{op}: target missing"))?;
             Ok(Inverse::Restore(path.clone(), old.clone()))
         }
-        other => Err(format!("unexpected operation {other}: the engine only adds and replaces")),
+        other => Err(format!(
+            "unexpected operation {other}: the engine only adds and replaces"
+        )),
     }
 }
 
