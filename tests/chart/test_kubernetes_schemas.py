@@ -63,3 +63,11 @@ def test_helm_lint_strict_is_clean(name, kube_version):
     # recommended") may remain.
     problems = [m for m in report["messages"] if m["severity"] >= 2]
     assert problems == []
+
+
+def test_chart_metadata(chart):
+    meta = chart.metadata
+    assert meta["apiVersion"] == "v2"
+    assert meta["kubeVersion"] == ">=1.33.0-0"
+    assert meta["type"] == "application"
+    assert meta["appVersion"]

@@ -499,3 +499,9 @@ def test_notes_tell_the_operator_how_to_opt_in(render):
     assert "kubectl label namespace <namespace> spreadguard.io/enabled=true" in render({}).notes
     notes = render({"scope": "clusterWide"}).notes
     assert "every namespace except" in notes and NAMESPACE in notes
+
+
+def test_chart_version_bump_alone_does_not_roll_the_pods(chart, render):
+    labels = render({}).deployment["spec"]["template"]["metadata"]["labels"]
+    assert "helm.sh/chart" not in labels
+    assert labels["app.kubernetes.io/version"] == chart.metadata["appVersion"]

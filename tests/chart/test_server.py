@@ -207,3 +207,14 @@ def test_every_alert_queries_series_the_server_exports(pod):
             lines = [s for s in samples if s.startswith(name + "{") or s.startswith(name + " ")]
             for key, value in wanted:
                 assert any(f'{key}="{value}"' in s for s in lines), (rule["alert"], key, value)
+
+
+def test_sigterm_drains_within_the_termination_grace_period(pod):
+    """Runs last: the kubelet's SIGTERM must end in a clean exit before it sends SIGKILL."""
+    grace = pod.rendered.pod_spec["terminationGracePeriodSeconds"]
+    started = time.monotonic()
+    pod.proc.terminate()
+    code = pod.proc.wait(timeout=grace + 5)
+    elapsed = time.monotonic() - started
+    assert code == 0, pod.log.read_text()
+    assert elapsed < grace, f"shutdown took {elapsed:.1f}s, the pod gets {grace}s"

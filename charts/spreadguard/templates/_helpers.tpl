@@ -36,9 +36,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{- define "spreadguard.labels" -}}
 helm.sh/chart: {{ include "spreadguard.chart" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{ include "spreadguard.podLabels" . }}
+{{- end }}
+
+{{/*
+Labels of the webhook pods: no chart version or managed-by, so that a chart
+release that changes nothing in the pod does not roll the pods.
+*/}}
+{{- define "spreadguard.podLabels" -}}
 {{ include "spreadguard.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: admission-webhook
 app.kubernetes.io/part-of: spreadguard
 {{- end }}
