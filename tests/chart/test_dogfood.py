@@ -13,8 +13,10 @@ mode enforce: the webhook's workload is held to the rules it enforces on everybo
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
+import helm_python as helm
 import pytest
 import yaml
 
@@ -93,3 +95,20 @@ def test_binary_accepts_the_rendered_policy_file(render, tmp_path, name):
     assert code == 0
     (entry,) = [r for r in report["results"] if r["kind"] == "Deployment"]
     assert entry["mode"] == "off"
+
+
+def test_schema_accepts_exactly_the_rule_ids_the_binary_knows(chart, tmp_path):
+    """values.schema.json lists the rule IDs; the binary's policy parser is the truth."""
+    path = tmp_path / "policy.yaml"
+    path.write_text("rules:\n  HA999: warn\n")
+    proc = subprocess.run([str(spreadguard_bin()), "audit", "--config", str(path), "-"],
+                          input="", capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    known = sorted(set(re.findall(r"`(HA\d{3})`", proc.stderr)) - {"HA999"})
+    assert "HA001" in known, proc.stderr
+    for rule in known:
+        chart.validate_schema({"policy": {"rules": {rule: "warn"}}})
+    last = int(known[-1][2:])
+    for unknown in (f"HA{last + 1:03d}", "HA999"):
+        with pytest.raises(helm.HelmValuesError):
+            chart.validate_schema({"policy": {"rules": {unknown: "warn"}}})
