@@ -39,7 +39,7 @@ impl Watched {
         }
     }
 
-    async fn poll(&mut self, metrics: &Metrics) {
+    async fn read(&mut self, metrics: &Metrics) -> Option<Vec<Vec<u8>>> {
         let mut contents = Vec::with_capacity(self.paths.len());
         for path in &self.paths {
             match tokio::fs::read(path).await {
@@ -51,15 +51,36 @@ impl Watched {
                         metrics.reload(self.what, false);
                         self.read_error = Some(error);
                     }
-                    return;
+                    return None;
                 }
             }
         }
         self.read_error = None;
+        Some(contents)
+    }
+
+    async fn poll(&mut self, metrics: &Metrics) {
+        let Some(mut contents) = self.read(metrics).await else {
+            return;
+        };
         if self.seen.as_ref() == Some(&contents) {
             return;
         }
-        match (self.apply)(&contents) {
+        // A volume update between reading the certificate and reading its key gives a pair
+        // that does not match; reading again gives a consistent one.
+        let mut attempts = 0;
+        let result = loop {
+            attempts += 1;
+            let result = (self.apply)(&contents);
+            if result.is_ok() || attempts == 3 {
+                break result;
+            }
+            match self.read(metrics).await {
+                Some(again) if again != contents => contents = again,
+                _ => break result,
+            }
+        };
+        match result {
             Ok(()) => {
                 tracing::info!(what = ?self.what, "reloaded");
                 metrics.reload(self.what, true);
