@@ -23,11 +23,14 @@ FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
 
 # Only what the build reads: manifests, sources, the bench target Cargo.toml
-# declares, and the example topology `serve --dev` embeds.
+# declares, and the files `serve --dev` embeds with include_str! (the example
+# topology and the example AdmissionReview). tests/chart/test_dockerfile.py
+# checks this list against the sources.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
 COPY examples ./examples
+COPY tests/fixtures/admission ./tests/fixtures/admission
 
 # Cache mounts keep the crate registry and the build directory between builds;
 # the binary is copied out because the cache mount is not part of the image.
