@@ -83,8 +83,11 @@ pub fn plan(
                 ));
             }
         }
+        // On nodes without the legacy label a required legacy term constrains nothing;
+        // rewritten, it allows one pod per zone. Leave it when that would strand pods.
+        let strands = ctx.replicas > ctx.eligible_zones() as i64;
         for t in w.anti_affinity_terms() {
-            if t.term.topology_key == LEGACY_ZONE_KEY {
+            if t.term.topology_key == LEGACY_ZONE_KEY && !(t.required && strands) {
                 let idx = t.index.to_string();
                 let p = if t.required {
                     path(
@@ -128,11 +131,17 @@ pub fn plan(
         w.anti_affinity_terms()
             .map(|t| rewritten(rewrite, &t.term.topology_key))
     };
-    let multi_zone = ctx.topology.zone_count() >= 2;
+    let zone_key = ctx.topology.zone_key();
+    // A constraint on a key no eligible node carries is inert, and with DoNotSchedule it
+    // keeps every pod Pending (HA005): never inject one.
+    let carried =
+        |key: &str| ctx.key_present(key) != Some(false) || ctx.eligible_nodes() == Some(0);
+    let multi_zone = ctx.topology.zone_count() >= 2 && carried(zone_key);
     let wants_zone_spread = multi_zone && !spread_keys().any(|k| policy.is_zone_key(k));
     let wants_zone_anti = multi_zone && !term_keys().any(|k| policy.is_zone_key(k));
-    let wants_node_spread =
-        policy.spread_across_nodes && !spread_keys().chain(term_keys()).any(|k| k == HOSTNAME_KEY);
+    let wants_node_spread = policy.spread_across_nodes
+        && carried(HOSTNAME_KEY)
+        && !spread_keys().chain(term_keys()).any(|k| k == HOSTNAME_KEY);
     if !(wants_zone_spread || wants_zone_anti || wants_node_spread) {
         return finish(ctx, ops, injected);
     }
@@ -153,7 +162,6 @@ pub fn plan(
         return finish(ctx, ops, injected);
     };
 
-    let zone_key = ctx.topology.zone_key();
     let mut constraints = Vec::new();
     if wants_zone_spread {
         let mut c = spread_constraint(ctx, zone_key, policy.when_unsatisfiable, &selector);

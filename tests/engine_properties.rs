@@ -1,0 +1,356 @@
+//! Property tests: over generated workloads (random labels, selectors, replica counts and
+//! existing spread constraints and affinity in every shape, keys with `/` and `~`) and
+//! generated topologies and policies, the patch always applies, deciding the patched object
+//! again yields no patch, every field outside the paths the patch names is byte for byte
+//! identical, and no finding gets more severe after patching.
+
+mod engine_support;
+
+use proptest::collection::{btree_map, vec};
+use proptest::option;
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+use spreadguard::engine::{Decision, Injection, Input, NodeInfo, Subject, Topology, decide};
+use spreadguard::policy::Policy;
+
+use engine_support::{apply_and_undo, escalations};
+
+const ZONE: &str = "topology.kubernetes.io/zone";
+const LEGACY: &str = "failure-domain.beta.kubernetes.io/zone";
+const HOSTNAME: &str = "kubernetes.io/hostname";
+const CUSTOM_ZONE: &str = "example.com/zone~v2";
+
+/// Label keys, some with `/` and `~` so JSON pointer escaping is exercised.
+fn label_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("app".to_owned()),
+        Just("tier".to_owned()),
+        Just("app.kubernetes.io/name".to_owned()),
+        Just("example.com/a~b".to_owned()),
+        Just("team~1x/sub~0".to_owned()),
+        Just("pod-template-hash".to_owned()),
+        Just("controller-revision-hash".to_owned()),
+    ]
+}
+
+fn label_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("web".to_owned()),
+        Just("api".to_owned()),
+        Just("a/b~c".to_owned())
+    ]
+}
+
+fn labels() -> impl Strategy<Value = Map<String, Value>> {
+    btree_map(label_key(), label_value(), 0..4)
+        .prop_map(|m| m.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+}
+
+fn topology_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(ZONE.to_owned()),
+        Just(LEGACY.to_owned()),
+        Just(HOSTNAME.to_owned()),
+        Just(CUSTOM_ZONE.to_owned()),
+        Just("example.com/rack".to_owned()),
+    ]
+}
+
+/// A label selector relative to the pod labels: the labels themselves, a subset, something
+/// unrelated, with expressions, empty, or absent.
+fn selector(labels: Map<String, Value>) -> impl Strategy<Value = Option<Value>> {
+    let own = labels.clone();
+    let first = labels.iter().next().map(|(k, v)| (k.clone(), v.clone()));
+    prop_oneof![
+        3 => Just(Some(json!({ "matchLabels": own }))),
+        1 => Just(first.map(|(k, v)| json!({ "matchLabels": { k: v } }))),
+        1 => (label_key(), label_value()).prop_map(|(k, v)| Some(json!({ "matchLabels": { k: v } }))),
+        1 => (label_key(), prop_oneof![Just("In"), Just("NotIn"), Just("Exists"), Just("DoesNotExist")], label_value())
+            .prop_map(|(k, op, v)| {
+                let mut e = json!({ "key": k, "operator": op });
+                if op == "In" || op == "NotIn" {
+                    e["values"] = json!([v]);
+                }
+                Some(json!({ "matchExpressions": [e] }))
+            }),
+        1 => Just(Some(json!({}))),
+        1 => Just(None),
+    ]
+}
+
+fn spread_constraint(labels: Map<String, Value>) -> impl Strategy<Value = Value> {
+    (
+        1..4u32,
+        topology_key(),
+        prop_oneof![Just("ScheduleAnyway"), Just("DoNotSchedule")],
+        selector(labels),
+        option::of(1..5u32),
+    )
+        .prop_map(|(skew, key, when, sel, min_domains)| {
+            let mut c = json!({ "maxSkew": skew, "topologyKey": key, "whenUnsatisfiable": when });
+            if let Some(s) = sel {
+                c["labelSelector"] = s;
+            }
+            if let Some(m) = min_domains {
+                c["minDomains"] = json!(m);
+            }
+            c
+        })
+}
+
+fn affinity_term(labels: Map<String, Value>) -> impl Strategy<Value = Value> {
+    (topology_key(), selector(labels)).prop_map(|(key, sel)| {
+        let mut t = json!({ "topologyKey": key });
+        if let Some(s) = sel {
+            t["labelSelector"] = s;
+        }
+        t
+    })
+}
+
+/// `affinity` in every shape the mutation must handle.
+fn affinity(labels: Map<String, Value>) -> impl Strategy<Value = Option<Value>> {
+    let required = vec(affinity_term(labels.clone()), 0..3);
+    let preferred = vec(
+        (1..101u32, affinity_term(labels))
+            .prop_map(|(w, t)| json!({ "weight": w, "podAffinityTerm": t })),
+        0..3,
+    );
+    (0..6u8, required, preferred).prop_map(|(shape, required, preferred)| match shape {
+        0 => None,
+        1 => Some(json!({})),
+        2 => Some(json!({ "nodeAffinity": { "preferredDuringSchedulingIgnoredDuringExecution": [
+            { "weight": 1, "preference": { "matchExpressions": [{ "key": "pool", "operator": "In", "values": ["general"] }] } }
+        ] } })),
+        3 => Some(json!({ "podAntiAffinity": {} })),
+        4 => Some(json!({ "podAntiAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": required } })),
+        _ => Some(json!({ "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": preferred,
+            "requiredDuringSchedulingIgnoredDuringExecution": required,
+        } })),
+    })
+}
+
+fn annotations() -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Value::Null)),
+        Just(Some(json!({}))),
+        Just(Some(json!({ "example.com/owner~team": "a/b" }))),
+        Just(Some(json!({ "spreadguard.io/injected": "zone-spread" }))),
+    ]
+}
+
+prop_compose! {
+    fn pod_spec(labels: Map<String, Value>)(
+        spread in option::of(vec(spread_constraint(labels.clone()), 0..3)),
+        affinity in affinity(labels),
+        node_selector in option::of(prop_oneof![
+            Just(json!({ ZONE: "z1" })),
+            Just(json!({ "pool": "general" })),
+            Just(json!({})),
+        ]),
+        tolerate in any::<bool>(),
+    ) -> Value {
+        let mut spec = json!({ "containers": [{ "name": "c", "image": "img:1" }] });
+        if let Some(s) = spread {
+            spec["topologySpreadConstraints"] = Value::Array(s);
+        }
+        if let Some(a) = affinity {
+            spec["affinity"] = a;
+        }
+        if let Some(n) = node_selector {
+            spec["nodeSelector"] = n;
+        }
+        if tolerate {
+            spec["tolerations"] = json!([{ "key": "dedicated", "operator": "Exists" }]);
+        }
+        spec
+    }
+}
+
+/// A Deployment, StatefulSet, ReplicaSet or bare Pod.
+fn workload() -> impl Strategy<Value = Value> {
+    labels()
+        .prop_flat_map(|labels| {
+            (
+                prop_oneof![
+                    Just("Deployment"),
+                    Just("StatefulSet"),
+                    Just("ReplicaSet"),
+                    Just("Pod")
+                ],
+                Just(labels.clone()),
+                selector(labels.clone()),
+                option::of(0..8i64),
+                annotations(),
+                pod_spec(labels),
+            )
+        })
+        .prop_map(|(kind, labels, selector, replicas, annotations, spec)| {
+            let mut meta = json!({ "name": "w", "namespace": "ns" });
+            if let Some(a) = annotations {
+                meta["annotations"] = a;
+            }
+            if kind == "Pod" {
+                if !labels.is_empty() {
+                    meta["labels"] = Value::Object(labels);
+                }
+                return json!({ "apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec });
+            }
+            let mut object =
+                json!({ "apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": {} });
+            let s = object["spec"].as_object_mut().expect("spec");
+            if let Some(r) = replicas {
+                s.insert("replicas".into(), json!(r));
+            }
+            if let Some(sel) = selector {
+                s.insert("selector".into(), sel);
+            }
+            let mut template = json!({ "spec": spec });
+            if !labels.is_empty() {
+                template["metadata"] = json!({ "labels": labels });
+            }
+            s.insert("template".into(), template);
+            object
+        })
+}
+
+/// A topology: assumed, or generated nodes in up to 4 zones under one of three zone keys,
+/// with node pools, tainted and cordoned nodes and some without a zone label.
+fn topology_and_policy() -> impl Strategy<Value = (Option<Vec<NodeInfo>>, Policy)> {
+    let node = (
+        option::of(0..4u8),
+        any::<bool>(),
+        prop_oneof![4 => Just(None), 1 => Just(Some("NoSchedule")), 1 => Just(Some("NoExecute"))],
+        prop_oneof![5 => Just(false), 1 => Just(true)],
+    );
+    let policy = (
+        prop_oneof![Just(ZONE), Just(LEGACY), Just(CUSTOM_ZONE)],
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        1..3u32,
+    );
+    (option::of(vec(node, 0..12)), policy, any::<bool>()).prop_map(
+        |(nodes, (zone_key, dns, nodes_spread, hash, rewrite, skew), also_standard)| {
+            let mut policy = Policy {
+                when_unsatisfiable: if dns {
+                    spreadguard::policy::WhenUnsatisfiable::DoNotSchedule
+                } else {
+                    spreadguard::policy::WhenUnsatisfiable::ScheduleAnyway
+                },
+                spread_across_nodes: nodes_spread,
+                match_pod_template_hash: hash,
+                rewrite_legacy_zone_key: rewrite,
+                max_skew: skew,
+                ..Policy::default()
+            };
+            if zone_key == CUSTOM_ZONE {
+                policy.zone_labels = vec![CUSTOM_ZONE.to_owned()];
+            }
+            let nodes = nodes.map(|nodes| {
+                nodes
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (zone, general, taint, cordoned))| {
+                        let name = format!("node-{i}");
+                        let mut labels = json!({ HOSTNAME: name, "pool": if general { "general" } else { "batch" } });
+                        if let Some(z) = zone {
+                            labels[zone_key] = json!(format!("z{z}"));
+                            if zone_key == LEGACY && also_standard {
+                                labels[ZONE] = json!(format!("z{z}"));
+                            }
+                        }
+                        let mut node = json!({ "metadata": { "name": name, "labels": labels }, "spec": {} });
+                        if let Some(effect) = taint {
+                            node["spec"]["taints"] = json!([{ "key": "dedicated", "value": "x", "effect": effect }]);
+                        }
+                        if cordoned {
+                            node["spec"]["unschedulable"] = json!(true);
+                        }
+                        NodeInfo::from_json(&node).expect("a valid node")
+                    })
+                    .collect()
+            });
+            (nodes, policy)
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn patches_apply_are_idempotent_and_touch_only_their_paths(
+        object in workload(),
+        (nodes, policy) in topology_and_policy(),
+        hpa in option::of(0..6i64),
+    ) {
+        let topology = match nodes {
+            Some(nodes) => Topology::from_nodes(nodes, &policy),
+            None => Topology::assumed(&policy),
+        };
+        let input = Input::new(&object).with_hpa_min_replicas(hpa);
+        let decision = decide(input, &topology, &policy);
+        prop_assert!(matches!(decision.subject, Subject::Workload(_) | Subject::Uninterpretable(_)));
+
+        // Applies (op by op and at once), and undoing exactly what it added restores the
+        // original bytes: nothing outside its paths changed or moved.
+        let (patched, undone) = apply_and_undo(&object, &decision.patch)
+            .map_err(|e| TestCaseError::fail(format!("{e}\npatch: {}", serde_json::to_string(&decision.patch).unwrap_or_default())))?;
+        prop_assert_eq!(
+            serde_json::to_string(&object).expect("serializes"),
+            serde_json::to_string(&undone).expect("serializes")
+        );
+
+        let again = decide(Input::new(&patched).with_hpa_min_replicas(hpa), &topology, &policy);
+        prop_assert!(
+            again.patch.is_empty(),
+            "second decision patches again: {}",
+            serde_json::to_string(&again.patch).unwrap_or_default()
+        );
+        // Rewriting a legacy zone key moves a constraint from one rule to another (an inert
+        // DoNotSchedule constraint, HA005, may become a capped one, HA007): then only the
+        // worst severity must not rise. Otherwise no rule may get worse.
+        let rises = if decision.injected.contains(&Injection::LegacyZoneKey) {
+            let worst = |d: &Decision| d.findings.iter().map(|f| f.severity).max();
+            if worst(&again) > worst(&decision) {
+                vec![format!("the worst severity rose to {:?}", worst(&again))]
+            } else {
+                Vec::new()
+            }
+        } else {
+            escalations(&decision.findings, &again.findings)
+        };
+        prop_assert!(rises.is_empty(), "{:?}\nbefore: {:#?}\nafter: {:#?}", rises, decision.findings, again.findings);
+    }
+
+    /// On UPDATE with an unchanged template nothing is ever patched, and a deny finding the
+    /// old object already had is never a deny again.
+    #[test]
+    fn updates_with_the_same_template_never_patch_and_ratchet(
+        object in workload(),
+        (nodes, policy) in topology_and_policy(),
+        new_replicas in 0..8i64,
+    ) {
+        let topology = match nodes {
+            Some(nodes) => Topology::from_nodes(nodes, &policy),
+            None => Topology::assumed(&policy),
+        };
+        let mut new = object.clone();
+        if new["kind"] != "Pod" {
+            new["spec"]["replicas"] = json!(new_replicas);
+        }
+        let old_decision = decide(Input::new(&object), &topology, &policy);
+        let d = decide(Input::new(&new).with_old(Some(&object)), &topology, &policy);
+        prop_assert!(d.patch.is_empty());
+        for f in d.findings.iter().filter(|f| f.severity == spreadguard::engine::Severity::Deny) {
+            prop_assert!(
+                !old_decision.findings.iter().any(|o| o.rule == f.rule && o.severity == spreadguard::engine::Severity::Deny),
+                "{} denied again although the old object had it", f.rule
+            );
+        }
+    }
+}
