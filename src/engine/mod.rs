@@ -20,7 +20,7 @@ pub use self::topology::{NodeInfo, Topology, TopologySource, TopologySummary};
 pub use self::workload::{Skip, WorkloadKind};
 
 use self::context::Context;
-use self::workload::{Classified, Workload, classify};
+use self::workload::{Classified, Workload, at, classify};
 use crate::policy::Policy;
 
 /// What the engine is asked about.
@@ -113,10 +113,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         }
         Classified::Workload(w) => w,
     };
-    let explicit = input
-        .object
-        .pointer("/spec/replicas")
-        .is_some_and(|v| !v.is_null());
+    let explicit = at(input.object, &["spec", "replicas"]).is_some_and(|v| !v.is_null());
     let ctx = Context::new(
         &workload,
         topology,
@@ -161,7 +158,7 @@ fn may_mutate(workload: &Workload<'_>, input: Input<'_>) -> bool {
     };
     match workload.kind {
         WorkloadKind::Pod => false,
-        _ => old.pointer("/spec/template") != input.object.pointer("/spec/template"),
+        _ => at(old, &["spec", "template"]) != at(input.object, &["spec", "template"]),
     }
 }
 
@@ -192,7 +189,7 @@ fn ratchet(
     }
     let old_denials: Vec<RuleId> = match classify(old) {
         Classified::Workload(w) => {
-            let explicit = old.pointer("/spec/replicas").is_some_and(|v| !v.is_null());
+            let explicit = at(old, &["spec", "replicas"]).is_some_and(|v| !v.is_null());
             let ctx = Context::new(&w, topology, policy, explicit, hpa);
             apply_overrides(judge(&ctx), policy)
                 .into_iter()

@@ -110,19 +110,11 @@ pub enum Classified<'a> {
 
 /// Reads an object's kind and, for workloads, the parts that matter.
 pub fn classify(object: &Value) -> Classified<'_> {
-    let str_at = |p: &str| {
-        object
-            .pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-    };
-    let Some(kind) = WorkloadKind::from_type(str_at("/apiVersion"), str_at("/kind")) else {
+    let str_at = |k: &str| object.get(k).and_then(Value::as_str).unwrap_or_default();
+    let Some(kind) = WorkloadKind::from_type(str_at("apiVersion"), str_at("kind")) else {
         return Classified::Skip(Skip::NotAWorkload);
     };
-    if object
-        .pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
-    {
+    if at(object, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null()) {
         return Classified::Skip(Skip::Deleting);
     }
     if matches!(kind, WorkloadKind::Pod | WorkloadKind::ReplicaSet) && has_controller(object) {
@@ -136,24 +128,21 @@ pub fn classify(object: &Value) -> Classified<'_> {
 
 /// `namespace/name` of any object, for reports; a `generateName` stands in for a name.
 pub fn object_name(object: &Value) -> (Option<&str>, &str) {
-    let ns = object
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str);
-    let name = object
-        .pointer("/metadata/name")
+    let ns = at(object, &["metadata", "namespace"]).and_then(Value::as_str);
+    let name = at(object, &["metadata", "name"])
         .and_then(Value::as_str)
-        .or_else(|| {
-            object
-                .pointer("/metadata/generateName")
-                .and_then(Value::as_str)
-        })
+        .or_else(|| at(object, &["metadata", "generateName"]).and_then(Value::as_str))
         .unwrap_or_default();
     (ns, name)
 }
 
+/// The value at a path of object keys; unlike `Value::pointer`, it allocates nothing.
+pub fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |v, key| v.get(*key))
+}
+
 fn has_controller(object: &Value) -> bool {
-    object
-        .pointer("/metadata/ownerReferences")
+    at(object, &["metadata", "ownerReferences"])
         .and_then(Value::as_array)
         .is_some_and(|refs| {
             refs.iter()
@@ -163,11 +152,11 @@ fn has_controller(object: &Value) -> bool {
 
 fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, String> {
     let (namespace, name) = object_name(object);
-    let annotations = object_at(object, "/metadata/annotations", "metadata.annotations")?;
-    let (replicas, selector_json, template_meta, spec_ptr, spec_name) = match kind {
-        WorkloadKind::Pod => (1, None, object.get("metadata"), "/spec", "spec"),
+    let annotations = object_at(object, &["metadata", "annotations"], "metadata.annotations")?;
+    let (replicas, selector_json, template_meta, spec_name) = match kind {
+        WorkloadKind::Pod => (1, None, object.get("metadata"), "spec"),
         _ => {
-            let replicas = match object.pointer("/spec/replicas") {
+            let replicas = match at(object, &["spec", "replicas"]) {
                 None | Some(Value::Null) => 1,
                 Some(v) => v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
                     format!(
@@ -176,17 +165,16 @@ fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, String> {
                     )
                 })?,
             };
-            let selector = object.pointer("/spec/selector").filter(|v| !v.is_null());
+            let selector = at(object, &["spec", "selector"]).filter(|v| !v.is_null());
             (
                 replicas,
                 selector,
-                object.pointer("/spec/template/metadata"),
-                "/spec/template/spec",
+                at(object, &["spec", "template", "metadata"]),
                 "spec.template.spec",
             )
         }
     };
-    let pod_spec = match object.pointer(spec_ptr) {
+    let pod_spec = match at(object, kind.pod_spec_path()) {
         Some(Value::Object(map)) => map,
         None | Some(Value::Null) => return Err(format!("{spec_name}: missing")),
         Some(other) => {
@@ -231,10 +219,10 @@ fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, String> {
 
 fn object_at<'a>(
     object: &'a Value,
-    ptr: &str,
+    path: &[&str],
     name: &str,
 ) -> Result<Option<&'a Map<String, Value>>, String> {
-    match object.pointer(ptr) {
+    match at(object, path) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map)),
         Some(other) => Err(format!(
