@@ -263,6 +263,7 @@ impl Server {
             }
         };
 
+        tracing::info!(addr = %admin.local_addr()?, "admin port: /livez /readyz /metrics");
         let admin_task = tokio::spawn(
             axum::serve(admin, admin::router(state.clone()))
                 .with_graceful_shutdown(stopped())

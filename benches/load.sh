@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Load test of `spreadguard serve`: POST /mutate with a ~4 KB Deployment review over TLS
+# keep-alive, on loopback, with oha (installed with `cargo install oha --locked` if missing).
+#
+#   benches/load.sh                  # 5 throughput runs at -c 16, then 1,000 req/s fixed rate
+#   RUNS=3 DURATION=5s benches/load.sh
+#
+# Prints each run's throughput and client latency percentiles, the median throughput, and the
+# server's own handling time (p50/p99, from its spreadguard_admission_duration_seconds
+# histogram, scraped before and after each run). Loopback only; bounded and self-stopping.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-5}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-16}
+RATE=${RATE:-1000}
+RATE_DURATION=${RATE_DURATION:-20s}
+PORT=${PORT:-18443}
+ADMIN_PORT=${ADMIN_PORT:-18080}
+LOG=${RUST_LOG:-info}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+command -v oha >/dev/null || cargo install oha --locked
+command -v python3 >/dev/null || { echo "python3 is needed to summarise" >&2; exit 2; }
+
+(cd "$ROOT" && cargo build --release --quiet --bin spreadguard)
+BIN=$CARGO_TARGET_DIR/release/spreadguard
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/spreadguard-load.XXXXXX")
+SERVER=""
+cleanup() {
+    if [[ -n "$SERVER" ]]; then
+        kill "$SERVER" 2>/dev/null || true
+        wait "$SERVER" 2>/dev/null || true
+    fi
+    local dev
+    dev=$(grep -o '/[^ ]*/spreadguard-dev-[0-9-]*' "$WORK/server.out" 2>/dev/null | head -1 || true)
+    [[ -n "$dev" ]] && rm -rf "$dev"
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# The review, compact as the API server sends it (about 4 KB).
+python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), separators=(",", ":")), end="")' \
+    "$ROOT/tests/fixtures/admission/deployment-create.json" > "$WORK/review.json"
+echo "review body: $(wc -c < "$WORK/review.json") bytes"
+
+RUST_LOG=$LOG "$BIN" serve --dev --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" \
+    --shutdown-grace 0s > "$WORK/server.out" 2> "$WORK/server.log" &
+SERVER=$!
+
+metrics() { python3 - "$1" "$ADMIN_PORT" <<'PY'
+import sys, urllib.request
+open(sys.argv[1], "w").write(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[2]}/metrics", timeout=5).read().decode())
+PY
+}
+for _ in $(seq 100); do
+    if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$ADMIN_PORT/readyz', timeout=1)" 2>/dev/null; then
+        break
+    fi
+    sleep 0.1
+done
+DEV=$(grep -o '/[^ ]*/spreadguard-dev-[0-9-]*' "$WORK/server.out" | head -1)
+[[ -n "$DEV" ]] || { echo "server did not start:" >&2; cat "$WORK/server.log" >&2; exit 1; }
+
+URL="https://127.0.0.1:$PORT/mutate"
+run_oha() {
+    timeout 600 oha --no-tui --output-format json --cacert "$DEV/ca.crt" -m POST \
+        -H 'Content-Type: application/json' -D "$WORK/review.json" "$@" "$URL"
+}
+
+echo "server: $BIN (pid $SERVER, RUST_LOG=$LOG), $(nproc) CPUs shared with oha"
+echo "warm-up..."
+run_oha -c "$CONNECTIONS" -z 2s > /dev/null
+
+echo "throughput: $RUNS runs of $DURATION with oha -c $CONNECTIONS (HTTP/1.1 keep-alive over TLS)"
+for i in $(seq "$RUNS"); do
+    metrics "$WORK/metrics-$i-before.txt"
+    run_oha -c "$CONNECTIONS" -z "$DURATION" > "$WORK/run-$i.json"
+    metrics "$WORK/metrics-$i-after.txt"
+done
+python3 "$ROOT/benches/load/summarize.py" throughput "$WORK"
+
+echo "latency: fixed $RATE req/s for $RATE_DURATION (oha -q $RATE -c 4 --latency-correction)"
+metrics "$WORK/metrics-rate-before.txt"
+run_oha -c 4 -q "$RATE" -z "$RATE_DURATION" --latency-correction > "$WORK/rate.json"
+metrics "$WORK/metrics-rate-after.txt"
+python3 "$ROOT/benches/load/summarize.py" latency "$WORK"
