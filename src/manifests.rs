@@ -36,13 +36,94 @@ impl Document {
 /// Parses a YAML stream (JSON is YAML too) into its objects. Empty documents are dropped;
 /// `kind: List` (and `*List` kinds such as `NodeList`) documents are expanded into their items.
 pub fn parse(text: &str, json: bool) -> Result<Vec<Document>, ParseError> {
-    let raw = if json {
-        parse_json(text)?
-    } else {
-        parse_yaml(text)?
-    };
-    let mut out = Vec::with_capacity(raw.len());
-    for (index, value) in raw {
+    if json {
+        return expand(parse_json_stream(text)?);
+    }
+    let values = split_documents(text)
+        .iter()
+        .map(|chunk| chunk.parse().map(|v| (chunk.index, v)))
+        .collect::<Result<Vec<_>, _>>()?;
+    expand(values)
+}
+
+/// One YAML document of a stream, not parsed yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk<'a> {
+    /// 0-based position of the document in the stream.
+    pub index: usize,
+    /// 0-based line of the stream where the chunk starts.
+    pub first_line: usize,
+    pub text: &'a str,
+}
+
+impl Chunk<'_> {
+    /// Parses the document; error lines count from the start of the whole stream.
+    pub fn parse(&self) -> Result<Value, ParseError> {
+        let mut docs = serde_norway::Deserializer::from_str(self.text);
+        let Some(doc) = docs.next() else {
+            return Ok(Value::Null);
+        };
+        Value::deserialize(doc).map_err(|e| ParseError {
+            line: e.location().map(|l| self.first_line + l.line()),
+            message: strip_location(&e.to_string()),
+        })
+    }
+}
+
+/// Cuts a YAML stream at its document markers without parsing it, so that the documents
+/// can be parsed in parallel. A `---` line at column 0 starts a document wherever it stands
+/// (YAML itself gives it that meaning, even inside a block scalar); `...` ends one. Text
+/// before the first marker, or after a `...`, is a document only if it has content.
+pub fn split_documents(text: &str) -> Vec<Chunk<'_>> {
+    let mut start = 0; // byte offset of the current chunk
+    let mut start_line = 0;
+    let mut explicit = false; // the current chunk began with `---`
+    let mut offset = 0;
+    let mut bounds: Vec<(usize, usize, usize, bool)> = Vec::new(); // (start, end, first line, explicit)
+    for (line_no, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let is_start = bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t");
+        let is_end = bare == "..." || bare.starts_with("... ");
+        if is_start || is_end {
+            bounds.push((start, offset, start_line, explicit));
+            if is_start {
+                start = offset;
+                start_line = line_no;
+                explicit = true;
+            } else {
+                start = offset + line.len();
+                start_line = line_no + 1;
+                explicit = false;
+            }
+        }
+        offset += line.len();
+    }
+    bounds.push((start, text.len(), start_line, explicit));
+    let mut chunks = Vec::new();
+    for (start, end, first_line, explicit) in bounds {
+        let body = &text[start..end];
+        if explicit || has_content(body) {
+            chunks.push(Chunk {
+                index: chunks.len(),
+                first_line,
+                text: body,
+            });
+        }
+    }
+    chunks
+}
+
+fn has_content(text: &str) -> bool {
+    text.lines().any(|l| {
+        let t = l.trim();
+        !(t.is_empty() || t.starts_with('#') || l.starts_with('%'))
+    })
+}
+
+/// Turns parsed documents into objects: drops empty ones, expands Lists.
+pub fn expand(values: Vec<(usize, Value)>) -> Result<Vec<Document>, ParseError> {
+    let mut out = Vec::with_capacity(values.len());
+    for (index, value) in values {
         match value {
             Value::Null => {}
             Value::Object(_) if is_list(&value) => {
@@ -84,19 +165,7 @@ fn is_list(value: &Value) -> bool {
         && value.get("items").is_some()
 }
 
-fn parse_yaml(text: &str) -> Result<Vec<(usize, Value)>, ParseError> {
-    let mut docs = Vec::new();
-    for (index, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(doc).map_err(|e| ParseError {
-            line: e.location().map(|l| l.line()),
-            message: strip_location(&e.to_string()),
-        })?;
-        docs.push((index, value));
-    }
-    Ok(docs)
-}
-
-fn parse_json(text: &str) -> Result<Vec<(usize, Value)>, ParseError> {
+pub fn parse_json_stream(text: &str) -> Result<Vec<(usize, Value)>, ParseError> {
     let mut docs = Vec::new();
     for (index, value) in serde_json::Deserializer::from_str(text)
         .into_iter::<Value>()
@@ -154,6 +223,35 @@ mod tests {
         assert_eq!(docs.len(), 2);
         let err = parse("{\n\"kind\": \n}", true).unwrap_err();
         assert_eq!(err.line, Some(3));
+    }
+
+    #[test]
+    fn splitting_agrees_with_the_yaml_parser_on_document_boundaries() {
+        let streams = [
+            "a: 1\n---\nb: 2\n",
+            "---\na: 1\n---\n---\nb: 2\n",
+            "# header comment\n---\na: 1\n",
+            "%YAML 1.2\n---\na: 1\n...\n---\nb: |\n  text\n  --- not a marker when indented\n",
+            "--- {a: 1}\n--- {b: 2}\n",
+            "a: 1\n...\n# trailing comment\n",
+        ];
+        for text in streams {
+            let by_parser: Vec<Value> = serde_norway::Deserializer::from_str(text)
+                .map(|d| Value::deserialize(d).unwrap())
+                .collect();
+            let by_split: Vec<Value> = split_documents(text)
+                .iter()
+                .map(|c| c.parse().unwrap())
+                .collect();
+            assert_eq!(by_split, by_parser, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn error_lines_count_from_the_start_of_the_stream() {
+        let text = "a: 1\n---\nb: 2\n---\nc: [\n";
+        let err = parse(text, false).unwrap_err();
+        assert_eq!(err.line, Some(6), "{err:?}");
     }
 
     #[test]

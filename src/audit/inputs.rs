@@ -63,48 +63,45 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Sourced>, InputError> {
     Ok(parsed)
 }
 
-/// Parses files on all cores: YAML parsing dominates an audit of thousands of documents.
+/// Parses every document on all cores: YAML parsing dominates an audit of thousands of
+/// documents, so streams are cut into documents first and those parsed in parallel.
 fn parse_all(texts: Vec<(String, String, bool)>) -> Result<Vec<Sourced>, InputError> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(texts.len().max(1));
-    let parse_one = |(path, text, json): &(String, String, bool)| {
-        manifests::parse(text, *json)
-            .map(|docs| {
-                docs.into_iter()
-                    .map(|doc| Sourced {
-                        path: path.clone(),
-                        doc,
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .map_err(|cause| InputError::Parse {
-                path: path.clone(),
-                cause,
-            })
-    };
-    let chunk = texts.len().div_ceil(workers).max(1);
-    let results: Vec<Result<Vec<Sourced>, InputError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = texts
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || -> Result<Vec<Sourced>, InputError> {
-                    let mut out = Vec::new();
-                    for t in part {
-                        out.extend(parse_one(t)?);
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a parser thread panicked"))
-            .collect()
+    // (file, chunk); JSON files are parsed whole (serde_json is fast).
+    let mut jobs: Vec<(usize, Option<manifests::Chunk<'_>>)> = Vec::new();
+    for (file, (_, text, json)) in texts.iter().enumerate() {
+        if *json {
+            jobs.push((file, None));
+        } else {
+            jobs.extend(
+                manifests::split_documents(text)
+                    .into_iter()
+                    .map(|c| (file, Some(c))),
+            );
+        }
+    }
+    let parsed = super::parallel::map(&jobs, |(file, chunk)| match chunk {
+        Some(c) => c.parse().map(|v| vec![(c.index, v)]),
+        None => manifests::parse_json_stream(&texts[*file].1),
     });
+    let mut per_file: Vec<Vec<(usize, serde_json::Value)>> = vec![Vec::new(); texts.len()];
+    for ((file, _), result) in jobs.iter().zip(parsed) {
+        let path = &texts[*file].0;
+        let values = result.map_err(|cause| InputError::Parse {
+            path: path.clone(),
+            cause,
+        })?;
+        per_file[*file].extend(values);
+    }
     let mut out = Vec::new();
-    for r in results {
-        out.extend(r?);
+    for ((path, _, _), values) in texts.iter().zip(per_file) {
+        let docs = manifests::expand(values).map_err(|cause| InputError::Parse {
+            path: path.clone(),
+            cause,
+        })?;
+        out.extend(docs.into_iter().map(|doc| Sourced {
+            path: path.clone(),
+            doc,
+        }));
     }
     Ok(out)
 }

@@ -2,6 +2,7 @@
 //! that CI sees exactly what the webhook would decide.
 
 mod inputs;
+mod parallel;
 mod report;
 
 use std::io::{IsTerminal, Write};

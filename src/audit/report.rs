@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::inputs::Sourced;
-use crate::engine::workload::object_name;
+use crate::engine::workload::{at, object_name};
 use crate::engine::{
     Finding, Injection, Input, Severity, Subject, Topology, TopologySource, TopologySummary, decide,
 };
@@ -64,65 +64,26 @@ impl Report {
     /// effective replica count of the workload they target.
     pub fn build(docs: &[Sourced], topology: &Topology, policy: &Policy) -> Report {
         let hpas = autoscaler_minimums(docs);
-        let mut results = Vec::new();
+        let results: Vec<Entry> = super::parallel::map(docs, |d| judge(d, &hpas, topology, policy))
+            .into_iter()
+            .flatten()
+            .collect();
         let mut summary = Summary {
             documents: docs.len(),
+            workloads: results.len(),
             ..Summary::default()
         };
-        for d in docs {
-            let object = &d.doc.value;
-            let (namespace, name) = object_name(object);
-            let kind = object
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let hpa = hpas
-                .get(&(namespace.unwrap_or_default(), kind, name))
-                .copied();
-            let annotations = object
-                .pointer("/metadata/annotations")
-                .and_then(Value::as_object);
-            let mode = policy.resolve_mode(namespace, None, annotations);
-            let decision = decide(
-                Input::new(object).with_hpa_min_replicas(hpa),
-                topology,
-                policy,
-            );
-            if matches!(decision.subject, Subject::Skipped(_)) {
-                continue;
-            }
-            let (findings, patch, injected) = if mode == Mode::Off {
-                (Vec::new(), Vec::new(), Vec::new())
-            } else {
-                (decision.findings, decision.patch, decision.injected)
-            };
-            let verdict = if findings.iter().any(|f| f.severity == Severity::Deny) {
-                Verdict::Deny
-            } else {
-                Verdict::Allow
-            };
-            summary.workloads += 1;
-            match verdict {
+        for e in &results {
+            match e.decision {
                 Verdict::Allow => summary.allowed += 1,
                 Verdict::Deny => summary.denied += 1,
             }
-            if !patch.is_empty() {
+            if !e.patch.is_empty() {
                 summary.patched += 1;
             }
-            for f in &findings {
+            for f in &e.findings {
                 *summary.findings.entry(f.severity).or_insert(0) += 1;
             }
-            results.push(Entry {
-                source: d.source(),
-                kind: kind.to_owned(),
-                namespace: namespace.map(str::to_owned),
-                name: name.to_owned(),
-                mode,
-                decision: verdict,
-                findings,
-                injected,
-                patch,
-            });
         }
         Report {
             topology: topology.summary(),
@@ -243,8 +204,59 @@ fn topology_line(t: &TopologySummary) -> String {
     }
 }
 
+/// One document's entry; `None` for documents that are not judged workloads.
+fn judge(
+    d: &Sourced,
+    hpas: &Autoscalers<'_>,
+    topology: &Topology,
+    policy: &Policy,
+) -> Option<Entry> {
+    let object = &d.doc.value;
+    let (namespace, name) = object_name(object);
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let hpa = hpas
+        .get(&(namespace.unwrap_or_default(), kind, name))
+        .copied();
+    let annotations = at(object, &["metadata", "annotations"]).and_then(Value::as_object);
+    let mode = policy.resolve_mode(namespace, None, annotations);
+    let decision = decide(
+        Input::new(object).with_hpa_min_replicas(hpa),
+        topology,
+        policy,
+    );
+    if matches!(decision.subject, Subject::Skipped(_)) {
+        return None;
+    }
+    let (findings, patch, injected) = if mode == Mode::Off {
+        (Vec::new(), Vec::new(), Vec::new())
+    } else {
+        (decision.findings, decision.patch, decision.injected)
+    };
+    let decision = if findings.iter().any(|f| f.severity == Severity::Deny) {
+        Verdict::Deny
+    } else {
+        Verdict::Allow
+    };
+    Some(Entry {
+        source: d.source(),
+        kind: kind.to_owned(),
+        namespace: namespace.map(str::to_owned),
+        name: name.to_owned(),
+        mode,
+        decision,
+        findings,
+        injected,
+        patch,
+    })
+}
+
+type Autoscalers<'a> = HashMap<(&'a str, &'a str, &'a str), i64>;
+
 /// `(namespace, kind, name)` → `minReplicas` of the HorizontalPodAutoscalers in the input.
-fn autoscaler_minimums(docs: &[Sourced]) -> HashMap<(&str, &str, &str), i64> {
+fn autoscaler_minimums(docs: &[Sourced]) -> Autoscalers<'_> {
     let mut out = HashMap::new();
     for d in docs {
         let v = &d.doc.value;
