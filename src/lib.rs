@@ -8,6 +8,7 @@ pub mod admission;
 pub mod audit;
 pub mod certs;
 pub mod cli;
+pub mod cluster;
 pub mod engine;
 pub mod manifests;
 pub mod metrics;

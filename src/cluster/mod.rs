@@ -1,0 +1,104 @@
+//! Live cluster topology: reflectors over Nodes and Namespaces that keep the zone snapshot
+//! and the namespace labels current, so that no decision waits on the API server.
+
+pub mod health;
+pub mod namespaces;
+pub mod nodes;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+
+pub use self::health::CacheHealth;
+pub use self::namespaces::NamespaceCache;
+pub use self::nodes::{TopologySink, node_info};
+use crate::metrics::Metrics;
+
+/// Errors from connecting to the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No usable configuration: not in a cluster, and no kubeconfig.
+    #[error(
+        "no cluster configuration (in-cluster service account, KUBECONFIG or --kubeconfig): {0}"
+    )]
+    Config(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The configuration was found but a client could not be built from it.
+    #[error("cannot build a Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+}
+
+/// A client from `--kubeconfig`, or else the in-cluster service account or `KUBECONFIG`.
+pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ClusterError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| ClusterError::Config(Box::new(e)))?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| ClusterError::Config(Box::new(e)))?
+        }
+        None => Config::infer()
+            .await
+            .map_err(|e| ClusterError::Config(Box::new(e)))?,
+    };
+    Client::try_from(config).map_err(ClusterError::Client)
+}
+
+/// The two caches and their health, created before the server state so that the state can
+/// read the namespace labels and wait for the first lists.
+#[derive(Debug)]
+pub struct Caches {
+    pub namespaces: Arc<NamespaceCache>,
+    pub nodes_health: Arc<CacheHealth>,
+    pub namespaces_health: Arc<CacheHealth>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Caches {
+            namespaces: Arc::new(NamespaceCache::default()),
+            nodes_health: Arc::new(CacheHealth::new("nodes")),
+            namespaces_health: Arc::new(CacheHealth::new("namespaces")),
+        }
+    }
+}
+
+impl Caches {
+    /// Starts both watches and the staleness metric on the current tokio runtime.
+    pub fn spawn(
+        &self,
+        client: Client,
+        sink: Arc<dyn TopologySink>,
+        metrics: Arc<Metrics>,
+        debounce: Duration,
+    ) {
+        tokio::spawn(nodes::run(
+            client.clone(),
+            sink,
+            self.nodes_health.clone(),
+            debounce,
+        ));
+        tokio::spawn(namespaces::run(
+            client,
+            self.namespaces.clone(),
+            self.namespaces_health.clone(),
+        ));
+        let healths = [self.nodes_health.clone(), self.namespaces_health.clone()];
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                for h in &healths {
+                    metrics.cache_staleness(h.name(), h.staleness().as_secs_f64());
+                }
+            }
+        });
+    }
+
+    /// Both caches have completed their first list.
+    pub fn synced(&self) -> bool {
+        self.nodes_health.is_synced() && self.namespaces_health.is_synced()
+    }
+}

@@ -1,0 +1,381 @@
+//! The cluster caches against a fake API server: the real `kube` client and kube-runtime
+//! reflectors over plain HTTP on 127.0.0.1 (see `support::fake_apiserver`).
+//!
+//! No real Kubernetes API server can be installed on the machines these tests run on, so
+//! list/watch, bookmarks, `410 Gone`, dropped connections and outages are played by the fake.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use spreadguard::cluster::{Caches, TopologySink};
+use spreadguard::engine::NodeInfo;
+use spreadguard::metrics::Metrics;
+use spreadguard::policy::Policy;
+use spreadguard::server::{State, router};
+use support::fake_apiserver::FakeApiServer;
+use tower::ServiceExt;
+
+const ZONE: &str = "topology.kubernetes.io/zone";
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// Collects every published node list.
+#[derive(Default)]
+struct Sink {
+    published: Mutex<Vec<Arc<Vec<NodeInfo>>>>,
+}
+
+impl TopologySink for Sink {
+    fn publish_nodes(&self, nodes: Arc<Vec<NodeInfo>>) {
+        self.published.lock().unwrap().push(nodes);
+    }
+}
+
+impl Sink {
+    fn count(&self) -> usize {
+        self.published.lock().unwrap().len()
+    }
+
+    fn latest(&self) -> Option<Arc<Vec<NodeInfo>>> {
+        self.published.lock().unwrap().last().cloned()
+    }
+
+    fn zone_of(&self, node: &str) -> Option<String> {
+        self.latest()?
+            .iter()
+            .find(|n| n.name == node)
+            .and_then(|n| n.labels.get(ZONE).cloned())
+    }
+}
+
+async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+async fn three_zone_cluster() -> FakeApiServer {
+    let api = FakeApiServer::start().await;
+    for (name, zone) in [("node-a", "z1"), ("node-b", "z2"), ("node-c", "z3")] {
+        api.put_node(name, &[(ZONE, zone), ("kubernetes.io/hostname", name)]);
+    }
+    api.put_namespace("team", &[]);
+    api
+}
+
+fn start(api: &FakeApiServer) -> (Caches, Arc<Sink>) {
+    let caches = Caches::default();
+    let sink = Arc::new(Sink::default());
+    caches.spawn(
+        api.client(),
+        sink.clone(),
+        Arc::new(Metrics::new()),
+        DEBOUNCE,
+    );
+    (caches, sink)
+}
+
+#[tokio::test]
+async fn readiness_waits_for_the_first_list_of_both_caches() {
+    let api = three_zone_cluster().await;
+    api.hold_lists(true);
+    let (caches, sink) = start(&api);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!caches.synced(), "not ready before the first list");
+    assert_eq!(sink.count(), 0, "nothing published before the first list");
+    api.hold_lists(false);
+    eventually("both caches synced", Duration::from_secs(5), || {
+        caches.synced()
+    })
+    .await;
+    eventually("first snapshot", Duration::from_secs(2), || {
+        sink.count() == 1
+    })
+    .await;
+    assert_eq!(sink.latest().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_node_label_change_reaches_the_topology_within_a_second() {
+    let api = three_zone_cluster().await;
+    let (caches, sink) = start(&api);
+    eventually("synced", Duration::from_secs(5), || {
+        caches.synced() && sink.count() == 1
+    })
+    .await;
+    api.put_node(
+        "node-c",
+        &[(ZONE, "z2"), ("kubernetes.io/hostname", "node-c")],
+    );
+    let took = eventually("zone change seen", Duration::from_secs(5), || {
+        sink.zone_of("node-c").as_deref() == Some("z2")
+    })
+    .await;
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    api.delete_node("node-b");
+    eventually("deletion seen", Duration::from_secs(2), || {
+        sink.latest().unwrap().len() == 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn heartbeats_do_not_rebuild_the_snapshot_but_taints_do() {
+    let api = three_zone_cluster().await;
+    let (caches, sink) = start(&api);
+    eventually("synced", Duration::from_secs(5), || {
+        caches.synced() && sink.count() == 1
+    })
+    .await;
+    for i in 0..20 {
+        // Same labels and spec, new status: what a kubelet heartbeat looks like.
+        api.put_node_with(
+            "node-a",
+            &[(ZONE, "z1"), ("kubernetes.io/hostname", "node-a")],
+            json!({}),
+            &format!("beat-{i}"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(sink.count(), 1, "status-only updates rebuilt the topology");
+    let taint = json!({"taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]});
+    api.put_node_with(
+        "node-a",
+        &[(ZONE, "z1"), ("kubernetes.io/hostname", "node-a")],
+        taint,
+        "Ready",
+    );
+    eventually("taint seen", Duration::from_secs(2), || {
+        sink.latest()
+            .unwrap()
+            .iter()
+            .any(|n| n.name == "node-a" && n.taints.len() == 1)
+    })
+    .await;
+    assert_eq!(sink.count(), 2);
+}
+
+#[tokio::test]
+async fn a_burst_of_changes_is_coalesced() {
+    let api = three_zone_cluster().await;
+    let (caches, sink) = start(&api);
+    eventually("synced", Duration::from_secs(5), || {
+        caches.synced() && sink.count() == 1
+    })
+    .await;
+    for i in 0..50 {
+        api.put_node(&format!("burst-{i:02}"), &[(ZONE, "z1")]);
+    }
+    eventually("all 53 nodes", Duration::from_secs(3), || {
+        sink.latest().unwrap().len() == 53
+    })
+    .await;
+    assert!(
+        sink.count() <= 5,
+        "50 additions caused {} rebuilds",
+        sink.count()
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_watch_resumes_from_its_resource_version_without_a_relist() {
+    let api = three_zone_cluster().await;
+    let (caches, sink) = start(&api);
+    eventually("synced", Duration::from_secs(5), || {
+        caches.synced() && sink.count() == 1
+    })
+    .await;
+    let watches = api.watches("nodes");
+    api.drop_watches();
+    api.put_node("node-d", &[(ZONE, "z1")]);
+    eventually("node-d seen", Duration::from_secs(5), || {
+        sink.latest().unwrap().len() == 4
+    })
+    .await;
+    assert!(api.watches("nodes") > watches, "the watch was reopened");
+    assert_eq!(api.lists("nodes"), 1, "resuming needs no relist");
+}
+
+#[tokio::test]
+async fn a_relist_after_410_gone_converges() {
+    let api = three_zone_cluster().await;
+    let (caches, sink) = start(&api);
+    eventually("synced", Duration::from_secs(5), || {
+        caches.synced() && sink.count() == 1
+    })
+    .await;
+    // The client misses changes while it is cut off, and by the time it is back the API
+    // server has compacted them away: its watch from the old version gets 410 Gone.
+    api.set_failing(true);
+    api.put_node(
+        "node-b",
+        &[(ZONE, "z3"), ("kubernetes.io/hostname", "node-b")],
+    );
+    api.put_node("node-e", &[(ZONE, "z2")]);
+    api.compact();
+    api.set_failing(false);
+    eventually("relisted state", Duration::from_secs(10), || {
+        sink.latest().unwrap().len() == 4 && sink.zone_of("node-b").as_deref() == Some("z3")
+    })
+    .await;
+    assert!(
+        api.gone("nodes") >= 1,
+        "the old watch was answered 410 Gone"
+    );
+    assert!(api.lists("nodes") >= 2, "a 410 forces a relist");
+    assert!(caches.synced());
+}
+
+#[tokio::test]
+async fn losing_the_api_server_keeps_the_cache_and_raises_staleness() {
+    let api = three_zone_cluster().await;
+    let (caches, sink) = start(&api);
+    eventually("synced", Duration::from_secs(5), || {
+        caches.synced() && sink.count() == 1
+    })
+    .await;
+    assert_eq!(caches.nodes_health.staleness(), Duration::ZERO);
+    api.set_failing(true);
+    eventually("staleness rises", Duration::from_secs(10), || {
+        caches.nodes_health.staleness() > Duration::from_millis(500)
+    })
+    .await;
+    assert!(
+        caches.synced(),
+        "a broken watch does not make the pod unready"
+    );
+    assert_eq!(sink.latest().unwrap().len(), 3, "stale zones beat no zones");
+    api.set_failing(false);
+    api.put_node("node-f", &[(ZONE, "z1")]);
+    eventually("recovered", Duration::from_secs(15), || {
+        caches.nodes_health.staleness() == Duration::ZERO && sink.latest().unwrap().len() == 4
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_api_server_at_start_is_not_ready_and_does_not_crash() {
+    let api = three_zone_cluster().await;
+    let client = api.client();
+    api.shutdown();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let caches = Caches::default();
+    let sink = Arc::new(Sink::default());
+    caches.spawn(client, sink.clone(), Arc::new(Metrics::new()), DEBOUNCE);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!caches.synced());
+    assert_eq!(sink.count(), 0);
+}
+
+fn review(namespace: &str) -> Body {
+    let object = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}
+    });
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "7d3c1c2e-0000-4000-8000-000000000001",
+                    "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                    "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                    "name": "web", "namespace": namespace, "operation": "CREATE",
+                    "userInfo": {"username": "alice"}, "object": object, "dryRun": false}
+    });
+    Body::from(review.to_string())
+}
+
+async fn validate(state: &Arc<State>, namespace: &str) -> Value {
+    let request = Request::post("/validate")
+        .header("content-type", "application/json")
+        .body(review(namespace))
+        .unwrap();
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice::<Value>(&body).unwrap()["response"].clone()
+}
+
+#[tokio::test]
+async fn namespace_labels_change_decisions() {
+    let api = three_zone_cluster().await;
+    api.put_namespace("team", &[("spreadguard.io/mode", "audit")]);
+    api.put_namespace("opted-out", &[]);
+    let caches = Caches::default();
+    let policy = Policy {
+        scope: spreadguard::policy::Scope::OptIn,
+        ..Policy::default()
+    };
+    let state = Arc::new(State::new(policy).with_namespaces(caches.namespaces.clone()));
+    caches.spawn(
+        api.client(),
+        state.clone(),
+        state.metrics().clone(),
+        DEBOUNCE,
+    );
+    eventually("synced", Duration::from_secs(5), || caches.synced()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // optIn scope: a namespace without spreadguard.io/enabled is left alone.
+    let r = validate(&state, "opted-out").await;
+    assert_eq!(
+        (
+            r["allowed"].as_bool(),
+            r["warnings"].as_array().map(Vec::len)
+        ),
+        (Some(true), None),
+        "{r}"
+    );
+
+    api.put_namespace(
+        "team",
+        &[
+            ("spreadguard.io/enabled", "true"),
+            ("spreadguard.io/mode", "audit"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let audit = loop {
+        let r = validate(&state, "team").await;
+        if r["warnings"].is_array() || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(audit["allowed"], true, "{audit}");
+    let warnings = audit["warnings"].to_string();
+    assert!(warnings.contains("HA001"), "{audit}");
+
+    api.put_namespace(
+        "team",
+        &[
+            ("spreadguard.io/enabled", "true"),
+            ("spreadguard.io/mode", "enforce"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let enforce = loop {
+        let r = validate(&state, "team").await;
+        if r["allowed"] == false || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(enforce["allowed"], false, "{enforce}");
+    assert_eq!(enforce["status"]["code"], 403, "{enforce}");
+    assert!(
+        enforce["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HA001"),
+        "{enforce}"
+    );
+}

@@ -1,0 +1,409 @@
+//! A small fake Kubernetes API server for Nodes and Namespaces, speaking plain HTTP on
+//! 127.0.0.1: list with a resourceVersion, watch (chunked JSON lines) from a resourceVersion
+//! with bookmarks, `410 Gone` for compacted versions, and test controls to drop every watch
+//! connection, hold lists, or fail every request.
+//!
+//! No real Kubernetes API server can be installed on the machines these tests run on; this
+//! fake implements the part of the list/watch protocol that kube-runtime's watcher uses.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, watch};
+
+#[derive(Clone, Debug)]
+struct Change {
+    rv: u64,
+    resource: &'static str,
+    kind: &'static str, // ADDED | MODIFIED | DELETED
+    object: Value,
+}
+
+#[derive(Default)]
+struct Inner {
+    rv: u64,
+    /// resource ("nodes" | "namespaces") → name → object.
+    objects: HashMap<&'static str, BTreeMap<String, Value>>,
+    history: Vec<Change>,
+    /// Watches from below this resourceVersion get 410 Gone.
+    compacted: u64,
+    lists: HashMap<&'static str, usize>,
+    watches: HashMap<&'static str, usize>,
+    gone: HashMap<&'static str, usize>,
+    failing: bool,
+}
+
+pub struct FakeApiServer {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    changes: broadcast::Sender<Change>,
+    /// Bumped to end every open watch connection abruptly.
+    drops: watch::Sender<u64>,
+    /// Lists wait while this is true.
+    hold: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    inner: Arc<Mutex<Inner>>,
+    changes: broadcast::Sender<Change>,
+    drops: watch::Receiver<u64>,
+    hold: watch::Receiver<bool>,
+}
+
+fn resource_kind(resource: &str) -> Option<(&'static str, &'static str)> {
+    match resource {
+        "nodes" => Some(("nodes", "Node")),
+        "namespaces" => Some(("namespaces", "Namespace")),
+        _ => None,
+    }
+}
+
+impl FakeApiServer {
+    pub async fn start() -> FakeApiServer {
+        let inner = Arc::new(Mutex::new(Inner {
+            rv: 100,
+            ..Inner::default()
+        }));
+        let (changes, _) = broadcast::channel(1024);
+        let (drops, drops_rx) = watch::channel(0);
+        let (hold, hold_rx) = watch::channel(false);
+        let shared = Shared {
+            inner: inner.clone(),
+            changes: changes.clone(),
+            drops: drops_rx,
+            hold: hold_rx,
+        };
+        let app = Router::new()
+            .route("/api/v1/{resource}", get(handle))
+            .with_state(shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakeApiServer {
+            addr,
+            inner,
+            changes,
+            drops,
+            hold,
+            task,
+        }
+    }
+
+    /// A kube client pointed at this server.
+    pub fn client(&self) -> kube::Client {
+        let mut config = kube::Config::new(format!("http://{}", self.addr).parse().unwrap());
+        config.read_timeout = Some(Duration::from_secs(5));
+        kube::Client::try_from(config).unwrap()
+    }
+
+    fn put(&self, resource: &'static str, kind: &'static str, name: &str, mut object: Value) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.rv += 1;
+        let rv = inner.rv;
+        object["apiVersion"] = json!("v1");
+        object["kind"] = json!(kind);
+        object["metadata"]["name"] = json!(name);
+        object["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let objects = inner.objects.entry(resource).or_default();
+        let change = if objects.insert(name.to_owned(), object.clone()).is_some() {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        let change = Change {
+            rv,
+            resource,
+            kind: change,
+            object,
+        };
+        inner.history.push(change.clone());
+        drop(inner);
+        let _ = self.changes.send(change);
+    }
+
+    /// Adds or replaces a Node with these labels (and a status block, as real nodes have).
+    pub fn put_node(&self, name: &str, labels: &[(&str, &str)]) {
+        self.put_node_with(name, labels, json!({}), "Ready");
+    }
+
+    /// Adds or replaces a Node with a spec (taints, unschedulable) and a Ready condition.
+    pub fn put_node_with(&self, name: &str, labels: &[(&str, &str)], spec: Value, condition: &str) {
+        let labels: BTreeMap<_, _> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let node = json!({
+            "metadata": {"labels": labels, "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
+            "spec": spec,
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": condition}],
+                       "nodeInfo": {"kubeletVersion": "v1.33.0"}},
+        });
+        self.put("nodes", "Node", name, node);
+    }
+
+    pub fn delete_node(&self, name: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        let Some(mut object) = inner.objects.entry("nodes").or_default().remove(name) else {
+            return;
+        };
+        inner.rv += 1;
+        object["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+        let change = Change {
+            rv: inner.rv,
+            resource: "nodes",
+            kind: "DELETED",
+            object,
+        };
+        inner.history.push(change.clone());
+        drop(inner);
+        let _ = self.changes.send(change);
+    }
+
+    pub fn put_namespace(&self, name: &str, labels: &[(&str, &str)]) {
+        let labels: BTreeMap<_, _> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.put(
+            "namespaces",
+            "Namespace",
+            name,
+            json!({"metadata": {"labels": labels}, "status": {"phase": "Active"}}),
+        );
+    }
+
+    /// Ends every open watch connection without a word, as a load balancer timeout would.
+    pub fn drop_watches(&self) {
+        self.drops.send_modify(|n| *n += 1);
+    }
+
+    /// Forgets history up to now, so watches from older versions get `410 Gone`, and drops
+    /// the open watches so the clients have to come back with their old versions.
+    pub fn compact(&self) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.compacted = inner.rv;
+        inner.history.clear();
+        drop(inner);
+        self.drop_watches();
+    }
+
+    /// While held, list requests wait (a slow first sync).
+    pub fn hold_lists(&self, hold: bool) {
+        self.hold.send_replace(hold);
+    }
+
+    /// While failing, every request gets a 500 and open watches end.
+    pub fn set_failing(&self, failing: bool) {
+        self.inner.lock().unwrap().failing = failing;
+        if failing {
+            self.drop_watches();
+        }
+    }
+
+    pub fn lists(&self, resource: &str) -> usize {
+        self.inner
+            .lock()
+            .unwrap()
+            .lists
+            .get(resource)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many watches were answered `410 Gone`.
+    pub fn gone(&self, resource: &str) -> usize {
+        self.inner
+            .lock()
+            .unwrap()
+            .gone
+            .get(resource)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn watches(&self, resource: &str) -> usize {
+        self.inner
+            .lock()
+            .unwrap()
+            .watches
+            .get(resource)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Stops serving: connections are refused from now on.
+    pub fn shutdown(&self) {
+        self.task.abort();
+        self.drop_watches();
+    }
+}
+
+impl Drop for FakeApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(
+    State(shared): State<Shared>,
+    Path(resource): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query: HashMap<String, String> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let Some((resource, kind)) = resource_kind(&resource) else {
+        return (StatusCode::NOT_FOUND, "no such resource").into_response();
+    };
+    if shared.inner.lock().unwrap().failing {
+        return status(
+            500,
+            "InternalError",
+            "the fake API server is failing on purpose",
+        );
+    }
+    if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        let from = query
+            .get("resourceVersion")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let bookmarks = query
+            .get("allowWatchBookmarks")
+            .is_some_and(|v| v == "true");
+        return watch_response(shared, resource, kind, from, bookmarks);
+    }
+    let mut hold = shared.hold.clone();
+    let _ = hold.wait_for(|held| !held).await;
+    let mut inner = shared.inner.lock().unwrap();
+    *inner.lists.entry(resource).or_default() += 1;
+    let items: Vec<Value> = inner
+        .objects
+        .get(resource)
+        .map(|o| o.values().cloned().collect())
+        .unwrap_or_default();
+    let body = json!({
+        "kind": format!("{kind}List"), "apiVersion": "v1",
+        "metadata": {"resourceVersion": inner.rv.to_string()},
+        "items": items,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason, "code": code});
+    (
+        StatusCode::from_u16(code).unwrap(),
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn line(v: Value) -> Result<Bytes, Infallible> {
+    let mut s = v.to_string();
+    s.push('\n');
+    Ok(Bytes::from(s))
+}
+
+fn watch_response(
+    shared: Shared,
+    resource: &'static str,
+    kind: &'static str,
+    from: u64,
+    bookmarks: bool,
+) -> Response {
+    let mut inner = shared.inner.lock().unwrap();
+    *inner.watches.entry(resource).or_default() += 1;
+    if from < inner.compacted {
+        *inner.gone.entry(resource).or_default() += 1;
+        let gone = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": format!("too old resource version: {from} ({})", inner.compacted), "reason": "Expired", "code": 410}});
+        drop(inner);
+        return (
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from_stream(futures::stream::iter([line(gone)])),
+        )
+            .into_response();
+    }
+    let backlog: Vec<Change> = inner
+        .history
+        .iter()
+        .filter(|c| c.resource == resource && c.rv > from)
+        .cloned()
+        .collect();
+    let mut live = shared.changes.subscribe();
+    let current = inner.rv;
+    drop(inner);
+    let mut drops = shared.drops.clone();
+    drops.mark_unchanged();
+    let stream = async_stream(move |tx| async move {
+        for c in backlog {
+            if tx
+                .send(line(json!({"type": c.kind, "object": c.object})))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let mut last = current;
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = drops.changed() => return,
+                change = live.recv() => match change {
+                    Ok(c) if c.resource == resource && c.rv > from => {
+                        last = last.max(c.rv);
+                        if tx.send(line(json!({"type": c.kind, "object": c.object}))).await.is_err() { return; }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                },
+                _ = tick.tick(), if bookmarks => {
+                    let bookmark = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": "v1",
+                        "metadata": {"resourceVersion": last.to_string()}}});
+                    if tx.send(line(bookmark)).await.is_err() { return; }
+                }
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// A stream fed by a task through a channel; the stream ends when the task returns.
+fn async_stream<F, Fut>(f: F) -> impl futures::Stream<Item = Result<Bytes, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Bytes, Infallible>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
