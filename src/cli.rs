@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use crate::audit::AuditArgs;
 use crate::certs::CertsArgs;
 use crate::server::ServeArgs;
+use crate::topology_command::TopologyArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,4 +27,6 @@ pub enum Command {
     Serve(ServeArgs),
     /// Certificates for clusters without cert-manager.
     Certs(CertsArgs),
+    /// Print the zones as spreadguard sees them (from the cluster or --nodes).
+    Topology(TopologyArgs),
 }

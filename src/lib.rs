@@ -13,6 +13,8 @@ pub mod engine;
 pub mod manifests;
 pub mod metrics;
 pub mod nodes;
+pub mod output;
 pub mod policy;
 pub mod server;
 pub mod telemetry;
+pub mod topology_command;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => spreadguard::audit::run(args),
         Command::Serve(args) => spreadguard::server::run(args),
         Command::Certs(args) => spreadguard::certs::run(args),
+        Command::Topology(args) => spreadguard::topology_command::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -379,3 +379,46 @@ async fn namespace_labels_change_decisions() {
         "{enforce}"
     );
 }
+
+#[tokio::test]
+async fn the_topology_command_reads_the_cluster_through_a_kubeconfig() {
+    let api = three_zone_cluster().await;
+    api.put_node("node-x", &[("kubernetes.io/hostname", "node-x")]);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: 'http://{}'}}\nusers:\n- name: me\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: me}}\ncurrent-context: fake\n",
+            api.addr
+        ),
+    )
+    .unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_spreadguard"))
+            .args(["topology", "-o", "json", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .env_remove("SPREADGUARD_NODES")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["source"], "the cluster");
+    assert_eq!(report["zoneKey"], ZONE);
+    assert_eq!(report["nodes"], 4);
+    assert_eq!(report["unzonedNodes"], 1);
+    let zones: Vec<&str> = report["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|z| z["zone"].as_str())
+        .collect();
+    assert_eq!(zones, ["z1", "z2", "z3"]);
+}

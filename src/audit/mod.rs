@@ -5,7 +5,7 @@ mod inputs;
 mod parallel;
 mod report;
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -97,13 +97,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
             report.to_table(color)
         }
     };
-    let mut out = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an audit failure.
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        return Err(e).context("writing the report");
-    }
+    crate::output::print(&text)?;
     Ok(if report.denies() {
         exit::DENIED
     } else {
