@@ -24,7 +24,7 @@ pub enum Command {
     /// Judge manifest files against a node snapshot, offline.
     Audit(AuditArgs),
     /// Run the admission webhook (TLS) and its admin port.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Certificates for clusters without cert-manager.
     Certs(CertsArgs),
     /// Print the zones as spreadguard sees them (from the cluster or --nodes).

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     spreadguard::telemetry::init(log_format);
     let result = match cli.command {
         Command::Audit(args) => spreadguard::audit::run(args),
-        Command::Serve(args) => spreadguard::server::run(args),
+        Command::Serve(args) => spreadguard::server::run(*args),
         Command::Certs(args) => spreadguard::certs::run(args),
         Command::Topology(args) => spreadguard::topology_command::run(args),
     };

@@ -422,3 +422,76 @@ async fn the_topology_command_reads_the_cluster_through_a_kubeconfig() {
         .collect();
     assert_eq!(zones, ["z1", "z2", "z3"]);
 }
+
+fn serving_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let ca = spreadguard::certs::Authority::new("test CA", 1).unwrap();
+    let pem = ca.issue_server(&["localhost".to_owned()], 1).unwrap();
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&cert, &pem.cert).unwrap();
+    std::fs::write(&key, &pem.key).unwrap();
+    (cert, key)
+}
+
+fn kubeconfig_for(api: &FakeApiServer, dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: 'http://{}'}}\nusers:\n- name: me\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: me}}\ncurrent-context: fake\n",
+            api.addr
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn serve_without_nodes_watches_the_cluster_and_is_ready_after_both_lists() {
+    let api = three_zone_cluster().await;
+    api.hold_lists(true);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = serving_files(dir.path());
+    let mut args = spreadguard::server::ServeArgs::new(cert, key);
+    args.kubeconfig = Some(kubeconfig_for(&api, dir.path()));
+    args.listen = Some("127.0.0.1:0".parse().unwrap());
+    args.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = spreadguard::server::Server::bind(&args).await.unwrap();
+    let state = server.state().clone();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let missing = state.readiness().unwrap_err();
+    assert!(
+        missing.contains(&"nodes and namespaces listed"),
+        "{missing:?}"
+    );
+    api.hold_lists(false);
+    eventually("ready", Duration::from_secs(5), || {
+        state.readiness().is_ok()
+    })
+    .await;
+    assert_eq!(state.topology().zone_count(), 3);
+    // A zone disappears from the cluster: the published topology follows.
+    api.put_node(
+        "node-c",
+        &[(ZONE, "z1"), ("kubernetes.io/hostname", "node-c")],
+    );
+    eventually("two zones", Duration::from_secs(2), || {
+        state.topology().zone_count() == 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn serve_without_nodes_or_cluster_configuration_fails_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = serving_files(dir.path());
+    let mut args = spreadguard::server::ServeArgs::new(cert, key);
+    args.kubeconfig = Some(dir.path().join("no-such-kubeconfig"));
+    let err = match spreadguard::server::Server::bind(&args).await {
+        Ok(_) => panic!("bound without a cluster"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("--nodes") && err.contains("--assume-zones"),
+        "{err}"
+    );
+}

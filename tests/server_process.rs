@@ -106,6 +106,10 @@ fn serve_turns_unready_on_sigterm_then_exits_zero() {
         .env("SPREADGUARD_TLS_KEY", dir.path().join("tls.key"))
         .env("SPREADGUARD_LISTEN", "127.0.0.1:0")
         .env("SPREADGUARD_ADMIN_LISTEN", "127.0.0.1:0")
+        .env(
+            "SPREADGUARD_NODES",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/nodes-3-zones.yaml"),
+        )
         .env("SPREADGUARD_SHUTDOWN_GRACE", "1s")
         .env("SPREADGUARD_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")

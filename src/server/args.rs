@@ -26,10 +26,23 @@ pub struct ServeArgs {
     #[arg(long, env = "SPREADGUARD_CONFIG")]
     pub config: Option<PathBuf>,
 
-    /// Nodes file (`kubectl get nodes -o yaml`) the topology is built from. Reloaded when it
-    /// changes. Without it the policy's `assumedZones` stand in for the cluster.
+    /// Nodes file (`kubectl get nodes -o yaml`) the topology is built from, instead of the
+    /// cluster's nodes. Reloaded when it changes.
     #[arg(long, env = "SPREADGUARD_NODES")]
     pub nodes: Option<PathBuf>,
+
+    /// Kubeconfig for watching Nodes and Namespaces when no --nodes file is given
+    /// [default: the in-cluster service account, then KUBECONFIG].
+    #[arg(long, env = "SPREADGUARD_KUBECONFIG", conflicts_with_all = ["nodes", "assume_zones"])]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Watch no cluster and read no nodes file: decide against the policy's `assumedZones`.
+    #[arg(long, env = "SPREADGUARD_ASSUME_ZONES", conflicts_with = "nodes")]
+    pub assume_zones: bool,
+
+    /// How long a burst of node changes is gathered before the topology is rebuilt.
+    #[arg(long, env = "SPREADGUARD_TOPOLOGY_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
+    pub topology_debounce: Duration,
 
     /// Address of the TLS admission port [default: 0.0.0.0:8443, or 127.0.0.1:8443 with --dev].
     #[arg(long, env = "SPREADGUARD_LISTEN")]
@@ -104,6 +117,9 @@ impl ServeArgs {
             client_ca: None,
             config: None,
             nodes: None,
+            kubeconfig: None,
+            assume_zones: false,
+            topology_debounce: Duration::from_millis(200),
             listen: None,
             admin_listen: None,
             log_format: LogFormat::Text,

@@ -76,6 +76,9 @@ pub enum ServeError {
     },
     #[error("preparing --dev: {0}")]
     Dev(String),
+    /// No --nodes file, and no cluster to watch either.
+    #[error("{0} (or give --nodes FILE, or --assume-zones)")]
+    Cluster(crate::cluster::ClusterError),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ServeError> {
@@ -135,9 +138,29 @@ impl Server {
                 (policy, Some(bytes))
             }
         };
-        let state = Arc::new(customize(
-            State::new(policy).with_max_body_bytes(args.limits.max_body_bytes),
-        ));
+        // Without a nodes file, the topology and the namespace labels come from the cluster.
+        let cluster = match (&args.nodes, args.assume_zones) {
+            (None, false) => {
+                let client = crate::cluster::client(args.kubeconfig.as_deref())
+                    .await
+                    .map_err(ServeError::Cluster)?;
+                Some((client, crate::cluster::Caches::default()))
+            }
+            _ => None,
+        };
+        let mut state = State::new(policy).with_max_body_bytes(args.limits.max_body_bytes);
+        if let Some((_, caches)) = &cluster {
+            let (nodes, namespaces) = (
+                caches.nodes_health.clone(),
+                caches.namespaces_health.clone(),
+            );
+            state = state
+                .with_namespaces(caches.namespaces.clone())
+                .with_readiness_check("nodes and namespaces listed", move || {
+                    nodes.is_synced() && namespaces.is_synced()
+                });
+        }
+        let state = Arc::new(customize(state));
 
         if let (Some(path), Some(bytes)) = (&args.config, policy_bytes) {
             let s = state.clone();
@@ -153,14 +176,17 @@ impl Server {
             ));
         }
 
-        match &args.nodes {
-            None => {
-                tracing::warn!(
-                    "no --nodes file: deciding against the policy's assumedZones until nodes are known"
-                );
+        match (&args.nodes, cluster) {
+            (None, Some((client, caches))) => {
+                tracing::info!("watching Nodes and Namespaces; ready once both are listed");
+                let metrics = state.metrics().clone();
+                caches.spawn(client, state.clone(), metrics, args.topology_debounce);
+            }
+            (None, None) => {
+                tracing::warn!("--assume-zones: deciding against the policy's assumedZones");
                 state.publish_assumed_topology();
             }
-            Some(path) => {
+            (Some(path), _) => {
                 let bytes = read(path)?;
                 let nodes = load_nodes(&bytes).map_err(|source| ServeError::Nodes {
                     path: path.clone(),
