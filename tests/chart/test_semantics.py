@@ -25,7 +25,7 @@ WEBHOOK_KINDS = {
 SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease"}
 OPT_OUT = "spreadguard.io/ignore"
 
-# Series the server exports (src/metrics.rs) plus Prometheus' own `up`. test_metrics.py
+# Series the server exports (src/metrics.rs) plus Prometheus' own `up`. test_server.py
 # checks the alerts against a running server's /metrics as well.
 KNOWN_SERIES = {
     "up",
