@@ -726,3 +726,56 @@ async fn shared_kubernetes_fixtures_survive_the_round_trip() {
     let answer = send(state(""), "/validate", &review).await;
     assert!(answer.allowed());
 }
+
+/// The router reads workloads without containers, volumes, managed fields and status; the
+/// engine must decide exactly as on the full object.
+#[test]
+fn pruned_objects_decide_like_full_ones() {
+    use spreadguard::admission::prune;
+    use spreadguard::engine::{WorkloadKind, decide};
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/kubernetes-api/"
+    );
+    let mut objects = Vec::new();
+    for (file, kind) in [
+        ("apps.v1.Deployment.json", WorkloadKind::Deployment),
+        ("apps.v1.StatefulSet.json", WorkloadKind::StatefulSet),
+        ("apps.v1.ReplicaSet.json", WorkloadKind::ReplicaSet),
+        ("core.v1.Pod.json", WorkloadKind::Pod),
+    ] {
+        let mut object: Value =
+            serde_json::from_str(&std::fs::read_to_string(format!("{dir}{file}")).unwrap())
+                .unwrap();
+        objects.push((object.clone(), kind));
+        let meta = object["metadata"].as_object_mut().unwrap();
+        meta.shift_remove("deletionTimestamp");
+        meta.shift_remove("ownerReferences");
+        objects.push((object, kind));
+    }
+    for file in [
+        "deployment-create.json",
+        "deployment-create-1-replica.json",
+        "pod-create.json",
+    ] {
+        let object = fixture(file)["request"]["object"].clone();
+        let kind = if object["kind"] == "Pod" {
+            WorkloadKind::Pod
+        } else {
+            WorkloadKind::Deployment
+        };
+        objects.push((object, kind));
+    }
+    let s = state("");
+    let (topology, policy) = (s.topology(), s.policy());
+    for (object, kind) in objects {
+        let text = serde_json::to_string(&object).unwrap();
+        let pruned = prune::parse(&text, kind).unwrap();
+        assert!(pruned.pointer("/status").is_none());
+        let full = decide(Input::new(&object), &topology, &policy);
+        let lean = decide(Input::new(&pruned), &topology, &policy);
+        assert_eq!(full.findings, lean.findings, "{kind:?}");
+        assert_eq!(full.patch, lean.patch, "{kind:?}");
+        assert_eq!(full.subject, lean.subject, "{kind:?}");
+    }
+}

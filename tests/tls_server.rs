@@ -473,7 +473,7 @@ async fn certificate_rotation_by_symlink_swap_drops_no_request() {
     for s in senders {
         s.await.unwrap();
     }
-    let failures = failures.lock().unwrap();
+    let failures = failures.lock().unwrap().clone();
     assert!(failures.is_empty(), "failed requests: {failures:?}");
     let (status, _) = kept.post("/mutate", REVIEW).await.unwrap();
     assert_eq!(
