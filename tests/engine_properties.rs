@@ -10,7 +10,9 @@ use proptest::collection::{btree_map, vec};
 use proptest::option;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use spreadguard::engine::{Decision, Injection, Input, NodeInfo, Subject, Topology, decide};
+use spreadguard::engine::{
+    Decision, Injection, Input, NodeInfo, Severity, Subject, Topology, decide,
+};
 use spreadguard::policy::Policy;
 
 use engine_support::{apply_and_undo, escalations};
@@ -65,7 +67,7 @@ fn selector(labels: Map<String, Value>) -> impl Strategy<Value = Option<Value>> 
         3 => Just(Some(json!({ "matchLabels": own }))),
         1 => Just(first.map(|(k, v)| json!({ "matchLabels": { k: v } }))),
         1 => (label_key(), label_value()).prop_map(|(k, v)| Some(json!({ "matchLabels": { k: v } }))),
-        1 => (label_key(), prop_oneof![Just("In"), Just("NotIn"), Just("Exists"), Just("DoesNotExist")], label_value())
+        1 => (label_key(), selector_operator(), label_value())
             .prop_map(|(k, op, v)| {
                 let mut e = json!({ "key": k, "operator": op });
                 if op == "In" || op == "NotIn" {
@@ -75,6 +77,15 @@ fn selector(labels: Map<String, Value>) -> impl Strategy<Value = Option<Value>> 
             }),
         1 => Just(Some(json!({}))),
         1 => Just(None),
+    ]
+}
+
+fn selector_operator() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        Just("In"),
+        Just("NotIn"),
+        Just("Exists"),
+        Just("DoesNotExist")
     ]
 }
 
@@ -299,7 +310,10 @@ proptest! {
         // Applies (op by op and at once), and undoing exactly what it added restores the
         // original bytes: nothing outside its paths changed or moved.
         let (patched, undone) = apply_and_undo(&object, &decision.patch)
-            .map_err(|e| TestCaseError::fail(format!("{e}\npatch: {}", serde_json::to_string(&decision.patch).unwrap_or_default())))?;
+            .map_err(|e| {
+                let patch = serde_json::to_string(&decision.patch).unwrap_or_default();
+                TestCaseError::fail(format!("{e}\npatch: {patch}"))
+            })?;
         prop_assert_eq!(
             serde_json::to_string(&object).expect("serializes"),
             serde_json::to_string(&undone).expect("serializes")
@@ -324,7 +338,13 @@ proptest! {
         } else {
             escalations(&decision.findings, &again.findings)
         };
-        prop_assert!(rises.is_empty(), "{:?}\nbefore: {:#?}\nafter: {:#?}", rises, decision.findings, again.findings);
+        prop_assert!(
+            rises.is_empty(),
+            "{:?}\nbefore: {:#?}\nafter: {:#?}",
+            rises,
+            decision.findings,
+            again.findings
+        );
     }
 
     /// On UPDATE with an unchanged template nothing is ever patched, and a deny finding the
@@ -346,11 +366,277 @@ proptest! {
         let old_decision = decide(Input::new(&object), &topology, &policy);
         let d = decide(Input::new(&new).with_old(Some(&object)), &topology, &policy);
         prop_assert!(d.patch.is_empty());
-        for f in d.findings.iter().filter(|f| f.severity == spreadguard::engine::Severity::Deny) {
+        for f in d.findings.iter().filter(|f| f.severity == Severity::Deny) {
             prop_assert!(
-                !old_decision.findings.iter().any(|o| o.rule == f.rule && o.severity == spreadguard::engine::Severity::Deny),
+                !old_decision.findings.iter().any(|o| o.rule == f.rule && o.severity == Severity::Deny),
                 "{} denied again although the old object had it", f.rule
             );
         }
+    }
+}
+
+// === eligibility: the grouped snapshot against a node-by-node reference ===
+
+mod reference {
+    //! The scheduler's node filters, written out node by node with no grouping, as the
+    //! oracle for `Topology::eligibility`.
+
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Toleration};
+    use spreadguard::engine::NodeInfo;
+
+    pub fn requirement(r: &NodeSelectorRequirement, actual: Option<&str>) -> bool {
+        let values = r.values.clone().unwrap_or_default();
+        match r.operator.as_str() {
+            "In" => actual.is_some_and(|a| values.iter().any(|v| v == a)),
+            "NotIn" => !actual.is_some_and(|a| values.iter().any(|v| v == a)),
+            "Exists" => actual.is_some(),
+            "DoesNotExist" => actual.is_none(),
+            "Gt" | "Lt" => {
+                if values.len() != 1 {
+                    return false;
+                }
+                match (actual.map(str::parse::<i64>), values[0].parse::<i64>()) {
+                    (Some(Ok(a)), Ok(b)) => {
+                        if r.operator == "Gt" {
+                            a > b
+                        } else {
+                            a < b
+                        }
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    fn term(t: &NodeSelectorTerm, node: &NodeInfo) -> bool {
+        let exprs = t.match_expressions.clone().unwrap_or_default();
+        let fields = t.match_fields.clone().unwrap_or_default();
+        if exprs.is_empty() && fields.is_empty() {
+            return false;
+        }
+        exprs
+            .iter()
+            .all(|e| requirement(e, node.labels.get(&e.key).map(String::as_str)))
+            && fields
+                .iter()
+                .all(|f| f.key == "metadata.name" && requirement(f, Some(&node.name)))
+    }
+
+    fn tolerated(tols: &[Toleration], key: &str, value: &str, effect: &str) -> bool {
+        tols.iter().any(|t| {
+            let t_effect = t.effect.clone().unwrap_or_default();
+            let t_key = t.key.clone().unwrap_or_default();
+            (t_effect.is_empty() || t_effect == effect)
+                && (t_key.is_empty() || t_key == key)
+                && match t.operator.as_deref() {
+                    None | Some("") | Some("Equal") => t.value.clone().unwrap_or_default() == value,
+                    Some("Exists") => true,
+                    _ => false,
+                }
+        })
+    }
+
+    pub fn eligible(
+        node: &NodeInfo,
+        selector: Option<&BTreeMap<String, String>>,
+        terms: Option<&[NodeSelectorTerm]>,
+        tols: &[Toleration],
+    ) -> bool {
+        !node.unschedulable
+            && node
+                .taints
+                .iter()
+                .all(|t| tolerated(tols, &t.key, &t.value, &t.effect))
+            && selector.is_none_or(|s| s.iter().all(|(k, v)| node.labels.get(k) == Some(v)))
+            && terms.is_none_or(|ts| ts.iter().any(|t| term(t, node)))
+    }
+}
+
+/// Nodes whose labels mix shared keys (zone, pool) with per-node ones (hostname, a numeric
+/// id, an instance id) so that the snapshot's grouping and its per-node keys both matter.
+fn cluster() -> impl Strategy<Value = Vec<NodeInfo>> {
+    let node = (
+        option::of(0..3u8),
+        0..3u8,
+        any::<bool>(),
+        prop_oneof![
+            4 => Just(None),
+            1 => Just(Some(("dedicated", "db", "NoSchedule"))),
+            1 => Just(Some(("spot", "true", "NoExecute"))),
+            1 => Just(Some(("soft", "x", "PreferNoSchedule"))),
+        ],
+        prop_oneof![6 => Just(false), 1 => Just(true)],
+    );
+    vec(node, 0..40).prop_map(|nodes| {
+        nodes
+            .into_iter()
+            .enumerate()
+            .map(|(i, (zone, pool, with_id, taint, cordoned))| {
+                let name = format!("n{i}");
+                let cores = format!("{}", (i % 5) * 8);
+                let mut labels =
+                    json!({ HOSTNAME: name, "pool": format!("p{pool}"), "cores": cores });
+                if let Some(z) = zone {
+                    labels[ZONE] = json!(format!("z{z}"));
+                }
+                if with_id {
+                    labels["example.com/instance-id"] = json!(format!("i-{i:04}"));
+                }
+                let mut node =
+                    json!({ "metadata": { "name": name, "labels": labels }, "spec": {} });
+                if let Some((k, v, e)) = taint {
+                    node["spec"]["taints"] = json!([{ "key": k, "value": v, "effect": e }]);
+                }
+                if cordoned {
+                    node["spec"]["unschedulable"] = json!(true);
+                }
+                NodeInfo::from_json(&node).expect("a valid node")
+            })
+            .collect()
+    })
+}
+
+fn requirement() -> impl Strategy<Value = Value> {
+    let key = prop_oneof![
+        Just(ZONE),
+        Just("pool"),
+        Just(HOSTNAME),
+        Just("cores"),
+        Just("example.com/instance-id"),
+        Just("missing"),
+    ];
+    let value = prop_oneof![
+        Just("z0"),
+        Just("z1"),
+        Just("p1"),
+        Just("n3"),
+        Just("n7"),
+        Just("8"),
+        Just("16"),
+        Just("i-0002"),
+        Just("x"),
+    ];
+    (
+        key,
+        prop_oneof![
+            Just("In"),
+            Just("NotIn"),
+            Just("Exists"),
+            Just("DoesNotExist"),
+            Just("Gt"),
+            Just("Lt")
+        ],
+        vec(value, 0..3),
+    )
+        .prop_map(|(k, op, values)| json!({ "key": k, "operator": op, "values": values }))
+}
+
+fn match_field() -> impl Strategy<Value = Value> {
+    let names = vec(prop_oneof![Just("n1"), Just("n4"), Just("n9")], 1..3);
+    (prop_oneof![Just("In"), Just("NotIn")], names).prop_map(
+        |(op, values)| json!({ "key": "metadata.name", "operator": op, "values": values }),
+    )
+}
+
+fn node_selector_term() -> impl Strategy<Value = Value> {
+    (
+        vec(requirement(), 0..3),
+        option::of(vec(match_field(), 0..2)),
+    )
+        .prop_map(|(exprs, fields)| {
+            let mut t = json!({ "matchExpressions": exprs });
+            if let Some(f) = fields {
+                t["matchFields"] = Value::Array(f);
+            }
+            t
+        })
+}
+
+/// A pod spec's node selection: nodeSelector, required node affinity, tolerations.
+fn scheduling() -> impl Strategy<Value = Value> {
+    let toleration = prop_oneof![
+        Just(json!({ "operator": "Exists" })),
+        Just(json!({ "key": "dedicated", "operator": "Equal", "value": "db" })),
+        Just(json!({ "key": "dedicated", "value": "web", "effect": "NoSchedule" })),
+        Just(json!({ "key": "spot", "operator": "Exists", "effect": "NoExecute" })),
+        Just(json!({ "key": "spot", "operator": "Exists", "effect": "NoSchedule" })),
+    ];
+    let selector_key = prop_oneof![
+        Just(ZONE),
+        Just("pool"),
+        Just(HOSTNAME),
+        Just("example.com/instance-id"),
+    ];
+    let selector_value = prop_oneof![Just("z1"), Just("p0"), Just("n2"), Just("i-0005")];
+    (
+        option::of(btree_map(selector_key, selector_value, 0..2)),
+        option::of(vec(node_selector_term(), 0..3)),
+        vec(toleration, 0..2),
+    )
+        .prop_map(|(selector, terms, tolerations)| {
+            let mut spec = json!({ "tolerations": tolerations });
+            if let Some(s) = selector {
+                spec["nodeSelector"] = json!(s);
+            }
+            if let Some(t) = terms {
+                spec["affinity"] = json!({ "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": { "nodeSelectorTerms": t }
+                } });
+            }
+            spec
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The grouped snapshot finds exactly the nodes, zones and label keys that filtering the
+    /// nodes one by one finds.
+    #[test]
+    fn eligibility_matches_node_by_node_filtering(nodes in cluster(), spec in scheduling()) {
+        use k8s_openapi::api::core::v1::{NodeSelectorTerm, Toleration};
+        use spreadguard::engine::topology::Scheduling;
+        use std::collections::BTreeMap;
+
+        let policy = Policy::default();
+        let topology = Topology::from_nodes(nodes.clone(), &policy);
+        let selector: Option<BTreeMap<String, String>> =
+            spec.get("nodeSelector").map(|s| serde_json::from_value(s.clone()).expect("a map"));
+        let terms: Option<Vec<NodeSelectorTerm>> = spec
+            .pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+            .map(|t| serde_json::from_value(t.clone()).expect("terms"));
+        let tolerations: Vec<Toleration> =
+            serde_json::from_value(spec["tolerations"].clone()).expect("tolerations");
+        let sched = Scheduling {
+            node_selector: selector.as_ref(),
+            required_terms: terms.as_deref(),
+            tolerations: &tolerations,
+        };
+        let keys = [ZONE, HOSTNAME, "pool", "example.com/instance-id", "missing"];
+        let got = topology.eligibility(&sched, &keys);
+
+        let eligible: Vec<&NodeInfo> = nodes
+            .iter()
+            .filter(|n| reference::eligible(n, selector.as_ref(), terms.as_deref(), &tolerations))
+            .collect();
+        let mut zones = BTreeMap::new();
+        for n in &eligible {
+            if let Some(z) = n.labels.get(ZONE) {
+                *zones.entry(z.clone()).or_insert(0usize) += 1;
+            }
+        }
+        let unzoned = eligible.iter().filter(|n| !n.labels.contains_key(ZONE)).count();
+        let present: Vec<Option<bool>> = keys
+            .iter()
+            .map(|k| Some(eligible.iter().any(|n| n.labels.contains_key(*k))))
+            .collect();
+        prop_assert_eq!(got.nodes, Some(eligible.len()), "eligible nodes");
+        prop_assert_eq!(&got.zones, &zones, "eligible zones");
+        prop_assert_eq!(got.unzoned_nodes, unzoned, "unzoned nodes");
+        prop_assert_eq!(&got.keys_present, &present, "keys present on eligible nodes");
     }
 }
