@@ -127,8 +127,14 @@ fn affinity(labels: Map<String, Value>) -> impl Strategy<Value = Option<Value>> 
             .prop_map(|(w, t)| json!({ "weight": w, "podAffinityTerm": t })),
         0..3,
     );
-    (0..6u8, required, preferred).prop_map(|(shape, required, preferred)| match shape {
+    (0..9u8, required, preferred).prop_map(|(shape, required, preferred)| match shape {
         0 => None,
+        6 => Some(Value::Null),
+        7 => Some(json!({ "podAntiAffinity": null })),
+        8 => Some(json!({ "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": null,
+            "requiredDuringSchedulingIgnoredDuringExecution": required,
+        } })),
         1 => Some(json!({})),
         2 => Some(json!({ "nodeAffinity": { "preferredDuringSchedulingIgnoredDuringExecution": [
             { "weight": 1, "preference": { "matchExpressions": [{ "key": "pool", "operator": "In", "values": ["general"] }] } }
@@ -154,7 +160,7 @@ fn annotations() -> impl Strategy<Value = Option<Value>> {
 
 prop_compose! {
     fn pod_spec(labels: Map<String, Value>)(
-        spread in option::of(vec(spread_constraint(labels.clone()), 0..3)),
+        spread in option::of(option::of(vec(spread_constraint(labels.clone()), 0..3))),
         affinity in affinity(labels),
         node_selector in option::of(prop_oneof![
             Just(json!({ ZONE: "z1" })),
@@ -164,8 +170,9 @@ prop_compose! {
         tolerate in any::<bool>(),
     ) -> Value {
         let mut spec = json!({ "containers": [{ "name": "c", "image": "img:1" }] });
+        // Absent, `null` (as some generators write), or a list.
         if let Some(s) = spread {
-            spec["topologySpreadConstraints"] = Value::Array(s);
+            spec["topologySpreadConstraints"] = s.map_or(Value::Null, Value::Array);
         }
         if let Some(a) = affinity {
             spec["affinity"] = a;
