@@ -77,13 +77,13 @@ run_oha -c "$CONNECTIONS" -z 2s > /dev/null
 echo "throughput: $RUNS runs of $DURATION with oha -c $CONNECTIONS (HTTP/1.1 keep-alive over TLS)"
 for i in $(seq "$RUNS"); do
     metrics "$WORK/metrics-$i-before.txt"
-    run_oha -c "$CONNECTIONS" -z "$DURATION" > "$WORK/run-$i.json"
+    run_oha -c "$CONNECTIONS" -z "$DURATION" -w > "$WORK/run-$i.json"
     metrics "$WORK/metrics-$i-after.txt"
 done
 python3 "$ROOT/benches/load/summarize.py" throughput "$WORK"
 
 echo "latency: fixed $RATE req/s for $RATE_DURATION (oha -q $RATE -c 4 --latency-correction)"
 metrics "$WORK/metrics-rate-before.txt"
-run_oha -c 4 -q "$RATE" -z "$RATE_DURATION" --latency-correction > "$WORK/rate.json"
+run_oha -c 4 -q "$RATE" -z "$RATE_DURATION" -w --latency-correction > "$WORK/rate.json"
 metrics "$WORK/metrics-rate-after.txt"
 python3 "$ROOT/benches/load/summarize.py" latency "$WORK"

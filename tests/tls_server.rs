@@ -611,3 +611,38 @@ async fn graceful_shutdown_finishes_the_request_in_flight() {
 fn tokio_stream_from<T>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+#[tokio::test]
+async fn silent_clients_are_cut_off_by_the_header_timeout() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("test CA", 10).unwrap();
+    let mut args = args(dir.path(), &ca);
+    args.limits.header_read_timeout = Duration::from_millis(300);
+    args.limits.shutdown_grace = Duration::ZERO;
+    let server = Running::start(args).await;
+    let client = Client::new(&ca, &[b"http/1.1"], None);
+
+    // One client never starts the TLS handshake, another completes it and sends no headers.
+    let started = Instant::now();
+    let mut silent_tcp = TcpStream::connect(server.addr).await.unwrap();
+    let mut silent_tls = client.connect(server.addr).await.unwrap();
+
+    // Meanwhile others are served at once.
+    for _ in 0..5 {
+        mutate_once(&client, server.addr).await.unwrap();
+    }
+    assert!(started.elapsed() < Duration::from_millis(300));
+
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(3), silent_tcp.read(&mut buf))
+        .await
+        .expect("the server closes a connection that never handshakes")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    let closed = tokio::time::timeout(Duration::from_secs(3), silent_tls.read(&mut buf))
+        .await
+        .expect("the server closes a connection that sends no headers");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}

@@ -11,6 +11,7 @@ pub mod reload;
 pub mod router;
 pub mod shutdown;
 pub mod state;
+pub mod stream;
 pub mod tls;
 
 use std::future::Future;
@@ -306,7 +307,11 @@ impl Server {
         http.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout);
-        http.http2().timer(TokioTimer::new());
+        // HTTP/2 has no header timeout: pings find clients that went silent.
+        http.http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(20));
         let connections = Connections {
             acceptor: TlsAcceptor::from(tls),
             http: Arc::new(http),
@@ -421,7 +426,18 @@ impl Connections {
                     return;
                 }
             };
-            let conn = http.serve_connection(TokioIo::new(tls), service);
+            let io = match stream::first_bytes(tls, handshake_timeout).await {
+                Ok(Some(io)) => io,
+                Ok(None) => {
+                    tracing::debug!(%peer, "no request within the header timeout");
+                    return;
+                }
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "read failed");
+                    return;
+                }
+            };
+            let conn = http.serve_connection(TokioIo::new(io), service);
             if let Err(error) = watcher.watch(conn).await {
                 tracing::debug!(%peer, %error, "connection closed with an error");
             }
@@ -435,6 +451,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let stop = shutdown::signal();
         let dev = if args.dev {
             Some(dev::prepare(&mut args)?)
         } else {
@@ -444,7 +461,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<i32> {
         if let Some(dev) = &dev {
             dev.print(server.local_addr(), server.admin_addr());
         }
-        server.run(shutdown::signal()).await?;
+        server.run(stop).await?;
         Ok(0)
     })
 }
