@@ -4,6 +4,7 @@
 #
 #   benches/load.sh                  # 5 throughput runs at -c 16, then 1,000 req/s fixed rate
 #   RUNS=3 DURATION=5s benches/load.sh
+#   GO_BASELINE=1 benches/load.sh    # also a Go net/http webhook, runs interleaved with ours
 #
 # Prints each run's throughput and client latency percentiles, the median throughput, and the
 # server's own handling time (p50/p99, from its spreadguard_admission_duration_seconds
@@ -29,11 +30,13 @@ BIN=$CARGO_TARGET_DIR/release/spreadguard
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/spreadguard-load.XXXXXX")
 SERVER=""
+GO_SERVER=""
+GO_PORT=${GO_PORT:-18444}
 cleanup() {
-    if [[ -n "$SERVER" ]]; then
-        kill "$SERVER" 2>/dev/null || true
-        wait "$SERVER" 2>/dev/null || true
-    fi
+    for pid in $SERVER $GO_SERVER; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     local dev
     dev=$(grep -o '/[^ ]*/spreadguard-dev-[0-9-]*' "$WORK/server.out" 2>/dev/null | head -1 || true)
     [[ -n "$dev" ]] && rm -rf "$dev"
@@ -67,23 +70,38 @@ DEV=$(grep -o '/[^ ]*/spreadguard-dev-[0-9-]*' "$WORK/server.out" | head -1)
 URL="https://127.0.0.1:$PORT/mutate"
 run_oha() {
     timeout 600 oha --no-tui --output-format json --cacert "$DEV/ca.crt" -m POST \
-        -H 'Content-Type: application/json' -D "$WORK/review.json" "$@" "$URL"
+        -H 'Content-Type: application/json' -D "$WORK/review.json" "$@"
 }
+
+if [[ -n "${GO_BASELINE:-}" ]]; then
+    command -v go >/dev/null || { echo "GO_BASELINE needs go (apt-get install golang-go)" >&2; exit 2; }
+    (cd "$ROOT/benches/load/go-baseline" && GOCACHE="$WORK/gocache" GO111MODULE=off go build -o "$WORK/go-webhook" main.go)
+    "$WORK/go-webhook" -cert "$DEV/tls.crt" -key "$DEV/tls.key" -listen "127.0.0.1:$GO_PORT" 2> "$WORK/go.log" &
+    GO_SERVER=$!
+    sleep 0.5
+    run_oha -c "$CONNECTIONS" -z 2s "https://127.0.0.1:$GO_PORT/mutate" > /dev/null
+fi
 
 echo "server: $BIN (pid $SERVER, RUST_LOG=$LOG), $(nproc) CPUs shared with oha"
 echo "warm-up..."
-run_oha -c "$CONNECTIONS" -z 2s > /dev/null
+run_oha -c "$CONNECTIONS" -z 2s "$URL" > /dev/null
 
 echo "throughput: $RUNS runs of $DURATION with oha -c $CONNECTIONS (HTTP/1.1 keep-alive over TLS)"
 for i in $(seq "$RUNS"); do
     metrics "$WORK/metrics-$i-before.txt"
-    run_oha -c "$CONNECTIONS" -z "$DURATION" -w > "$WORK/run-$i.json"
+    run_oha -c "$CONNECTIONS" -z "$DURATION" -w "$URL" > "$WORK/run-$i.json"
     metrics "$WORK/metrics-$i-after.txt"
+    if [[ -n "$GO_SERVER" ]]; then
+        run_oha -c "$CONNECTIONS" -z "$DURATION" -w "https://127.0.0.1:$GO_PORT/mutate" > "$WORK/go-$i.json"
+    fi
 done
 python3 "$ROOT/benches/load/summarize.py" throughput "$WORK"
+if [[ -n "$GO_SERVER" ]]; then
+    python3 "$ROOT/benches/load/summarize.py" throughput "$WORK" go
+fi
 
 echo "latency: fixed $RATE req/s for $RATE_DURATION (oha -q $RATE -c 4 --latency-correction)"
 metrics "$WORK/metrics-rate-before.txt"
-run_oha -c 4 -q "$RATE" -z "$RATE_DURATION" -w --latency-correction > "$WORK/rate.json"
+run_oha -c 4 -q "$RATE" -z "$RATE_DURATION" -w --latency-correction "$URL" > "$WORK/rate.json"
 metrics "$WORK/metrics-rate-after.txt"
 python3 "$ROOT/benches/load/summarize.py" latency "$WORK"

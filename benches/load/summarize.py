@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Summarises oha JSON results and the server's own latency histogram.
 
-usage: summarize.py throughput RUN_DIR   (run-N.json + metrics-N-{before,after}.txt)
+usage: summarize.py throughput RUN_DIR [PREFIX]  (PREFIX-N.json; for "run" also
+                                                 metrics-N-{before,after}.txt)
        summarize.py latency RUN_DIR      (rate.json + metrics-rate-{before,after}.txt)
 """
 import json
@@ -63,25 +64,27 @@ def oha(path):
     return s, p, codes, failed
 
 
-def throughput(run_dir):
+def throughput(run_dir, prefix="run"):
     run_dir = Path(run_dir)
     rates, p99s = [], []
-    for run in sorted(run_dir.glob("run-*.json"), key=lambda p: int(p.stem.split("-")[1])):
+    for run in sorted(run_dir.glob(f"{prefix}-*.json"), key=lambda p: int(p.stem.split("-")[1])):
         n = run.stem.split("-")[1]
         s, p, codes, failed = oha(run)
-        sq, count = server_quantile(
-            run_dir / f"metrics-{n}-before.txt", run_dir / f"metrics-{n}-after.txt", 0.99
-        )
+        before, after = run_dir / f"metrics-{n}-before.txt", run_dir / f"metrics-{n}-after.txt"
+        if prefix == "run" and before.exists():
+            sq, count = server_quantile(before, after, 0.99)
+        else:
+            sq, count = None, 0
         rates.append(s["requestsPerSec"])
         if sq is not None:
             p99s.append(sq)
         print(
-            f"run {n}: {s['requestsPerSec']:8.0f} req/s  p50 {ms(p['p50'])}  p99 {ms(p['p99'])}"
+            f"{prefix} {n}: {s['requestsPerSec']:8.0f} req/s  p50 {ms(p['p50'])}  p99 {ms(p['p99'])}"
             f"  p99.9 {ms(p['p99.9'])}  failed {failed}  server p99 {us(sq)} ({count} observed)"
         )
     if rates:
         print(
-            f"throughput median of {len(rates)} runs: {statistics.median(rates):.0f} req/s"
+            f"{prefix}: throughput median of {len(rates)} runs: {statistics.median(rates):.0f} req/s"
             f" (min {min(rates):.0f}, max {max(rates):.0f});"
             f" server handling p99 median {us(statistics.median(p99s)) if p99s else 'n/a'}"
         )
@@ -105,4 +108,4 @@ def latency(run_dir):
 
 
 if __name__ == "__main__":
-    {"throughput": throughput, "latency": latency}[sys.argv[1]](sys.argv[2])
+    {"throughput": throughput, "latency": latency}[sys.argv[1]](*sys.argv[2:])
