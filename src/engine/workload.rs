@@ -152,6 +152,11 @@ fn has_controller(object: &Value) -> bool {
 
 fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, String> {
     let (namespace, name) = object_name(object);
+    // The patch records what it injected in `metadata.annotations`: without a `metadata` map
+    // it could not apply.
+    if object_at(object, &["metadata"], "metadata")?.is_none() {
+        return Err("metadata: missing".to_owned());
+    }
     let annotations = object_at(object, &["metadata", "annotations"], "metadata.annotations")?;
     let (replicas, selector_json, template_meta, spec_name) = match kind {
         WorkloadKind::Pod => (1, None, object.get("metadata"), "spec"),
