@@ -72,6 +72,17 @@ fn strip(node: &mut Node) {
     }
 }
 
+/// A hash of what decisions read of a node (64 bits: a collision would only delay a rebuild
+/// until the node's next change).
+fn fingerprint(info: &NodeInfo) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    info.labels.hash(&mut h);
+    info.taints.hash(&mut h);
+    info.unschedulable.hash(&mut h);
+    h.finish()
+}
+
 /// Builds the snapshot's node list from the store, in name order.
 fn snapshot(store: &Store<Node>) -> Vec<NodeInfo> {
     let mut nodes: Vec<NodeInfo> = store.state().iter().map(|n| node_info(n)).collect();
@@ -115,9 +126,10 @@ pub async fn run(
         }
     };
 
-    // name → the NodeInfo last seen, so that heartbeats are recognised as no change.
-    let mut seen: HashMap<String, NodeInfo> = HashMap::new();
-    let mut relisting: HashMap<String, NodeInfo> = HashMap::new();
+    // name → a fingerprint of the NodeInfo last seen, so that heartbeats are recognised as no
+    // change without keeping a second copy of every node.
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut relisting: HashMap<String, u64> = HashMap::new();
     let watch = events.for_each(|event| {
         match event {
             Ok(watcher::Event::Init) => {
@@ -127,7 +139,7 @@ pub async fn run(
             Ok(watcher::Event::InitApply(node)) => {
                 health.ok();
                 let info = node_info(&node);
-                relisting.insert(info.name.clone(), info);
+                relisting.insert(info.name.clone(), fingerprint(&info));
             }
             Ok(watcher::Event::InitDone) => {
                 health.ok();
@@ -138,8 +150,8 @@ pub async fn run(
             Ok(watcher::Event::Apply(node)) => {
                 health.ok();
                 let info = node_info(&node);
-                if seen.get(&info.name) != Some(&info) {
-                    seen.insert(info.name.clone(), info);
+                let print = fingerprint(&info);
+                if seen.insert(info.name, print) != Some(print) {
                     dirty.notify_one();
                 }
             }

@@ -79,7 +79,7 @@ impl<'a> Context<'a> {
     }
 
     pub fn eligible_zones(&self) -> usize {
-        self.eligibility.zones.len()
+        self.eligibility.zones
     }
 
     /// Whether an anti-affinity term counts pods of the workload's own namespace.

@@ -113,6 +113,8 @@ struct NodeGroup {
     taints: Vec<Taint>,
     unschedulable: bool,
     zone: Option<String>,
+    /// Position of `zone` in `Topology::zones`.
+    zone_index: Option<usize>,
     members: Vec<Member>,
     /// Per-node label keys that at least one member carries.
     member_keys: HashSet<String>,
@@ -131,13 +133,16 @@ pub struct Topology {
     groups: Vec<NodeGroup>,
 }
 
-/// The nodes a workload may land on, summarised.
+/// The nodes a workload may land on, summarised. Built on every decision, so it holds
+/// counts, not names: a cluster with 100 zones costs no 100 string copies per request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Eligibility {
     /// Eligible nodes; `None` when node counts are unknown (assumed topology).
     pub nodes: Option<usize>,
-    /// Eligible zone → eligible nodes in it (0 when unknown).
-    pub zones: BTreeMap<String, usize>,
+    /// How many zones hold at least one eligible node.
+    pub zones: usize,
+    /// The zone, when exactly one is eligible (for messages).
+    pub sole_zone: Option<String>,
     /// Eligible nodes without a zone label.
     pub unzoned_nodes: usize,
     /// For each key asked about: does some eligible node carry it (`None`: unknown).
@@ -219,6 +224,7 @@ impl Topology {
                             taints: taints.clone(),
                             unschedulable: *unschedulable,
                             zone,
+                            zone_index: None,
                             members: Vec::new(),
                             member_keys: HashSet::new(),
                         });
@@ -226,6 +232,12 @@ impl Topology {
                     });
             groups[i].member_keys.extend(member.labels.keys().cloned());
             groups[i].members.push(member);
+        }
+        for g in &mut groups {
+            g.zone_index = g
+                .zone
+                .as_ref()
+                .and_then(|z| zones.keys().position(|k| k == z));
         }
         Topology {
             source: TopologySource::Nodes,
@@ -280,6 +292,24 @@ impl Topology {
         self.keys.contains(key)
     }
 
+    /// The nodes back out of the snapshot (everything [`NodeInfo`] holds survives the
+    /// folding), so that a policy change can rebuild the topology without a second copy of
+    /// the nodes being kept around.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeInfo> + '_ {
+        self.groups.iter().flat_map(|g| {
+            g.members.iter().map(move |m| {
+                let mut labels = g.labels.clone();
+                labels.extend(m.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+                NodeInfo {
+                    name: m.name.clone(),
+                    labels,
+                    taints: g.taints.clone(),
+                    unschedulable: g.unschedulable,
+                }
+            })
+        })
+    }
+
     /// The number of distinct node shapes the snapshot folded the nodes into.
     pub fn group_count(&self) -> usize {
         self.groups.len()
@@ -319,13 +349,9 @@ impl Topology {
             return self.assumed_eligibility(sched, keys);
         }
         let per_member = self.needs_member_evaluation(sched);
-        let mut out = Eligibility {
-            nodes: Some(0),
-            zones: BTreeMap::new(),
-            unzoned_nodes: 0,
-            keys_present: vec![Some(false); keys.len()],
-        };
-        let mut total = 0;
+        let mut keys_present = vec![Some(false); keys.len()];
+        let mut per_zone = vec![0usize; self.zones.len()];
+        let (mut total, mut unzoned) = (0, 0);
         for g in &self.groups {
             if g.unschedulable
                 || !g
@@ -346,7 +372,7 @@ impl Topology {
                     };
                     if node_matches(sched, lookup, &m.name) {
                         count += 1;
-                        mark_keys(keys, &mut out.keys_present, |k| {
+                        mark_keys(keys, &mut keys_present, |k| {
                             m.labels.contains_key(k) || g.labels.contains_key(k)
                         });
                     }
@@ -357,22 +383,34 @@ impl Topology {
                 if !node_matches(sched, lookup, "") {
                     continue;
                 }
-                mark_keys(keys, &mut out.keys_present, |k| {
+                mark_keys(keys, &mut keys_present, |k| {
                     g.labels.contains_key(k) || g.member_keys.contains(k)
                 });
                 g.members.len()
             };
-            if count == 0 {
-                continue;
-            }
             total += count;
-            match &g.zone {
-                Some(z) => *out.zones.entry(z.clone()).or_insert(0) += count,
-                None => out.unzoned_nodes += count,
+            match g.zone_index {
+                Some(i) => per_zone[i] += count,
+                None => unzoned += count,
             }
         }
-        out.nodes = Some(total);
-        out
+        let zones = per_zone.iter().filter(|n| **n > 0).count();
+        let sole_zone = if zones == 1 {
+            per_zone
+                .iter()
+                .position(|n| *n > 0)
+                .and_then(|i| self.zones.keys().nth(i))
+                .cloned()
+        } else {
+            None
+        };
+        Eligibility {
+            nodes: Some(total),
+            zones,
+            sole_zone,
+            unzoned_nodes: unzoned,
+            keys_present,
+        }
     }
 
     fn needs_member_evaluation(&self, sched: &Scheduling<'_>) -> bool {
@@ -412,13 +450,19 @@ impl Topology {
                 zones = Some(pinned.into_iter().flatten().cloned().collect());
             }
         }
-        let zones = match zones {
-            Some(named) => named
-                .into_iter()
-                .take(self.zones.len())
-                .map(|z| (z, 0))
-                .collect(),
-            None => self.zones.clone(),
+        let (zones, sole_zone) = match zones {
+            Some(named) => {
+                let count = named.len().min(self.zones.len());
+                (
+                    count,
+                    if count == 1 {
+                        named.into_iter().next()
+                    } else {
+                        None
+                    },
+                )
+            }
+            None => (self.zones.len(), None),
         };
         let keys_present = keys
             .iter()
@@ -433,6 +477,7 @@ impl Topology {
         Eligibility {
             nodes: None,
             zones,
+            sole_zone,
             unzoned_nodes: 0,
             keys_present,
         }
@@ -541,5 +586,85 @@ pub fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
         "" | "Equal" => tol.value.as_deref().unwrap_or_default() == taint.value,
         "Exists" => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, zone: Option<&str>, extra: &[(&str, &str)], tainted: bool) -> NodeInfo {
+        let mut labels: BTreeMap<String, String> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        labels.insert(HOSTNAME_KEY.into(), name.into());
+        if let Some(z) = zone {
+            labels.insert("topology.kubernetes.io/zone".into(), z.into());
+        }
+        let taints = if tainted {
+            vec![Taint {
+                key: "gpu".into(),
+                value: "yes".into(),
+                effect: "NoSchedule".into(),
+            }]
+        } else {
+            Vec::new()
+        };
+        NodeInfo {
+            name: name.into(),
+            labels,
+            taints,
+            unschedulable: name.ends_with("-cordoned"),
+        }
+    }
+
+    #[test]
+    fn the_snapshot_gives_back_exactly_the_nodes_it_was_built_from() {
+        let mut nodes: Vec<NodeInfo> = (0..40)
+            .map(|i| {
+                let zone = ["a", "b", "c"].get(i % 4).copied();
+                let name = if i == 7 {
+                    "n-7-cordoned".to_owned()
+                } else {
+                    format!("n-{i}")
+                };
+                let id = format!("i-{i:08x}");
+                node(
+                    &name,
+                    zone,
+                    &[
+                        ("pool", if i % 2 == 0 { "x" } else { "y" }),
+                        ("instance-id", &id),
+                    ],
+                    i % 5 == 0,
+                )
+            })
+            .collect();
+        let topology = Topology::from_nodes(nodes.clone(), &Policy::default());
+        assert!(
+            topology.group_count() < nodes.len(),
+            "per-node labels are kept out of group signatures"
+        );
+        let mut back: Vec<NodeInfo> = topology.nodes().collect();
+        back.sort_by(|a, b| a.name.cmp(&b.name));
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(back, nodes);
+    }
+
+    #[test]
+    fn eligibility_counts_zones_without_naming_them_unless_there_is_one() {
+        let nodes = vec![
+            node("a1", Some("a"), &[], false),
+            node("b1", Some("b"), &[], true),
+            node("x", None, &[], false),
+        ];
+        let topology = Topology::from_nodes(nodes, &Policy::default());
+        let e = topology.eligibility(&Scheduling::default(), &[HOSTNAME_KEY, "missing"]);
+        assert_eq!(
+            (e.nodes, e.zones, e.sole_zone.as_deref(), e.unzoned_nodes),
+            (Some(2), 1, Some("a"), 1)
+        );
+        assert_eq!(e.keys_present, vec![Some(true), Some(false)]);
     }
 }

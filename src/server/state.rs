@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwap;
 
 use crate::admission::{self, Decider, NamespaceLabels, UnknownNamespaces};
 use crate::engine::{self, NodeInfo, Topology};
@@ -18,9 +18,9 @@ type Check = (&'static str, Box<dyn Fn() -> bool + Send + Sync>);
 pub struct State {
     policy: ArcSwap<Policy>,
     topology: ArcSwap<Topology>,
-    /// The nodes the topology was built from, so that a policy reload (which may change the
-    /// zone labels) can rebuild it. `None` while the topology is assumed.
-    nodes: ArcSwapOption<Vec<NodeInfo>>,
+    /// Whether the topology was built from nodes, so that a policy reload (which may change the
+    /// zone labels) rebuilds it from the nodes the snapshot holds; false while it is assumed.
+    from_nodes: AtomicBool,
     namespaces: Arc<dyn NamespaceLabels>,
     metrics: Arc<Metrics>,
     decide: Decider,
@@ -41,7 +41,7 @@ impl State {
         State {
             policy: ArcSwap::from_pointee(policy),
             topology: ArcSwap::from_pointee(topology),
-            nodes: ArcSwapOption::empty(),
+            from_nodes: AtomicBool::new(false),
             namespaces: Arc::new(UnknownNamespaces),
             metrics: Arc::new(Metrics::new()),
             decide: engine::decide,
@@ -84,12 +84,12 @@ impl State {
         self
     }
 
-    /// Builds the topology from nodes under the current policy, publishes it, and keeps the
-    /// nodes for rebuilding after a policy change. The node reflector calls this too.
+    /// Builds the topology from nodes under the current policy and publishes it. The node
+    /// reflector calls this too. No copy of the nodes is kept: the snapshot holds them.
     pub fn publish_nodes(&self, nodes: Arc<Vec<NodeInfo>>) {
         let policy = self.policy.load();
         let topology = Topology::from_nodes(nodes.iter().cloned(), &policy);
-        self.nodes.store(Some(nodes));
+        self.from_nodes.store(true, Ordering::Release);
         self.publish_topology(topology);
     }
 
@@ -102,17 +102,18 @@ impl State {
 
     /// Uses the policy's assumed zones as the topology (no nodes known).
     pub fn publish_assumed_topology(&self) {
-        self.nodes.store(None);
+        self.from_nodes.store(false, Ordering::Release);
         self.publish_topology(Topology::assumed(&self.policy.load()));
     }
 
     /// Publishes a new policy, rebuilding the topology under it (the zone labels may differ).
     pub fn publish_policy(&self, policy: Policy) {
         self.policy.store(Arc::new(policy));
-        match self.nodes.load_full() {
-            Some(nodes) => self.publish_nodes(nodes),
-            None if self.topology_loaded.load(Ordering::Acquire) => self.publish_assumed_topology(),
-            None => {}
+        if self.from_nodes.load(Ordering::Acquire) {
+            let nodes: Vec<NodeInfo> = self.topology.load().nodes().collect();
+            self.publish_nodes(Arc::new(nodes));
+        } else if self.topology_loaded.load(Ordering::Acquire) {
+            self.publish_assumed_topology();
         }
     }
 

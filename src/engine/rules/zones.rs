@@ -33,13 +33,7 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
             ),
         ));
     } else if cluster_zones >= 2 && eligible_zones == 1 {
-        let zone = ctx
-            .eligibility
-            .zones
-            .keys()
-            .next()
-            .map(String::as_str)
-            .unwrap_or_default();
+        let zone = ctx.eligibility.sole_zone.as_deref().unwrap_or_default();
         out.push(Finding::deny(
             RuleId::HA006,
             format!(
