@@ -25,8 +25,11 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 command -v oha >/dev/null || cargo install oha --locked
 command -v python3 >/dev/null || { echo "python3 is needed to summarise" >&2; exit 2; }
 
-(cd "$ROOT" && cargo build --release --quiet --bin spreadguard)
-BIN=$CARGO_TARGET_DIR/release/spreadguard
+# SPREADGUARD_BIN=path skips the build and tests that binary.
+if [[ -z "${SPREADGUARD_BIN:-}" ]]; then
+    (cd "$ROOT" && cargo build --release --quiet --bin spreadguard)
+fi
+BIN=${SPREADGUARD_BIN:-$CARGO_TARGET_DIR/release/spreadguard}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/spreadguard-load.XXXXXX")
 SERVER=""
@@ -82,7 +85,7 @@ if [[ -n "${GO_BASELINE:-}" ]]; then
     run_oha -c "$CONNECTIONS" -z 2s "https://127.0.0.1:$GO_PORT/mutate" > /dev/null
 fi
 
-echo "server: $BIN (pid $SERVER, RUST_LOG=$LOG), $(nproc) CPUs shared with oha"
+echo "server: $BIN (pid $SERVER, RUST_LOG=$LOG), $(nproc) CPUs shared with oha; $(uptime | sed 's/.*load/load/')"
 echo "warm-up..."
 run_oha -c "$CONNECTIONS" -z 2s "$URL" > /dev/null
 

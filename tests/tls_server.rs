@@ -646,3 +646,33 @@ async fn silent_clients_are_cut_off_by_the_header_timeout() {
     assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
     assert!(started.elapsed() >= Duration::from_millis(250));
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("test CA", 10).unwrap();
+    let mut args = args(dir.path(), &ca);
+    args.limits.max_connections = 1;
+    args.limits.shutdown_grace = Duration::ZERO;
+    let server = Running::start(args).await;
+    let client = Client::new(&ca, &[b"http/1.1"], None);
+
+    let mut first = Conn::open(client.connect(server.addr).await.unwrap())
+        .await
+        .unwrap();
+    first.post("/mutate", REVIEW).await.unwrap();
+    // The second connection is not accepted while the first holds the only slot.
+    let second = tokio::spawn({
+        let client = Client::new(&ca, &[b"http/1.1"], None);
+        let addr = server.addr;
+        async move { mutate_once(&client, addr).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "served beyond the connection limit");
+    drop(first);
+    let answer = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("served once the slot is free")
+        .unwrap();
+    assert!(answer.is_ok(), "{answer:?}");
+}
