@@ -1,9 +1,10 @@
 //! AdmissionReview in, AdmissionReview out: the webhook's contract with the API server.
 //!
 //! The envelope is decoded only as far as routing needs (uid, kind, resource, subresource,
-//! operation, namespace, dry-run); `request.object` and `oldObject` stay raw JSON until the
-//! engine needs them, so requests spreadguard does not handle are answered without decoding
-//! the object, and no field of a user's object ever passes through a typed struct.
+//! operation, namespace, dry-run), in one pass over the body: requests spreadguard does not
+//! handle are answered without building their object, and a workload is decoded as raw JSON
+//! (`serde_json::Value`, never a typed struct), leaving out on CREATE the parts no decision
+//! reads (see [`prune`]).
 //!
 //! Mode handling lives here, not in the engine: the engine always says what it thinks, and
 //! this module decides whether that becomes a patch, a denial, a warning or an audit
@@ -107,27 +108,156 @@ struct ReviewIn<'a> {
     request: Option<RequestIn<'a>>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The request, decoded in one pass over the body. The API server sends `resource`,
+/// `subResource` and `operation` before `object`, so by the time the object comes it is known
+/// whether it is needed at all and how much of it; should the fields come in another order,
+/// the object is kept raw and decoded afterwards.
+#[derive(Default)]
 struct RequestIn<'a> {
-    #[serde(default)]
     uid: String,
-    #[serde(borrow, default)]
     resource: Resource<'a>,
-    #[serde(borrow, default)]
+    seen_resource: bool,
     sub_resource: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     operation: Cow<'a, str>,
-    #[serde(borrow, default)]
+    seen_operation: bool,
     namespace: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     name: Option<Cow<'a, str>>,
-    #[serde(default)]
     dry_run: Option<bool>,
-    #[serde(borrow, default)]
-    object: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    old_object: Option<&'a RawValue>,
+    object: Embedded<'a>,
+    old_object: Embedded<'a>,
+}
+
+/// `request.object` or `oldObject`.
+#[derive(Default)]
+enum Embedded<'a> {
+    #[default]
+    Absent,
+    /// Not needed: skipped without building anything.
+    Skipped,
+    /// Came before the fields that say whether it is needed.
+    Raw(&'a RawValue),
+    Decoded(Value),
+}
+
+/// How much of an embedded object to decode.
+#[derive(Clone, Copy)]
+enum Want {
+    Unknown,
+    Nothing,
+    Whole,
+    Pruned(WorkloadKind),
+}
+
+impl RequestIn<'_> {
+    /// The workload kind, when spreadguard judges this request.
+    fn handled(&self) -> Option<WorkloadKind> {
+        let kind = self.resource.workload_kind()?;
+        let plain = self.sub_resource.as_deref().is_none_or(str::is_empty);
+        (plain && matches!(&*self.operation, "CREATE" | "UPDATE")).then_some(kind)
+    }
+
+    fn want(&self, old: bool) -> Want {
+        if !(self.seen_resource && self.seen_operation) {
+            return Want::Unknown;
+        }
+        match self.handled() {
+            None => Want::Nothing,
+            Some(_) if self.operation == "UPDATE" => Want::Whole,
+            Some(_) if old => Want::Nothing,
+            Some(kind) => Want::Pruned(kind),
+        }
+    }
+}
+
+/// A string borrowed from the body when it has no escapes.
+#[derive(Deserialize)]
+struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum Field {
+    Uid,
+    Resource,
+    SubResource,
+    Operation,
+    Namespace,
+    Name,
+    DryRun,
+    Object,
+    OldObject,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RequestIn<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_map(RequestVisitor(std::marker::PhantomData))
+    }
+}
+
+struct RequestVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for RequestVisitor<'a> {
+    type Value = RequestIn<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an admission request")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut r = RequestIn::default();
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Uid => r.uid = map.next_value::<Option<String>>()?.unwrap_or_default(),
+                Field::Resource => {
+                    r.resource = map
+                        .next_value::<Option<Resource<'de>>>()?
+                        .unwrap_or_default();
+                    r.seen_resource = true;
+                }
+                Field::SubResource => {
+                    r.sub_resource = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0)
+                }
+                Field::Operation => {
+                    r.operation = map
+                        .next_value::<Option<Str<'de>>>()?
+                        .map_or(Cow::Borrowed(""), |s| s.0);
+                    r.seen_operation = true;
+                }
+                Field::Namespace => {
+                    r.namespace = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0)
+                }
+                Field::Name => r.name = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0),
+                Field::DryRun => r.dry_run = map.next_value()?,
+                Field::Object => r.object = map.next_value_seed(EmbeddedSeed(r.want(false)))?,
+                Field::OldObject => {
+                    r.old_object = map.next_value_seed(EmbeddedSeed(r.want(true)))?
+                }
+                Field::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(r)
+    }
+}
+
+struct EmbeddedSeed(Want);
+
+impl<'de> serde::de::DeserializeSeed<'de> for EmbeddedSeed {
+    type Value = Embedded<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<Embedded<'de>, D::Error> {
+        Ok(match self.0 {
+            Want::Unknown => Embedded::Raw(<&'de RawValue>::deserialize(de)?),
+            Want::Nothing => {
+                serde::de::IgnoredAny::deserialize(de)?;
+                Embedded::Skipped
+            }
+            Want::Whole => Embedded::Decoded(Value::deserialize(de)?),
+            Want::Pruned(kind) => Embedded::Decoded(prune::seed(kind).deserialize(de)?),
+        })
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -178,7 +308,7 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
         Some("AdmissionReview") | None => {}
         Some(other) => return Err(BadReview::Kind(other.to_owned())),
     }
-    let request = review.request.ok_or(BadReview::NoRequest)?;
+    let mut request = review.request.ok_or(BadReview::NoRequest)?;
     if request.uid.is_empty() {
         return Err(BadReview::NoUid);
     }
@@ -186,9 +316,7 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
     let kind = request.resource.workload_kind();
     let operation = operation_label(&request.operation);
     let dry_run = request.dry_run.unwrap_or(false);
-    let handled = kind.is_some()
-        && request.sub_resource.as_deref().is_none_or(str::is_empty)
-        && matches!(operation, "CREATE" | "UPDATE");
+    let handled = request.handled();
 
     let mut labels = RequestLabels {
         endpoint,
@@ -198,8 +326,8 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
         mode: "none",
         dry_run,
     };
-    let mut verdict = if handled {
-        judge(endpoint, &request, ctx, &mut labels)
+    let mut verdict = if let Some(kind) = handled {
+        judge(endpoint, kind, &mut request, ctx, &mut labels)
     } else {
         Verdict::allow()
     };
@@ -246,7 +374,8 @@ fn log(
 /// Runs the engine and maps its decision through the mode.
 fn judge(
     endpoint: Endpoint,
-    request: &RequestIn<'_>,
+    kind: WorkloadKind,
+    request: &mut RequestIn<'_>,
     ctx: &Context<'_>,
     labels: &mut RequestLabels,
 ) -> Verdict {
@@ -262,31 +391,38 @@ fn judge(
         return Verdict::allow();
     }
 
-    let Some(raw) = request.object else {
-        return Verdict::allow().warn(format!(
-            "{}: not checked: the request carries no object",
-            engine::RuleId::HA000
-        ));
-    };
-    let kind = request
-        .resource
-        .workload_kind()
-        .expect("only workloads are judged");
     // On UPDATE the engine compares the whole pod template (an image change is a rollout), so
     // both objects are read in full; a CREATE is read without what no decision reads.
     let update = request.operation == "UPDATE";
-    let parsed = if update {
-        serde_json::from_str(raw.get())
-    } else {
-        prune::parse(raw.get(), kind)
+    let decode = |embedded: Embedded<'_>, prune: bool| -> Result<Option<Value>, String> {
+        match embedded {
+            Embedded::Absent | Embedded::Skipped => Ok(None),
+            Embedded::Decoded(Value::Null) => Ok(None),
+            Embedded::Decoded(v) => Ok(Some(v)),
+            Embedded::Raw(raw) if prune => prune::parse(raw.get(), kind)
+                .map(|v| Some(v).filter(|v| !v.is_null()))
+                .map_err(|e| e.to_string()),
+            Embedded::Raw(raw) => serde_json::from_str::<Value>(raw.get())
+                .map(|v| Some(v).filter(|v| !v.is_null()))
+                .map_err(|e| e.to_string()),
+        }
     };
-    let object = match parsed {
-        Ok(v) => v,
+    let object = match decode(std::mem::take(&mut request.object), !update) {
+        Ok(Some(object)) => object,
+        Ok(None) => {
+            return Verdict::allow().warn(format!(
+                "{}: not checked: the request carries no object",
+                engine::RuleId::HA000
+            ));
+        }
         Err(e) => return Verdict::allow().warn(format!("HA000: not checked: {e}")),
     };
-    let old: Option<Value> = match request.old_object {
-        Some(raw) if update => serde_json::from_str(raw.get()).ok(),
-        _ => None,
+    let old = if update {
+        decode(std::mem::take(&mut request.old_object), false)
+            .ok()
+            .flatten()
+    } else {
+        None
     };
     let annotations = object
         .pointer("/metadata/annotations")
@@ -507,12 +643,17 @@ pub mod prune {
     /// Parses `json` as a `kind` workload, leaving out what no decision reads.
     pub fn parse(json: &str, kind: WorkloadKind) -> serde_json::Result<Value> {
         let mut de = serde_json::Deserializer::from_str(json);
-        let value = Seed(At::Root(kind)).deserialize(&mut de)?;
+        let value = seed(kind).deserialize(&mut de)?;
         de.end()?;
         Ok(value)
     }
 
-    struct Seed(At);
+    /// The same, as a seed for decoding inside a larger document.
+    pub(super) fn seed(kind: WorkloadKind) -> Seed {
+        Seed(At::Root(kind))
+    }
+
+    pub(super) struct Seed(At);
 
     impl<'de> DeserializeSeed<'de> for Seed {
         type Value = Value;

@@ -779,3 +779,46 @@ fn pruned_objects_decide_like_full_ones() {
         assert_eq!(full.subject, lean.subject, "{kind:?}");
     }
 }
+
+/// The API server sends `resource` and `operation` before `object`, which lets the object be
+/// decoded in the same pass; any other order must give the same answer.
+#[tokio::test]
+async fn field_order_in_the_request_does_not_matter() {
+    let review = fixture("deployment-create.json");
+    let request = review["request"].as_object().unwrap();
+    let mut reordered = serde_json::Map::new();
+    for key in ["object", "oldObject"] {
+        reordered.insert(key.to_owned(), request[key].clone());
+    }
+    for (k, v) in request {
+        reordered.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let reordered = with(review.clone(), |r| r["request"] = Value::Object(reordered));
+    assert_eq!(
+        reordered["request"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .unwrap(),
+        "object"
+    );
+    for path in ["/mutate", "/validate"] {
+        let a = send(state(""), path, &review).await;
+        let b = send(state(""), path, &reordered).await;
+        assert_eq!(a.body, b.body, "{path}");
+    }
+    let update = fixture("deployment-update-template-unchanged.json");
+    let request = update["request"].as_object().unwrap();
+    let mut reordered = serde_json::Map::new();
+    for key in ["oldObject", "object"] {
+        reordered.insert(key.to_owned(), request[key].clone());
+    }
+    for (k, v) in request {
+        reordered.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let reordered = with(update.clone(), |r| r["request"] = Value::Object(reordered));
+    let a = send(state(""), "/validate", &update).await;
+    let b = send(state(""), "/validate", &reordered).await;
+    assert_eq!(a.body, b.body);
+}
