@@ -642,7 +642,18 @@ proptest! {
             .map(|k| Some(eligible.iter().any(|n| n.labels.contains_key(*k))))
             .collect();
         prop_assert_eq!(got.nodes, Some(eligible.len()), "eligible nodes");
-        prop_assert_eq!(&got.zones, &zones, "eligible zones");
+        prop_assert_eq!(got.zones, zones.len(), "eligible zones");
+        let sole = if zones.len() == 1 { zones.keys().next().map(String::as_str) } else { None };
+        prop_assert_eq!(got.sole_zone.as_deref(), sole, "the one eligible zone");
+        // The snapshot's memo gives the same answer, the first time and the second.
+        let fields = spreadguard::engine::memo::SchedulingFields {
+            node_selector: spec.get("nodeSelector"),
+            required_node_affinity: spec.pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution"),
+            tolerations: spec.get("tolerations"),
+        };
+        for _ in 0..2 {
+            prop_assert_eq!(&*topology.eligibility_cached(&sched, &fields, &keys), &got, "memoised eligibility");
+        }
         prop_assert_eq!(got.unzoned_nodes, unzoned, "unzoned nodes");
         prop_assert_eq!(&got.keys_present, &present, "keys present on eligible nodes");
     }

@@ -1,5 +1,7 @@
 //! What every rule needs to know about one decision, computed once.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::PodAffinityTerm;
 
 use super::topology::{Eligibility, Topology};
@@ -20,7 +22,7 @@ pub struct Context<'a> {
     pub workload: &'a Workload<'a>,
     pub topology: &'a Topology,
     pub policy: &'a Policy,
-    pub eligibility: Eligibility,
+    pub eligibility: Arc<Eligibility>,
     /// The topology keys `eligibility.keys_present` answers for.
     pub keys: Vec<&'a str>,
     pub replicas: i64,
@@ -51,7 +53,11 @@ impl<'a> Context<'a> {
                 keys.push(k);
             }
         }
-        let eligibility = topology.eligibility(&workload.scheduling(), &keys);
+        let eligibility = topology.eligibility_cached(
+            &workload.scheduling(),
+            &workload.scheduling_fields(),
+            &keys,
+        );
         let (replicas, replica_source) = match hpa_min_replicas {
             Some(min) => (min, ReplicaSource::Autoscaler),
             None if explicit_replicas => (workload.replicas, ReplicaSource::Spec),

@@ -6,6 +6,7 @@
 pub mod context;
 pub mod finding;
 pub mod labels;
+pub mod memo;
 pub mod mutation;
 pub mod rules;
 pub mod topology;

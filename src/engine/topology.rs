@@ -5,11 +5,13 @@
 //! number of distinct node shapes, not the number of nodes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Toleration};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::memo::{Memo, SchedulingFields};
 use crate::policy::{HOSTNAME_KEY, Policy};
 
 /// A taint that keeps pods off a node (`NoSchedule` or `NoExecute`).
@@ -131,6 +133,7 @@ pub struct Topology {
     keys: HashSet<String>,
     per_node_keys: HashSet<String>,
     groups: Vec<NodeGroup>,
+    memo: Memo,
 }
 
 /// The nodes a workload may land on, summarised. Built on every decision, so it holds
@@ -248,6 +251,7 @@ impl Topology {
             keys,
             per_node_keys,
             groups,
+            memo: Memo::default(),
         }
     }
 
@@ -270,6 +274,7 @@ impl Topology {
             .into(),
             per_node_keys: HashSet::new(),
             groups: Vec::new(),
+            memo: Memo::default(),
         }
     }
 
@@ -340,6 +345,20 @@ impl Topology {
             }
         }
         out
+    }
+
+    /// [`Topology::eligibility`], remembered per snapshot for the raw fields it depends on.
+    pub fn eligibility_cached(
+        &self,
+        sched: &Scheduling<'_>,
+        fields: &SchedulingFields<'_>,
+        keys: &[&str],
+    ) -> Arc<Eligibility> {
+        if self.source == TopologySource::Assumed {
+            return Arc::new(self.assumed_eligibility(sched, keys));
+        }
+        self.memo
+            .get_or_compute(fields, keys, || self.eligibility(sched, keys))
     }
 
     /// The nodes a pod with these requirements may land on, and whether those nodes carry

@@ -278,6 +278,19 @@ impl Workload<'_> {
         }
     }
 
+    /// The raw fields eligibility depends on (the key of its memo).
+    pub fn scheduling_fields(&self) -> super::memo::SchedulingFields<'_> {
+        let spec = self.pod_spec;
+        super::memo::SchedulingFields {
+            node_selector: spec.get("nodeSelector"),
+            required_node_affinity: spec
+                .get("affinity")
+                .and_then(|a| a.get("nodeAffinity"))
+                .and_then(|n| n.get("requiredDuringSchedulingIgnoredDuringExecution")),
+            tolerations: spec.get("tolerations"),
+        }
+    }
+
     /// A workload annotation's string value.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations
