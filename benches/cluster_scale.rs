@@ -127,15 +127,7 @@ fn rss_of_serve(api: &FakeApiServer) -> Option<(Duration, u64)> {
         return None;
     }
     let dir = tempfile::tempdir().ok()?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: 'http://{}'}}\nusers:\n- name: me\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: me}}\ncurrent-context: fake\n",
-            api.addr
-        ),
-    )
-    .ok()?;
+    let kubeconfig = api.write_kubeconfig(dir.path());
     let certs = std::process::Command::new(&bin)
         .args([
             "certs",

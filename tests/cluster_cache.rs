@@ -385,15 +385,7 @@ async fn the_topology_command_reads_the_cluster_through_a_kubeconfig() {
     let api = three_zone_cluster().await;
     api.put_node("node-x", &[("kubernetes.io/hostname", "node-x")]);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: 'http://{}'}}\nusers:\n- name: me\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: me}}\ncurrent-context: fake\n",
-            api.addr
-        ),
-    )
-    .unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_spreadguard"))
             .args(["topology", "-o", "json", "--kubeconfig"])
@@ -432,19 +424,6 @@ fn serving_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathB
     (cert, key)
 }
 
-fn kubeconfig_for(api: &FakeApiServer, dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: 'http://{}'}}\nusers:\n- name: me\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: me}}\ncurrent-context: fake\n",
-            api.addr
-        ),
-    )
-    .unwrap();
-    path
-}
-
 #[tokio::test]
 async fn serve_without_nodes_watches_the_cluster_and_is_ready_after_both_lists() {
     let api = three_zone_cluster().await;
@@ -452,7 +431,7 @@ async fn serve_without_nodes_watches_the_cluster_and_is_ready_after_both_lists()
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = serving_files(dir.path());
     let mut args = spreadguard::server::ServeArgs::new(cert, key);
-    args.kubeconfig = Some(kubeconfig_for(&api, dir.path()));
+    args.kubeconfig = Some(api.write_kubeconfig(dir.path()));
     args.listen = Some("127.0.0.1:0".parse().unwrap());
     args.admin_listen = Some("127.0.0.1:0".parse().unwrap());
     let server = spreadguard::server::Server::bind(&args).await.unwrap();

@@ -110,6 +110,19 @@ impl FakeApiServer {
         kube::Client::try_from(config).unwrap()
     }
 
+    /// Writes a kubeconfig pointing at this server into `dir`, for processes and `--kubeconfig`.
+    pub fn write_kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig");
+        let config = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: 'http://{}'}}\n\
+             users:\n- name: me\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: me}}\n\
+             current-context: fake\n",
+            self.addr
+        );
+        std::fs::write(&path, config).expect("writing the kubeconfig");
+        path
+    }
+
     fn put(&self, resource: &'static str, kind: &'static str, name: &str, mut object: Value) {
         let mut inner = self.inner.lock().unwrap();
         inner.rv += 1;
