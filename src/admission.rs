@@ -139,6 +139,11 @@ enum Embedded<'a> {
     Decoded(Value),
 }
 
+thread_local! {
+    /// Set while a body is decoded a second time with its objects kept raw (see [`review`]).
+    static KEEP_RAW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// How much of an embedded object to decode.
 #[derive(Clone, Copy)]
 enum Want {
@@ -157,7 +162,7 @@ impl RequestIn<'_> {
     }
 
     fn want(&self, old: bool) -> Want {
-        if !(self.seen_resource && self.seen_operation) {
+        if !(self.seen_resource && self.seen_operation) || KEEP_RAW.get() {
             return Want::Unknown;
         }
         match self.handled() {
@@ -298,7 +303,19 @@ fn operation_label(op: &str) -> &'static str {
 /// Answers one AdmissionReview body: `Ok` is the serialised review to send with HTTP 200.
 pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<u8>, BadReview> {
     let started = Instant::now();
-    let review: ReviewIn<'_> = serde_json::from_slice(body).map_err(BadReview::Json)?;
+    let review: ReviewIn<'_> = match serde_json::from_slice(body) {
+        Ok(review) => review,
+        // In one pass, an object that does not decode (nested too deep, a bad escape, a number
+        // out of range) fails the whole body like a broken envelope would. Read the objects
+        // raw to tell the two apart: only a broken envelope is refused (400); a bad object is
+        // answered, with HA000, when it is judged.
+        Err(_) => {
+            KEEP_RAW.set(true);
+            let again = serde_json::from_slice(body);
+            KEEP_RAW.set(false);
+            again.map_err(BadReview::Json)?
+        }
+    };
     let api_version = match review.api_version.as_deref() {
         Some(V1) | None => V1,
         Some(V1BETA1) => V1BETA1,

@@ -1,5 +1,5 @@
 //! Slowloris on a real TLS listener on 127.0.0.1: clients that trickle a request's headers (or
-//! the TLS handshake) a byte at a time, never finishing, are cut off by the header read
+//! the TLS handshake, or the body) a byte at a time, never finishing, are cut off by the read
 //! timeout even though they keep sending, and an ordinary client is served promptly
 //! meanwhile, on new connections and on a kept-alive one.
 
@@ -81,15 +81,16 @@ async fn tls(
 }
 
 /// Writes `prefix`, then one byte of `drip` every [`DRIP`] (cycling), until a write fails or
-/// the server closes. Returns how long the connection lived.
+/// the server closes. Returns how long the connection lived and what the server sent.
 async fn trickle<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     prefix: &[u8],
     drip: &[u8],
-) -> Duration {
+) -> (Duration, Vec<u8>) {
     let started = Instant::now();
+    let mut received = Vec::new();
     if stream.write_all(prefix).await.is_err() || stream.flush().await.is_err() {
-        return started.elapsed();
+        return (started.elapsed(), received);
     }
     let mut buf = [0u8; 256];
     for byte in drip.iter().cycle() {
@@ -97,14 +98,14 @@ async fn trickle<S: AsyncRead + AsyncWrite + Unpin>(
             read = stream.read(&mut buf) => {
                 // A close (0), a reset, or a 408/400 answer followed by a close: cut off.
                 match read {
-                    Ok(0) | Err(_) => return started.elapsed(),
-                    Ok(_) => continue,
+                    Ok(0) | Err(_) => return (started.elapsed(), received),
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
                 }
             }
             _ = tokio::time::sleep(DRIP) => {
                 let sent = stream.write_all(std::slice::from_ref(byte)).await;
                 if sent.is_err() || stream.flush().await.is_err() {
-                    return started.elapsed();
+                    return (started.elapsed(), received);
                 }
             }
         }
@@ -195,7 +196,7 @@ async fn slowloris_connections_are_cut_off_and_do_not_delay_others() {
 
     // Every slowloris connection is cut off around the header timeout, still sending.
     for handle in slow {
-        let lived = handle.await.unwrap();
+        let (lived, _) = handle.await.unwrap();
         assert!(
             lived >= HEADER_TIMEOUT - Duration::from_millis(300),
             "cut off after only {lived:?}"
@@ -209,5 +210,45 @@ async fn slowloris_connections_are_cut_off_and_do_not_delay_others() {
     // And the server still serves on the kept-alive connection and new ones.
     post(&mut kept).await;
     post(&mut connect_http(&connector, addr).await).await;
+    let _ = stop.send(());
+}
+
+/// Complete headers, then a body trickled a byte at a time: answered 408 and closed at the
+/// read timeout (before the fix such a client held its connection slot for as long as it
+/// kept sending).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_are_answered_408_and_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("test CA", 10).unwrap();
+    let (addr, stop) = start(dir.path(), &ca).await;
+    let connector = connector(&ca);
+
+    let mut slow = Vec::new();
+    for _ in 0..SLOW {
+        let stream = tls(&connector, addr).await;
+        let prefix = "POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{";
+        slow.push(tokio::spawn(async move {
+            trickle(stream, prefix.as_bytes(), b" ").await
+        }));
+    }
+    let mut kept = connect_http(&connector, addr).await;
+    for _ in 0..5 {
+        let took = post(&mut kept).await;
+        assert!(took < Duration::from_millis(750), "took {took:?}");
+    }
+    for handle in slow {
+        let (lived, received) = handle.await.unwrap();
+        let head = String::from_utf8_lossy(&received);
+        assert!(head.starts_with("HTTP/1.1 408"), "{head:?}");
+        assert!(
+            lived >= HEADER_TIMEOUT - Duration::from_millis(300),
+            "cut off after only {lived:?}"
+        );
+        assert!(
+            lived < HEADER_TIMEOUT + Duration::from_secs(3),
+            "cut off only after {lived:?}"
+        );
+    }
+    post(&mut kept).await;
     let _ = stop.send(());
 }

@@ -76,7 +76,8 @@ pub struct Limits {
     #[arg(long, env = "SPREADGUARD_MAX_BODY_BYTES", default_value_t = 3 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Time a client has to finish the TLS handshake and send a request's headers.
+    /// Time a client has to finish the TLS handshake and send a request's headers; and again,
+    /// once the headers arrived, to send the body (408 and the connection closes otherwise).
     #[arg(long, env = "SPREADGUARD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
 

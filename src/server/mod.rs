@@ -149,7 +149,9 @@ impl Server {
             }
             _ => None,
         };
-        let mut state = State::new(policy).with_max_body_bytes(args.limits.max_body_bytes);
+        let mut state = State::new(policy)
+            .with_max_body_bytes(args.limits.max_body_bytes)
+            .with_body_read_timeout(args.limits.header_read_timeout);
         if let Some((_, caches)) = &cluster {
             let (nodes, namespaces) = (
                 caches.nodes_health.clone(),

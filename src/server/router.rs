@@ -56,10 +56,23 @@ async fn handle(endpoint: Endpoint, state: &State, request: Request) -> Response
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large(limit);
     }
-    let body = match axum::body::to_bytes(request.into_body(), limit).await {
-        Ok(body) => body,
+    // A deadline on the whole body: a client trickling it would otherwise hold its
+    // connection (and one of the bounded connection slots) for as long as it likes.
+    let read = axum::body::to_bytes(request.into_body(), limit);
+    let body = match tokio::time::timeout(state.body_read_timeout, read).await {
+        Ok(Ok(body)) => body,
         // Over the limit, or the client went away mid-body: either way nobody gets a review.
-        Err(_) => return too_large(limit),
+        Ok(Err(_)) => return too_large(limit),
+        Err(_) => {
+            let mut response = error(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received within the read timeout",
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
     };
     match state.review(endpoint, &body) {
         Ok(review) => json(StatusCode::OK, Bytes::from(review)),

@@ -25,6 +25,9 @@ pub struct State {
     metrics: Arc<Metrics>,
     decide: Decider,
     pub(crate) max_body_bytes: usize,
+    /// Time a client has to send a request's body once its headers arrived, so that a client
+    /// trickling a body cannot hold a connection slot for ever.
+    pub(crate) body_read_timeout: std::time::Duration,
     certificate_loaded: AtomicBool,
     topology_loaded: AtomicBool,
     shutting_down: AtomicBool,
@@ -46,6 +49,7 @@ impl State {
             metrics: Arc::new(Metrics::new()),
             decide: engine::decide,
             max_body_bytes: 3 * 1024 * 1024,
+            body_read_timeout: std::time::Duration::from_secs(10),
             certificate_loaded: AtomicBool::new(false),
             topology_loaded: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
@@ -65,6 +69,11 @@ impl State {
 
     pub fn with_max_body_bytes(mut self, limit: usize) -> Self {
         self.max_body_bytes = limit;
+        self
+    }
+
+    pub fn with_body_read_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.body_read_timeout = timeout;
         self
     }
 
