@@ -42,4 +42,6 @@ fi
 
 # --offline reads neither the database nor crates from the network: every crate must be here.
 cargo fetch --locked --quiet
-cargo deny --offline --log-level warn check advisories licenses bans sources
+# Duplicate versions are warnings (deny.toml); their inclusion graphs are left out to keep the
+# output short: `cargo tree -i CRATE@VERSION` shows one.
+cargo deny --offline --log-level warn check --hide-inclusion-graph advisories licenses bans sources
