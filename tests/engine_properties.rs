@@ -658,3 +658,33 @@ proptest! {
         prop_assert_eq!(&got.keys_present, &present, "keys present on eligible nodes");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// A snapshot shared by many decisions (as the webhook shares one) answers every workload
+    /// exactly as a fresh snapshot would, whatever was decided on it before: whatever the
+    /// snapshot remembers between decisions never leaks from one workload into another.
+    #[test]
+    fn a_shared_snapshot_decides_like_a_fresh_one(
+        objects in vec(workload(), 1..8),
+        (nodes, policy) in topology_and_policy(),
+    ) {
+        let shared = match nodes {
+            Some(nodes) => Topology::from_nodes(nodes, &policy),
+            None => Topology::assumed(&policy),
+        };
+        let summary = |d: &Decision| {
+            (
+                format!("{:?}", d.findings),
+                serde_json::to_string(&d.patch).unwrap_or_default(),
+            )
+        };
+        for object in objects.iter().chain(objects.iter().rev()) {
+            let on_shared = decide(Input::new(object), &shared, &policy);
+            // A clone starts with nothing remembered.
+            let on_fresh = decide(Input::new(object), &shared.clone(), &policy);
+            prop_assert_eq!(summary(&on_shared), summary(&on_fresh));
+        }
+    }
+}
