@@ -5,16 +5,21 @@
 //! 10% of the 10-node one: nodes are folded into groups of equal shape when the snapshot is
 //! built, so a decision costs the number of node shapes, not the number of nodes.
 //!
+//! Also the uncached eligibility scan (what a first decision on a snapshot pays).
+//!
 //! Run: `cargo bench --bench decide`
 
 // The 4 KB Deployment is one `json!` literal.
 #![recursion_limit = "512"]
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use k8s_openapi::api::core::v1::{NodeSelectorTerm, Toleration};
 use serde_json::{Value, json};
+use spreadguard::engine::topology::Scheduling;
 use spreadguard::engine::{Input, NodeInfo, Topology, decide};
 use spreadguard::policy::Policy;
 
@@ -223,6 +228,37 @@ fn bench_decide(c: &mut Criterion) {
                     &policy,
                 )
             })
+        });
+    }
+    group.finish();
+
+    // The snapshot remembers eligibility per node-selection fields, so the decisions above
+    // mostly reuse an answer. This is the scan a first decision (or a new snapshot) pays.
+    let spec = &object["spec"]["template"]["spec"];
+    let node_selector: BTreeMap<String, String> =
+        serde_json::from_value(spec["nodeSelector"].clone()).expect("nodeSelector");
+    let terms: Vec<NodeSelectorTerm> = serde_json::from_value(
+        spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"]
+            .clone(),
+    )
+    .expect("node selector terms");
+    let tolerations: Vec<Toleration> =
+        serde_json::from_value(spec["tolerations"].clone()).expect("tolerations");
+    let sched = Scheduling {
+        node_selector: Some(&node_selector),
+        required_terms: Some(&terms),
+        tolerations: &tolerations,
+    };
+    let keys = ["topology.kubernetes.io/zone", "kubernetes.io/hostname"];
+    let mut group = c.benchmark_group("eligibility_uncached");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for n in [10, 5_000] {
+        let topology = Topology::from_nodes(nodes(n), &policy);
+        group.bench_function(format!("{n}_nodes"), |b| {
+            b.iter(|| black_box(&topology).eligibility(black_box(&sched), &keys))
         });
     }
     group.finish();
