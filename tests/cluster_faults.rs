@@ -175,7 +175,7 @@ async fn garbage_from_the_api_server_is_logged_and_retried_until_it_recovers() {
     // Recovery: proper answers fill the caches.
     g.on.store(false, Ordering::SeqCst);
     let recovered = Instant::now();
-    while !(caches.synced() && !sink.published.lock().unwrap().is_empty()) {
+    while !caches.synced() || sink.published.lock().unwrap().is_empty() {
         assert!(
             recovered.elapsed() < Duration::from_secs(60),
             "the caches did not recover"
