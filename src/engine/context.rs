@@ -99,7 +99,8 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Which of the pod's placement fields are set, for messages.
+    /// What confines the pod to its eligible nodes, for messages: "the pod's nodeSelector
+    /// and tolerations", "node taints the pod does not tolerate".
     pub fn placement_causes(&self) -> String {
         let s = &self.workload.scheduling;
         let mut causes = Vec::new();
@@ -109,7 +110,13 @@ impl<'a> Context<'a> {
         if self.workload.scheduling().required_terms.is_some() {
             causes.push("required node affinity");
         }
-        causes.push("tolerations");
-        causes.join(", ")
+        if !s.tolerations.is_empty() {
+            causes.push("tolerations");
+        }
+        match causes.as_slice() {
+            [] => "node taints the pod does not tolerate".to_owned(),
+            [one] => format!("the pod's {one}"),
+            [init @ .., last] => format!("the pod's {} and {last}", init.join(", ")),
+        }
     }
 }

@@ -42,10 +42,13 @@ impl Key {
     }
 }
 
+/// Answers by hash; a bucket holds the (rare) colliding keys.
+type Buckets = HashMap<u64, Vec<(Key, Arc<Eligibility>)>>;
+
 /// The remembered answers of one snapshot (a new snapshot starts empty).
 #[derive(Default)]
 pub struct Memo {
-    entries: Mutex<HashMap<u64, Vec<(Key, Arc<Eligibility>)>>>,
+    entries: Mutex<Buckets>,
 }
 
 impl std::fmt::Debug for Memo {

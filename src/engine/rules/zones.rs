@@ -28,7 +28,7 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         out.push(Finding::warn(
             RuleId::HA006,
             format!(
-                "no node matches the pod's {}: its pods cannot schedule anywhere",
+                "no node is eligible under {}: its pods cannot schedule anywhere",
                 ctx.placement_causes()
             ),
         ));
@@ -37,7 +37,7 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         out.push(Finding::deny(
             RuleId::HA006,
             format!(
-                "eligible nodes lie in 1 of the cluster's {cluster_zones} zones ({zone}), pinned by the pod's {}: losing {zone} takes down all {}",
+                "eligible nodes lie in 1 of the cluster's {cluster_zones} zones ({zone}), pinned by {}: losing {zone} takes down all {}",
                 ctx.placement_causes(),
                 plural(ctx.replicas.max(1), "replica", "replicas"),
             ),
