@@ -5,6 +5,7 @@
 //! is I/O at its edge.
 
 pub mod admission;
+pub mod allocator;
 pub mod audit;
 pub mod certs;
 pub mod cli;

@@ -183,7 +183,16 @@ impl Server {
             (None, Some((client, caches))) => {
                 tracing::info!("watching Nodes and Namespaces; ready once both are listed");
                 let metrics = state.metrics().clone();
+                // The first lists are a burst of garbage: purge it at once, then serve with
+                // the allocator's default (see `allocator`).
+                crate::allocator::purge_eagerly();
                 caches.spawn(client, state.clone(), metrics, args.topology_debounce);
+                tokio::spawn(async move {
+                    while !caches.synced() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    crate::allocator::purge_lazily();
+                });
             }
             (None, None) => {
                 tracing::warn!("--assume-zones: deciding against the policy's assumedZones");
