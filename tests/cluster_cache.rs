@@ -474,3 +474,93 @@ async fn serve_without_nodes_or_cluster_configuration_fails_with_a_clear_error()
         "{err}"
     );
 }
+
+fn deployment(namespace: &str, name: &str, replicas: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": name, "image": "nginx"}]}}}
+    })
+}
+
+#[tokio::test]
+async fn audit_reads_a_live_cluster_with_its_nodes_namespaces_and_autoscalers() {
+    let api = three_zone_cluster().await;
+    api.put_namespace("shop", &[]);
+    api.put_namespace("legacy", &[("spreadguard.io/mode", "off")]);
+    api.put_object("deployments", deployment("shop", "web", 1));
+    api.put_object("deployments", deployment("legacy", "old", 1));
+    api.put_object("deployments", deployment("shop", "api", 3));
+    api.put_object(
+        "horizontalpodautoscalers",
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+               "metadata": {"name": "api", "namespace": "shop"},
+               "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
+                        "minReplicas": 1, "maxReplicas": 5}}),
+    );
+    api.put_object(
+        "pods",
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "web-abc", "namespace": "shop",
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d", "uid": "1", "controller": true}]},
+               "spec": {"containers": [{"name": "web", "image": "nginx"}]}}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_spreadguard"))
+            .args(["audit", "--cluster", "-o", "json", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .env_remove("SPREADGUARD_NODES")
+            .env_remove("SPREADGUARD_CONFIG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["topology"]["source"], "nodes");
+    assert_eq!(report["topology"]["zones"].as_object().unwrap().len(), 3);
+    let results = report["results"].as_array().unwrap();
+    let by_source = |s: &str| {
+        results
+            .iter()
+            .find(|r| r["source"] == s)
+            .unwrap_or_else(|| panic!("{s}: {report}"))
+    };
+    assert_eq!(
+        results.len(),
+        3,
+        "the controller-owned Pod is judged through its owner: {report}"
+    );
+    let web = by_source("deployments/shop/web");
+    assert_eq!(
+        (
+            web["decision"].as_str(),
+            web["findings"][0]["rule"].as_str()
+        ),
+        (Some("deny"), Some("HA001"))
+    );
+    let old = by_source("deployments/legacy/old");
+    assert_eq!(
+        (old["mode"].as_str(), old["decision"].as_str()),
+        (Some("off"), Some("allow")),
+        "namespace label"
+    );
+    let api_entry = by_source("deployments/shop/api");
+    assert!(
+        api_entry["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HorizontalPodAutoscaler minReplicas 1"),
+        "{api_entry}"
+    );
+}

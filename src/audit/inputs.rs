@@ -22,15 +22,9 @@ pub enum InputError {
 /// A parsed document and the file it came from.
 #[derive(Debug)]
 pub struct Sourced {
-    pub path: String,
-    pub doc: Document,
-}
-
-impl Sourced {
-    /// `path#docIndex`, the `source` of a report entry.
-    pub fn source(&self) -> String {
-        format!("{}{}", self.path, self.doc.anchor())
-    }
+    /// Where it came from: `path#docIndex` for files, `resource/namespace/name` for a cluster.
+    pub source: String,
+    pub value: serde_json::Value,
 }
 
 const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
@@ -98,9 +92,9 @@ fn parse_all(texts: Vec<(String, String, bool)>) -> Result<Vec<Sourced>, InputEr
             path: path.clone(),
             cause,
         })?;
-        out.extend(docs.into_iter().map(|doc| Sourced {
-            path: path.clone(),
-            doc,
+        out.extend(docs.into_iter().map(|doc: Document| Sourced {
+            source: format!("{path}{}", doc.anchor()),
+            value: doc.value,
         }));
     }
     Ok(out)

@@ -1,6 +1,7 @@
 //! `spreadguard audit`: the engine over manifest files and a node snapshot, offline, so
 //! that CI sees exactly what the webhook would decide.
 
+mod cluster;
 mod inputs;
 mod parallel;
 mod report;
@@ -19,8 +20,15 @@ use crate::policy::Policy;
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
     /// Manifest files or directories (recursive: .yaml, .yml, .json); `-` reads stdin.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "cluster", conflicts_with = "cluster")]
     pub paths: Vec<PathBuf>,
+    /// Audit the workloads of a live cluster instead (list only: Deployments, StatefulSets,
+    /// ReplicaSets, Pods, HPAs, Nodes and Namespaces), with its own nodes and namespace labels.
+    #[arg(long, env = "SPREADGUARD_CLUSTER")]
+    pub cluster: bool,
+    /// Kubeconfig for `--cluster` [default: in-cluster service account, then KUBECONFIG].
+    #[arg(long, env = "SPREADGUARD_KUBECONFIG", requires = "cluster")]
+    pub kubeconfig: Option<PathBuf>,
     /// Nodes file (`kubectl get nodes -o yaml`). Without it the policy's assumedZones are used.
     #[arg(long, env = "SPREADGUARD_NODES")]
     pub nodes: Option<PathBuf>,
@@ -81,9 +89,24 @@ pub fn load_topology(path: Option<&PathBuf>, policy: &Policy) -> anyhow::Result<
 /// happen before anything is printed.
 pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
     let policy = load_policy(args.config.as_ref())?;
-    let topology = load_topology(args.nodes.as_ref(), &policy)?;
-    let docs = load(&args.paths)?;
-    let report = Report::build(&docs, &topology, &policy);
+    let report = if args.cluster {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let inputs = runtime.block_on(async {
+            let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
+            cluster::load(&client).await
+        })?;
+        let topology = match &args.nodes {
+            Some(path) => load_topology(Some(path), &policy)?,
+            None => Topology::from_nodes(inputs.nodes, &policy),
+        };
+        Report::build_with_namespaces(&inputs.docs, &topology, &policy, Some(&inputs.namespaces))
+    } else {
+        let topology = load_topology(args.nodes.as_ref(), &policy)?;
+        let docs = load(&args.paths)?;
+        Report::build(&docs, &topology, &policy)
+    };
     let text = match args.output {
         Format::Json => report.to_json(),
         Format::Table => {

@@ -63,11 +63,22 @@ impl Report {
     /// Decides every workload in `docs`. HorizontalPodAutoscalers among them supply the
     /// effective replica count of the workload they target.
     pub fn build(docs: &[Sourced], topology: &Topology, policy: &Policy) -> Report {
+        Report::build_with_namespaces(docs, topology, policy, None)
+    }
+
+    /// As [`Report::build`], with the namespaces' labels (a live cluster's) for the modes.
+    pub fn build_with_namespaces(
+        docs: &[Sourced],
+        topology: &Topology,
+        policy: &Policy,
+        namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
+    ) -> Report {
         let hpas = autoscaler_minimums(docs);
-        let results: Vec<Entry> = super::parallel::map(docs, |d| judge(d, &hpas, topology, policy))
-            .into_iter()
-            .flatten()
-            .collect();
+        let results: Vec<Entry> =
+            super::parallel::map(docs, |d| judge(d, &hpas, topology, policy, namespaces))
+                .into_iter()
+                .flatten()
+                .collect();
         let mut summary = Summary {
             documents: docs.len(),
             workloads: results.len(),
@@ -210,8 +221,9 @@ fn judge(
     hpas: &Autoscalers<'_>,
     topology: &Topology,
     policy: &Policy,
+    namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
 ) -> Option<Entry> {
-    let object = &d.doc.value;
+    let object = &d.value;
     let (namespace, name) = object_name(object);
     let kind = object
         .get("kind")
@@ -221,7 +233,8 @@ fn judge(
         .get(&(namespace.unwrap_or_default(), kind, name))
         .copied();
     let annotations = at(object, &["metadata", "annotations"]).and_then(Value::as_object);
-    let mode = policy.resolve_mode(namespace, None, annotations);
+    let ns_labels = namespaces.and_then(|all| all.get(namespace.unwrap_or_default()));
+    let mode = policy.resolve_mode(namespace, ns_labels, annotations);
     let decision = decide(
         Input::new(object).with_hpa_min_replicas(hpa),
         topology,
@@ -241,7 +254,7 @@ fn judge(
         Verdict::Allow
     };
     Some(Entry {
-        source: d.source(),
+        source: d.source.clone(),
         kind: kind.to_owned(),
         namespace: namespace.map(str::to_owned),
         name: name.to_owned(),
@@ -259,7 +272,7 @@ type Autoscalers<'a> = HashMap<(&'a str, &'a str, &'a str), i64>;
 fn autoscaler_minimums(docs: &[Sourced]) -> Autoscalers<'_> {
     let mut out = HashMap::new();
     for d in docs {
-        let v = &d.doc.value;
+        let v = &d.value;
         if v.get("kind").and_then(Value::as_str) != Some("HorizontalPodAutoscaler") {
             continue;
         }

@@ -66,6 +66,11 @@ fn resource_kind(resource: &str) -> Option<(&'static str, &'static str)> {
     match resource {
         "nodes" => Some(("nodes", "Node")),
         "namespaces" => Some(("namespaces", "Namespace")),
+        "pods" => Some(("pods", "Pod")),
+        "deployments" => Some(("deployments", "Deployment")),
+        "statefulsets" => Some(("statefulsets", "StatefulSet")),
+        "replicasets" => Some(("replicasets", "ReplicaSet")),
+        "horizontalpodautoscalers" => Some(("horizontalpodautoscalers", "HorizontalPodAutoscaler")),
         _ => None,
     }
 }
@@ -87,6 +92,7 @@ impl FakeApiServer {
         };
         let app = Router::new()
             .route("/api/v1/{resource}", get(handle))
+            .route("/apis/{group}/{version}/{resource}", get(handle_group))
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -121,6 +127,24 @@ impl FakeApiServer {
         );
         std::fs::write(&path, config).expect("writing the kubeconfig");
         path
+    }
+
+    /// Adds a namespaced object (a workload, an HPA) as is, keyed by `namespace/name`. Lists
+    /// of these omit each item's `kind` and `apiVersion`, as the real API server does.
+    pub fn put_object(&self, resource: &'static str, mut object: Value) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.rv += 1;
+        object["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+        let key = format!(
+            "{}/{}",
+            object["metadata"]["namespace"].as_str().unwrap_or_default(),
+            object["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        inner
+            .objects
+            .entry(resource)
+            .or_default()
+            .insert(key, object);
     }
 
     fn put(&self, resource: &'static str, kind: &'static str, name: &str, mut object: Value) {
@@ -271,6 +295,14 @@ impl Drop for FakeApiServer {
     }
 }
 
+async fn handle_group(
+    shared: State<Shared>,
+    Path((_group, _version, resource)): Path<(String, String, String)>,
+    query: RawQuery,
+) -> Response {
+    handle(shared, Path(resource), query).await
+}
+
 async fn handle(
     State(shared): State<Shared>,
     Path(resource): Path<String>,
@@ -306,13 +338,26 @@ async fn handle(
     let _ = hold.wait_for(|held| !held).await;
     let mut inner = shared.inner.lock().unwrap();
     *inner.lists.entry(resource).or_default() += 1;
-    let items: Vec<Value> = inner
+    let mut items: Vec<Value> = inner
         .objects
         .get(resource)
         .map(|o| o.values().cloned().collect())
         .unwrap_or_default();
+    let api_version = match resource {
+        "deployments" | "statefulsets" | "replicasets" => "apps/v1",
+        "horizontalpodautoscalers" => "autoscaling/v2",
+        _ => "v1",
+    };
+    if !matches!(resource, "nodes" | "namespaces") {
+        for item in &mut items {
+            if let Some(map) = item.as_object_mut() {
+                map.remove("kind");
+                map.remove("apiVersion");
+            }
+        }
+    }
     let body = json!({
-        "kind": format!("{kind}List"), "apiVersion": "v1",
+        "kind": format!("{kind}List"), "apiVersion": api_version,
         "metadata": {"resourceVersion": inner.rv.to_string()},
         "items": items,
     });
