@@ -137,8 +137,11 @@ pub fn plan(
     let carried =
         |key: &str| ctx.key_present(key) != Some(false) || ctx.eligible_nodes() == Some(0);
     let multi_zone = ctx.topology.zone_count() >= 2 && carried(zone_key);
-    let wants_zone_spread = multi_zone && !spread_keys().any(|k| policy.is_zone_key(k));
-    let wants_zone_anti = multi_zone && !term_keys().any(|k| policy.is_zone_key(k));
+    // The user's own zone constraints count only where the nodes carry their key: one on the
+    // legacy key in a cluster that only labels `topology.kubernetes.io/zone` spreads nothing.
+    let spreads_zones = |k: &str| policy.is_zone_key(k) && carried(k);
+    let wants_zone_spread = multi_zone && !spread_keys().any(spreads_zones);
+    let wants_zone_anti = multi_zone && !term_keys().any(spreads_zones);
     let wants_node_spread = policy.spread_across_nodes
         && carried(HOSTNAME_KEY)
         && !spread_keys().chain(term_keys()).any(|k| k == HOSTNAME_KEY);
