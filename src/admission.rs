@@ -441,9 +441,8 @@ fn judge(
     } else {
         None
     };
-    let annotations = object
-        .pointer("/metadata/annotations")
-        .and_then(Value::as_object);
+    let annotations =
+        engine::workload::at(&object, &["metadata", "annotations"]).and_then(Value::as_object);
     let mode = policy.resolve_mode(namespace, ns_labels.as_deref(), annotations);
     labels.mode = mode.as_str();
     if mode == Mode::Off {

@@ -6,52 +6,23 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use spreadguard::cluster::{Caches, TopologySink};
-use spreadguard::engine::NodeInfo;
+use spreadguard::cluster::Caches;
 use spreadguard::metrics::Metrics;
 use spreadguard::policy::Policy;
 use spreadguard::server::{State, router};
 use support::fake_apiserver::FakeApiServer;
+use support::sink::Sink;
 use tower::ServiceExt;
 
 const ZONE: &str = "topology.kubernetes.io/zone";
 const DEBOUNCE: Duration = Duration::from_millis(50);
-
-/// Collects every published node list.
-#[derive(Default)]
-struct Sink {
-    published: Mutex<Vec<Arc<Vec<NodeInfo>>>>,
-}
-
-impl TopologySink for Sink {
-    fn publish_nodes(&self, nodes: Arc<Vec<NodeInfo>>) {
-        self.published.lock().unwrap().push(nodes);
-    }
-}
-
-impl Sink {
-    fn count(&self) -> usize {
-        self.published.lock().unwrap().len()
-    }
-
-    fn latest(&self) -> Option<Arc<Vec<NodeInfo>>> {
-        self.published.lock().unwrap().last().cloned()
-    }
-
-    fn zone_of(&self, node: &str) -> Option<String> {
-        self.latest()?
-            .iter()
-            .find(|n| n.name == node)
-            .and_then(|n| n.labels.get(ZONE).cloned())
-    }
-}
 
 async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
@@ -116,7 +87,7 @@ async fn a_node_label_change_reaches_the_topology_within_a_second() {
         &[(ZONE, "z2"), ("kubernetes.io/hostname", "node-c")],
     );
     let took = eventually("zone change seen", Duration::from_secs(5), || {
-        sink.zone_of("node-c").as_deref() == Some("z2")
+        sink.zone_of("node-c", ZONE).as_deref() == Some("z2")
     })
     .await;
     assert!(took < Duration::from_secs(1), "took {took:?}");
@@ -223,7 +194,7 @@ async fn a_relist_after_410_gone_converges() {
     api.compact();
     api.set_failing(false);
     eventually("relisted state", Duration::from_secs(10), || {
-        sink.latest().unwrap().len() == 4 && sink.zone_of("node-b").as_deref() == Some("z3")
+        sink.latest().unwrap().len() == 4 && sink.zone_of("node-b", ZONE).as_deref() == Some("z3")
     })
     .await;
     assert!(

@@ -17,9 +17,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use spreadguard::cluster::{Caches, TopologySink};
-use spreadguard::engine::NodeInfo;
+mod support;
+
+use spreadguard::cluster::Caches;
 use spreadguard::metrics::Metrics;
+use support::sink::Sink;
 
 const GARBAGE: &[&str] = &[
     "this is not json",
@@ -95,17 +97,6 @@ async fn start(g: Arc<Garbage>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
-}
-
-#[derive(Default)]
-struct Sink {
-    published: Mutex<Vec<Arc<Vec<NodeInfo>>>>,
-}
-
-impl TopologySink for Sink {
-    fn publish_nodes(&self, nodes: Arc<Vec<NodeInfo>>) {
-        self.published.lock().unwrap().push(nodes);
-    }
 }
 
 /// Log lines, captured.
