@@ -14,9 +14,11 @@ import re
 import shutil
 import subprocess
 
+import helm_python as helm
 import pytest
 
-from conftest import CASES, EXAMPLE_CA_PEM, NAMESPACE, RELEASE
+from conftest import (CASES, EXAMPLE_CA_PEM, NAMESPACE, RELEASE, namespace_labels,
+                      selector_matches)
 
 WEBHOOK_KINDS = {
     "MutatingWebhookConfiguration": "/mutate",
@@ -24,46 +26,6 @@ WEBHOOK_KINDS = {
 }
 SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease"}
 OPT_OUT = "spreadguard.io/ignore"
-
-# Series the server exports (src/metrics.rs) plus Prometheus' own `up`. test_server.py
-# checks the alerts against a running server's /metrics as well.
-KNOWN_SERIES = {
-    "up",
-    "spreadguard_admission_requests_total",
-    "spreadguard_admission_duration_seconds_bucket",
-    "spreadguard_findings_total",
-    "spreadguard_topology_zones",
-    "spreadguard_certificate_expiry_timestamp_seconds",
-    "spreadguard_reloads_total",
-}
-
-
-# === label selectors, evaluated like the API server does ===
-
-
-def selector_matches(selector: dict | None, labels: dict[str, str]) -> bool:
-    if selector is None:
-        return True
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
-def namespace_labels(name: str, **labels: str) -> dict[str, str]:
-    """A namespace's labels, including the one the API server sets on every namespace."""
-    return {"kubernetes.io/metadata.name": name, **labels}
-
 
 def intercepted_namespaces(hook: dict, namespaces: dict[str, dict[str, str]]) -> set[str]:
     return {n for n, labels in namespaces.items()
@@ -195,32 +157,117 @@ def test_policy_file_carries_the_scope_and_exemptions(case):
     assert SYSTEM_NAMESPACES | {case.namespace} <= set(policy["exemptNamespaces"])
 
 
+@pytest.mark.parametrize("name", [n for n in sorted(CASES)
+                                  if "optOutLabel" not in CASES[n].get("webhooks", {})])
 @pytest.mark.parametrize("kind", sorted(WEBHOOK_KINDS))
-def test_objects_can_opt_out_and_the_chart_opts_its_own_pods_out(case, kind):
-    selector = case.webhook(kind)["objectSelector"]
-    assert not selector_matches(selector, {OPT_OUT: "true", "app": "web"})
-    assert selector_matches(selector, {"app": "web"})
-    assert selector_matches(selector, {})
+def test_no_label_exempts_an_object_by_default(render, name, kind):
+    rendered = render(CASES[name])
+    selector = rendered.webhook(kind)["objectSelector"]
+    assert selector == {}
+    assert not rendered.has("ValidatingAdmissionPolicy")
+
+
+def test_the_chart_needs_no_opt_out_label_for_itself(case):
+    """Its namespace is never intercepted (test_cel.py shows it for every kind)."""
     deployment = case.deployment
-    assert not selector_matches(selector, deployment["metadata"]["labels"])
-    assert not selector_matches(selector, deployment["spec"]["template"]["metadata"]["labels"])
+    for labels in (deployment["metadata"]["labels"],
+                   deployment["spec"]["template"]["metadata"]["labels"]):
+        assert not any("ignore" in key for key in labels)
+
+
+def test_an_unrestricted_opt_out_label_renders_without_a_policy(render):
+    rendered = render({"webhooks": {"optOutLabel": OPT_OUT, "optOutUnrestricted": True}})
+    for kind in WEBHOOK_KINDS:
+        selector = rendered.webhook(kind)["objectSelector"]
+        assert not selector_matches(selector, {OPT_OUT: "true"})
+        assert selector_matches(selector, {OPT_OUT: "false"})
+        assert selector_matches(selector, {})
+    assert not rendered.has("ValidatingAdmissionPolicy")
+    assert not rendered.has("ValidatingAdmissionPolicyBinding")
 
 
 @pytest.mark.parametrize("kind", sorted(WEBHOOK_KINDS))
-def test_controller_owned_pods_are_skipped_with_cel(case, kind):
-    (condition,) = case.webhook(kind)["matchConditions"]
-    expr = " ".join(condition["expression"].split())
-    assert condition["name"] == "skip-controller-owned-pods"
-    # Workload kinds always match; Pods only without a controller owner reference.
-    assert 'request.resource.resource != "pods"' in expr
-    assert "object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller)" in expr
-    assert expr.count("(") == expr.count(")")
+def test_objects_of_judged_controllers_are_skipped_with_cel(case, kind):
+    """The names and shape; test_cel.py evaluates the expressions."""
+    conditions = case.webhook(kind)["matchConditions"]
+    assert [c["name"] for c in conditions][:2] == ["skip-controller-owned-replicasets",
+                                                  "skip-controller-owned-pods"]
+    for condition in conditions[:2]:
+        assert "has(r.controller) && r.controller" in condition["expression"]
 
 
-def test_match_conditions_can_be_turned_off(render):
-    rendered = render({"webhooks": {"skipControllerOwnedPods": False}})
+def test_extensions_are_appended_to_the_chart_selector_and_conditions(render):
+    rendered = render(CASES["extensions"])
     for kind in WEBHOOK_KINDS:
-        assert "matchConditions" not in rendered.webhook(kind)
+        hook = rendered.webhook(kind)
+        assert hook["objectSelector"] == {
+            "matchLabels": {"spreadguard.io/judged": "true"},
+            "matchExpressions": [{"key": OPT_OUT, "operator": "NotIn", "values": ["true"]},
+                                 {"key": "team", "operator": "NotIn", "values": ["platform"]}]}
+        names = [c["name"] for c in hook["matchConditions"]]
+        assert names == ["skip-controller-owned-replicasets", "skip-controller-owned-pods",
+                         "skip-batch-namespaces"]
+        assert hook["matchConditions"][-1]["expression"] == \
+            CASES["extensions"]["webhooks"]["extraMatchConditions"][0]["expression"]
+
+
+def test_an_extra_condition_may_not_take_a_chart_name(chart):
+    with pytest.raises(helm.HelmError) as err:
+        chart.render({"webhooks": {"extraMatchConditions": [
+            {"name": "skip-controller-owned-pods", "expression": "true"}]}},
+            name=RELEASE, namespace=NAMESPACE)
+    assert "used by the chart's own matchConditions" in str(err.value)
+
+
+# === the opt-out label's ValidatingAdmissionPolicy ===
+
+
+def test_an_opt_out_label_comes_with_a_policy_on_clusters_that_have_the_api(render_on_cluster):
+    rendered = render_on_cluster({"webhooks": {"optOutLabel": OPT_OUT}})
+    policy = rendered.one("ValidatingAdmissionPolicy")
+    binding = rendered.one("ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"] == \
+        f"{RELEASE}-opt-out-label"
+    # It never judges spreadguard's own namespace or the system namespaces.
+    selector = policy["spec"]["matchConstraints"]["namespaceSelector"]
+    for namespace in SYSTEM_NAMESPACES | {NAMESPACE}:
+        assert not selector_matches(selector, namespace_labels(namespace))
+    assert selector_matches(selector, namespace_labels("shop"))
+    for kind in WEBHOOK_KINDS:
+        assert not selector_matches(rendered.webhook(kind)["objectSelector"], {OPT_OUT: "true"})
+    (validation,) = policy["spec"]["validations"]
+    assert validation["message"] == (
+        f"the label {OPT_OUT} exempts a workload from spreadguard: only members of "
+        "system:masters may set, change or remove it (on the workload or its pod template)")
+
+
+@pytest.mark.parametrize("where", ["offline", "cluster"])
+def test_an_opt_out_label_is_refused_without_the_policy_api(chart, render_on_cluster, where):
+    values = {"webhooks": {"optOutLabel": OPT_OUT}}
+    with pytest.raises(helm.HelmError) as err:
+        if where == "offline":
+            # helm template without --api-versions: Helm's default capabilities name group
+            # versions only, never the ValidatingAdmissionPolicy kind.
+            chart.render(values, name=RELEASE, namespace=NAMESPACE)
+        else:
+            render_on_cluster(values, vap=False)
+    message = str(err.value)
+    assert f'webhooks.optOutLabel "{OPT_OUT}" needs the ValidatingAdmissionPolicy API' in message
+    assert "webhooks.optOutUnrestricted=true" in message
+    assert "--api-versions admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy" in message
+    # Accepting the risk renders, on the same cluster.
+    unrestricted = {"webhooks": {"optOutLabel": OPT_OUT, "optOutUnrestricted": True}}
+    assert not render_on_cluster(unrestricted, vap=False).has("ValidatingAdmissionPolicy")
+    # Without an opt-out label nothing needs the API.
+    assert render_on_cluster({}, vap=False).has("ValidatingWebhookConfiguration")
+
+
+def test_the_capabilities_come_from_the_cluster(render_on_cluster):
+    """Guards the test above: the fake's discovery really decides what Helm sees."""
+    values = {"webhooks": {"optOutLabel": OPT_OUT}}
+    assert render_on_cluster(values, vap=True).has("ValidatingAdmissionPolicy")
+    with pytest.raises(helm.HelmError):
+        render_on_cluster(values, vap=False)
 
 
 # === certificates ===
@@ -469,27 +516,6 @@ def test_service_monitor_scrapes_the_admin_port(render):
     assert port["targetPort"] == "admin"
     assert endpoint["path"] == "/metrics"
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-
-
-def test_prometheus_rule_has_the_four_alerts_on_real_series(render):
-    rendered = render(CASES["monitoring"])
-    (group,) = rendered.one("PrometheusRule")["spec"]["groups"]
-    alerts = {r["alert"]: r for r in group["rules"]}
-    assert set(alerts) == {"SpreadguardWebhookUnavailable", "SpreadguardCertificateExpiringSoon",
-                           "SpreadguardTopologyCollapsed", "SpreadguardDenialSurge"}
-    job = f'job="{rendered.service["metadata"]["name"]}", namespace="{NAMESPACE}"'
-    for name, rule in alerts.items():
-        expr = rule["expr"]
-        assert job in expr, name
-        series = set(re.findall(r"\b([a-z_]+)\{", expr))
-        assert series and series <= KNOWN_SERIES, (name, series - KNOWN_SERIES)
-        assert expr.count("(") == expr.count(")"), name
-        assert rule["labels"]["severity"]
-        assert rule["annotations"]["summary"] and rule["annotations"]["runbook_url"]
-        assert re.fullmatch(r"\d+[smh]", rule["for"]), name
-    assert "< 14 * 86400" in alerts["SpreadguardCertificateExpiringSoon"]["expr"]
-    assert "< 2" in alerts["SpreadguardTopologyCollapsed"]["expr"]
-    assert 'decision="denied"' in alerts["SpreadguardDenialSurge"]["expr"]
 
 
 # === NOTES.txt ===
