@@ -14,14 +14,19 @@ No Kubernetes API server can run in the chart tests, so this in-process fake (pl
   client skips schema validation, which needs the full OpenAPI), and 404 for every object
   an install checks for before creating it.
 
-It never stores anything a client sends: writes answer 405. Anything else is a 404.
+By default it stores nothing a client sends (writes answer 405). With `writable=True` it
+keeps objects in memory (create, server-side apply, replace, delete, list by label), enough
+for a real `helm install` and `helm uninstall`, and records the order of the deletes.
+Anything else is a 404.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
@@ -57,12 +62,17 @@ VAP_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 class FakeApiServer:
     """A fake API server on a free loopback port; `kubeconfig` points a client at it."""
 
-    def __init__(self, *, version: str = "v1.33.0", without_kinds: frozenset[str] = frozenset()):
+    def __init__(self, *, version: str = "v1.33.0", without_kinds: frozenset[str] = frozenset(),
+                 writable: bool = False):
         self.version = version
         self.resources = {gv: [r for r in rs if r[1] not in without_kinds]
                           for gv, rs in RESOURCES.items()}
-        self.secrets: dict[tuple[str, str], dict] = {}
+        self.writable = writable
+        # (group/version, namespace or "", plural, name) -> object
+        self.objects: dict[tuple[str, str, str, str], dict] = {}
+        self.deleted: list[tuple[str, str]] = []  # (Kind, name), in order
         self.requests: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -79,13 +89,23 @@ class FakeApiServer:
 
             def do_GET(self):
                 fake.requests.append(("GET", self.path))
-                code, body = fake.answer(self.path.split("?")[0].rstrip("/"))
+                url = urlsplit(self.path)
+                with fake.lock:
+                    code, body = fake.answer(url.path.rstrip("/"), parse_qs(url.query))
                 self.reply(code, body)
 
-            def do_POST(self):  # nothing is ever written
+            def do_POST(self):
                 fake.requests.append((self.command, self.path))
-                self.reply(405, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                 "code": 405, "message": "the fake API server stores nothing"})
+                if not fake.writable:
+                    return self.reply(405, {"kind": "Status", "apiVersion": "v1",
+                                            "status": "Failure", "code": 405,
+                                            "message": "the fake API server stores nothing"})
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with fake.lock:
+                    code, answer = fake.write(self.command, urlsplit(self.path).path.rstrip("/"),
+                                              body)
+                self.reply(code, answer)
 
             do_PUT = do_PATCH = do_DELETE = do_POST
 
@@ -95,7 +115,7 @@ class FakeApiServer:
 
     # === what the fake answers ===
 
-    def answer(self, path: str) -> tuple[int, dict]:
+    def answer(self, path: str, query: dict[str, list[str]] | None = None) -> tuple[int, dict]:
         if path == "/version":
             major, minor = self.version.lstrip("v").split(".")[:2]
             return 200, {"major": major, "minor": minor, "gitVersion": self.version,
@@ -121,12 +141,70 @@ class FakeApiServer:
                                    for gv in self.resources}}
         if path.startswith("/openapi/v3/"):
             return self.openapi_v3(path.removeprefix("/openapi/v3/"))
-        parts = path.strip("/").split("/")
-        if len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] \
-                and parts[4] == "secrets" and (parts[3], parts[5]) in self.secrets:
-            return 200, self.secrets[(parts[3], parts[5])]
+        where = self.locate(path)
+        if where and where[3]:
+            if where in self.objects:
+                return 200, self.objects[where]
+        elif where:
+            selector = dict(term.split("=", 1) for term in
+                            ",".join((query or {}).get("labelSelector", [])).split(",") if term)
+            items = [o for key, o in sorted(self.objects.items()) if key[:3] == where[:3]
+                     and selector.items() <= (o["metadata"].get("labels") or {}).items()]
+            kind = self.kind_of(where[0], where[2])
+            return 200, {"kind": f"{kind}List", "apiVersion": where[0],
+                         "metadata": {"resourceVersion": "1"}, "items": items}
+        return self.not_found(path)
+
+    @staticmethod
+    def not_found(path: str) -> tuple[int, dict]:
         return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                      "reason": "NotFound", "code": 404, "message": f"{path} not found"}
+
+    def locate(self, path: str) -> tuple[str, str, str, str] | None:
+        """(group/version, namespace, plural, name) of an object or ("...", "") of a
+        collection path; None for anything else."""
+        parts = path.strip("/").split("/")
+        if parts[:2] == ["api", "v1"]:
+            gv, rest = "v1", parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 3:
+            gv, rest = f"{parts[1]}/{parts[2]}", parts[3:]
+        else:
+            return None
+        namespace = ""
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        if gv not in self.resources or not 1 <= len(rest) <= 2 or \
+                rest[0] not in {r[0] for r in self.resources[gv]}:
+            return None
+        return gv, namespace, rest[0], rest[1] if len(rest) == 2 else ""
+
+    def kind_of(self, gv: str, plural: str) -> str:
+        return next(kind for p, kind, _ in self.resources[gv] if p == plural)
+
+    def write(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+        where = self.locate(path)
+        if where is None:
+            return self.not_found(path)
+        if method == "DELETE":
+            if where not in self.objects:
+                return self.not_found(path)
+            self.objects.pop(where)
+            self.deleted.append((self.kind_of(where[0], where[2]), where[3]))
+            return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+        obj = yaml.safe_load(body)  # JSON, or YAML for server-side apply
+        if method == "POST":
+            where = (*where[:3], obj["metadata"]["name"])
+            if where in self.objects:
+                return 409, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                             "reason": "AlreadyExists", "code": 409, "message": "exists"}
+        created = where not in self.objects
+        metadata = obj.setdefault("metadata", {})
+        metadata.setdefault("uid", str(uuid.uuid4()))
+        metadata["resourceVersion"] = str(len(self.requests))
+        if where[1]:
+            metadata["namespace"] = where[1]
+        self.objects[where] = obj
+        return (201 if created else 200), obj
 
     @staticmethod
     def gv_path(gv: str) -> str:
@@ -173,7 +251,7 @@ class FakeApiServer:
 
     def store(self, secret: dict):
         meta = secret["metadata"]
-        self.secrets[(meta["namespace"], meta["name"])] = secret
+        self.objects[("v1", meta["namespace"], "secrets", meta["name"])] = secret
 
     def close(self):
         self.server.shutdown()

@@ -449,10 +449,87 @@ def test_restricted_pod_security(case):
         assert port["containerPort"] >= 1024
 
 
-def test_priority_class_is_optional(render):
-    assert "priorityClassName" not in render({}).pod_spec
-    rendered = render({"priorityClassName": "system-cluster-critical"})
+def test_no_priority_class_while_both_webhooks_fail_open(render):
+    rendered = render({})
+    assert "priorityClassName" not in rendered.pod_spec
+    assert not rendered.has("ResourceQuota")
+
+
+@pytest.mark.parametrize("mutating,validating", [("Fail", "Ignore"), ("Ignore", "Fail"),
+                                                 ("Fail", "Fail")])
+def test_fail_closed_webhook_pods_are_system_cluster_critical(render, mutating, validating):
+    rendered = render({"webhooks": {"mutating": {"failurePolicy": mutating},
+                                    "validating": {"failurePolicy": validating}}})
     assert rendered.pod_spec["priorityClassName"] == "system-cluster-critical"
+    # Clusters that admit critical pods only under a quota scoped to the class (GKE's
+    # default) admit these: two replicas, a rollout's surge pod, pods still terminating.
+    quota = rendered.one("ResourceQuota")
+    assert quota["metadata"]["namespace"] == NAMESPACE
+    assert quota["spec"]["scopeSelector"] == {"matchExpressions": [
+        {"scopeName": "PriorityClass", "operator": "In", "values": ["system-cluster-critical"]}]}
+    assert quota["spec"]["hard"] == {"pods": "6"}
+    assert list(quota["spec"]) == ["hard", "scopeSelector"]  # limits nothing else
+
+
+@pytest.mark.parametrize("values,expected_class,quota", [
+    ({"priorityClassName": "", "webhooks": {"validating": {"failurePolicy": "Fail"}}}, None,
+     False),
+    ({"priorityClassName": "platform-critical"}, "platform-critical", False),
+    ({"priorityClassName": "system-node-critical"}, "system-node-critical", True),
+    ({"priorityClassName": "system-cluster-critical", "priorityClassQuota": {"create": False}},
+     "system-cluster-critical", False),
+    ({"priorityClassName": "system-cluster-critical", "replicaCount": 3},
+     "system-cluster-critical", True),
+], ids=["none-despite-fail", "own-class", "node-critical", "no-quota", "three-replicas"])
+def test_priority_class_can_be_chosen(render, values, expected_class, quota):
+    rendered = render(values)
+    assert rendered.pod_spec.get("priorityClassName") == expected_class
+    assert rendered.has("ResourceQuota") is quota
+    if quota:
+        quota_object = rendered.one("ResourceQuota")
+        assert quota_object["spec"]["scopeSelector"]["matchExpressions"][0]["values"] == \
+            [expected_class]
+        replicas = rendered.deployment["spec"]["replicas"]
+        surge = rendered.deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+        assert int(quota_object["spec"]["hard"]["pods"]) >= 2 * replicas + surge
+
+
+# === NetworkPolicy ===
+
+
+def test_network_policy_is_off_by_default(render):
+    assert not render({}).has("NetworkPolicy")
+
+
+def test_network_policy_lets_only_the_given_peers_reach_each_port(render):
+    rendered = render(CASES["network-policy"])
+    policy = rendered.one("NetworkPolicy")["spec"]
+    assert selector_matches(policy["podSelector"],
+                            rendered.deployment["spec"]["template"]["metadata"]["labels"])
+    assert policy["policyTypes"] == ["Ingress"]  # egress stays open: the pods watch the API
+    ports = {p["name"]: p["containerPort"] for p in rendered.container["ports"]}
+    webhook, admin = policy["ingress"]
+    assert webhook["ports"] == [{"port": ports["https"], "protocol": "TCP"}]
+    assert webhook["from"] == CASES["network-policy"]["networkPolicy"]["webhookFrom"]
+    assert admin["ports"] == [{"port": ports["admin"], "protocol": "TCP"}]
+    assert admin["from"] == CASES["network-policy"]["networkPolicy"]["metricsFrom"]
+    # The Service's webhook port targets the port the policy opens.
+    (https,) = [p for p in rendered.service["spec"]["ports"] if p["name"] == "https"]
+    assert ports[https["targetPort"]] == ports["https"]
+
+
+def test_network_policy_leaves_the_admin_port_open_without_metrics_peers(render):
+    rendered = render({"networkPolicy": {"enabled": True, "webhookFrom": [
+        {"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]}})
+    webhook, admin = rendered.one("NetworkPolicy")["spec"]["ingress"]
+    assert "from" not in admin  # any source: kubelet probes and scrapers keep working
+    assert len(webhook["from"]) == 2
+
+
+def test_network_policy_needs_the_api_server_peers(chart):
+    with pytest.raises(helm.HelmError) as err:
+        chart.render({"networkPolicy": {"enabled": True}}, name=RELEASE, namespace=NAMESPACE)
+    assert "networkPolicy.enabled needs networkPolicy.webhookFrom" in str(err.value)
 
 
 def test_server_arguments_point_at_the_mounted_files(case):
