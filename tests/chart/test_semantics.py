@@ -17,7 +17,7 @@ import subprocess
 import helm_python as helm
 import pytest
 
-from conftest import (CASES, EXAMPLE_CA_PEM, NAMESPACE, RELEASE, namespace_labels,
+from conftest import (CASES, EXAMPLE_CA_PEM, NAMESPACE, RELEASE, REPO, namespace_labels,
                       selector_matches)
 
 WEBHOOK_KINDS = {
@@ -608,3 +608,35 @@ def test_chart_version_bump_alone_does_not_roll_the_pods(chart, render):
     labels = render({}).deployment["spec"]["template"]["metadata"]["labels"]
     assert "helm.sh/chart" not in labels
     assert labels["app.kubernetes.io/version"] == chart.metadata["appVersion"]
+
+
+def test_notes_and_the_guide_agree_on_reusing_values(render):
+    """NOTES.txt and docs/operations.md give the same advice: --reset-then-reuse-values,
+    never --reuse-values, which keeps the previous chart's defaults."""
+    notes = render({}).notes
+    commands = [line.strip() for line in notes.splitlines()
+                if line.strip().startswith("helm upgrade")]
+    assert len(commands) == 2
+    assert all("--reset-then-reuse-values" in c for c in commands)
+    guide = (REPO / "docs" / "operations.md").read_text()
+    guide_commands = re.findall(r"^\s*(?:\d\. `)?(helm upgrade[^\n`]*)", guide, re.M)
+    assert len(guide_commands) >= 5
+    for command in guide_commands:
+        assert not re.search(r"--reuse-values\b", command), command
+
+
+def test_the_guide_links_only_to_its_own_headings():
+    guide = (REPO / "docs" / "operations.md").read_text()
+    headings = {re.sub(r"[^\w\- ]", "", h.strip().lower().replace("`", "")).replace(" ", "-")
+                for h in re.findall(r"^#+ (.+)$", guide, re.M)}
+    links = set(re.findall(r"\]\(#([^)]+)\)", guide))
+    assert links and links <= headings, links - headings
+
+
+def test_existing_secret_mode_takes_several_cas_for_a_rotation(render):
+    """Step 1 of a CA change (docs/operations.md, rotating certificates): both CAs."""
+    other = EXAMPLE_CA_PEM.replace("MIIBdzCCAR2g", "MIIBdzCCAR3g")
+    rendered = render({"certificates": {"mode": "existingSecret", "existingSecret": {
+        "name": "my-serving-cert", "caBundle": other + EXAMPLE_CA_PEM}}})
+    (bundle,) = ca_bundles(rendered)
+    assert base64.b64decode(bundle).decode() == other + EXAMPLE_CA_PEM
