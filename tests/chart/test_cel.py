@@ -483,3 +483,14 @@ def test_unusual_but_valid_objects_never_make_the_policy_fail(guarded, obj):
             if old is not None and old["kind"] != obj["kind"]:
                 continue
             policy_denies(guarded, request(obj, old=old, user=user))
+
+
+def test_with_nobody_allowed_only_controllers_write_the_label(render_on_cluster):
+    rendered = render_on_cluster({"webhooks": {"optOutLabel": OPT_OUT,
+                                               "optOutAllowedGroups": []}})
+    message = policy_denies(rendered, request(labelled(), user=ADMIN))
+    assert message is not None and f"the label {OPT_OUT} exempts a workload from " \
+        "spreadguard: nobody may set" in message
+    assert policy_denies(rendered, request(
+        labelled("Pod", owners=[owner("apps/v1", "ReplicaSet")]),
+        user=REPLICASET_CONTROLLER)) is None
