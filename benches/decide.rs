@@ -19,9 +19,9 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::{NodeSelectorTerm, Toleration};
 use serde_json::{Value, json};
+use spreadguard::engine::policy::Policy;
 use spreadguard::engine::topology::Scheduling;
 use spreadguard::engine::{Input, NodeInfo, Topology, decide};
-use spreadguard::policy::Policy;
 
 /// A production-looking Deployment of about 4 KB: resources, probes, env, volumes, node and
 /// pod affinity, tolerations; no spread constraints, so the decision also builds a patch.

@@ -10,10 +10,10 @@ use proptest::collection::{btree_map, vec};
 use proptest::option;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
+use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{
     Decision, Injection, Input, NodeInfo, Severity, Subject, Topology, decide,
 };
-use spreadguard::policy::Policy;
 
 use engine_support::{apply_and_undo, escalations};
 
@@ -255,9 +255,9 @@ fn topology_and_policy() -> impl Strategy<Value = (Option<Vec<NodeInfo>>, Policy
         |(nodes, (zone_key, dns, nodes_spread, hash, rewrite, skew), also_standard)| {
             let mut policy = Policy {
                 when_unsatisfiable: if dns {
-                    spreadguard::policy::WhenUnsatisfiable::DoNotSchedule
+                    spreadguard::engine::policy::WhenUnsatisfiable::DoNotSchedule
                 } else {
-                    spreadguard::policy::WhenUnsatisfiable::ScheduleAnyway
+                    spreadguard::engine::policy::WhenUnsatisfiable::ScheduleAnyway
                 },
                 spread_across_nodes: nodes_spread,
                 match_pod_template_hash: hash,

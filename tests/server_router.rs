@@ -9,9 +9,9 @@ use axum::http::{Request, StatusCode};
 use base64::Engine as _;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{Decision, Input, Topology};
-use spreadguard::nodes::parse_nodes;
-use spreadguard::policy::Policy;
+use spreadguard::load::parse_nodes;
 use spreadguard::server::{State, router};
 use tower::ServiceExt;
 

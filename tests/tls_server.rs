@@ -288,7 +288,7 @@ async fn http1_and_http2_over_tls_with_an_intermediate() {
     );
     assert!(
         metrics.contains(
-            r#"endpoint="mutate",kind="Deployment",operation="CREATE",decision="patched""#
+            r#"webhook="mutate",kind="Deployment",operation="CREATE",decision="patched""#
         )
     );
 

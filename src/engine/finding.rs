@@ -27,18 +27,13 @@ macro_rules! rule_ids {
     ($($id:ident => $summary:literal,)*) => {
         /// Stable rule identifiers. Users grep for these; never renumber one.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        pub enum RuleId { $($id,)* }
+        pub enum RuleId { $(#[doc = $summary] $id,)* }
 
         impl RuleId {
             pub const ALL: &'static [RuleId] = &[$(RuleId::$id,)*];
 
             pub fn as_str(self) -> &'static str {
                 match self { $(RuleId::$id => stringify!($id),)* }
-            }
-
-            /// One line on what the rule checks, for documentation and `--help` output.
-            pub fn summary(self) -> &'static str {
-                match self { $(RuleId::$id => $summary,)* }
             }
         }
     };

@@ -8,21 +8,26 @@ pub mod finding;
 pub mod labels;
 pub mod memo;
 pub mod mutation;
+pub mod outcome;
+pub mod policy;
 pub mod rules;
 pub mod topology;
+pub mod well_known;
 pub mod workload;
 
 use json_patch::PatchOperation;
 use serde_json::Value;
 
 pub use self::finding::{Finding, RuleId, Severity};
-pub use self::mutation::{INJECTED_ANNOTATION, Injection};
+pub use self::mutation::Injection;
+pub use self::outcome::{Combined, Endpoint, Outcome, combined, outcome};
 pub use self::topology::{NodeInfo, Topology, TopologySource, TopologySummary};
+pub use self::well_known::INJECTED_ANNOTATION;
 pub use self::workload::{Skip, WorkloadKind};
 
 use self::context::Context;
+use self::policy::Policy;
 use self::workload::{Classified, Workload, at, classify};
-use crate::policy::Policy;
 
 /// What the engine is asked about.
 #[derive(Clone, Copy, Debug)]
@@ -87,13 +92,6 @@ impl Decision {
     /// Whether any finding is a denial.
     pub fn denies(&self) -> bool {
         self.findings.iter().any(|f| f.severity == Severity::Deny)
-    }
-
-    pub fn workload_kind(&self) -> Option<WorkloadKind> {
-        match self.subject {
-            Subject::Workload(k) | Subject::Uninterpretable(k) => Some(k),
-            Subject::Skipped(_) => None,
-        }
     }
 }
 

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::labels::selects;
 use super::topology::Scheduling;
+use super::well_known::HASH_LABELS;
 
 /// The kinds spreadguard judges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -61,14 +62,6 @@ pub enum Skip {
     /// The object has a `deletionTimestamp`.
     Deleting,
 }
-
-/// Labels Kubernetes controllers add to pods, which a selector must not pin.
-pub const HASH_LABELS: &[&str] = &[
-    "pod-template-hash",
-    "controller-revision-hash",
-    "statefulset.kubernetes.io/pod-name",
-    "apps.kubernetes.io/pod-index",
-];
 
 /// The scheduling-relevant parts of a pod spec, read through typed views.
 #[derive(Clone, Debug, Default)]

@@ -65,6 +65,9 @@ pub struct ServeArgs {
     pub limits: Limits,
 }
 
+/// The default `--max-body-bytes`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
 /// Transport limits and life-cycle timings.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Limits {

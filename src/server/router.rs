@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::state::State;
-use crate::metrics::Endpoint;
+use crate::engine::Endpoint;
 
 /// The admission router, without any transport: tests drive it with `oneshot`.
 pub fn router(state: Arc<State>) -> Router {
@@ -26,11 +26,11 @@ pub fn router(state: Arc<State>) -> Router {
 }
 
 async fn mutate(Extract(state): Extract<Arc<State>>, request: Request) -> Response {
-    handle(Endpoint::mutate, &state, request).await
+    handle(Endpoint::Mutate, &state, request).await
 }
 
 async fn validate(Extract(state): Extract<Arc<State>>, request: Request) -> Response {
-    handle(Endpoint::validate, &state, request).await
+    handle(Endpoint::Validate, &state, request).await
 }
 
 async fn not_found() -> Response {
@@ -47,7 +47,7 @@ async fn handle(endpoint: Endpoint, state: &State, request: Request) -> Response
             "Content-Type must be application/json",
         );
     }
-    let limit = state.max_body_bytes;
+    let limit = state.http.max_body_bytes;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -59,7 +59,7 @@ async fn handle(endpoint: Endpoint, state: &State, request: Request) -> Response
     // A deadline on the whole body: a client trickling it would otherwise hold its
     // connection (and one of the bounded connection slots) for as long as it likes.
     let read = axum::body::to_bytes(request.into_body(), limit);
-    let body = match tokio::time::timeout(state.body_read_timeout, read).await {
+    let body = match tokio::time::timeout(state.http.body_read_timeout, read).await {
         Ok(Ok(body)) => body,
         // Over the limit, or the client went away mid-body: either way nobody gets a review.
         Ok(Err(_)) => return too_large(limit),
@@ -76,7 +76,7 @@ async fn handle(endpoint: Endpoint, state: &State, request: Request) -> Response
     };
     match state.review(endpoint, &body) {
         Ok(review) => json(StatusCode::OK, Bytes::from(review)),
-        Err(bad) => error(StatusCode::BAD_REQUEST, &bad.to_string()),
+        Err(bad) => error(StatusCode::BAD_REQUEST, &crate::errors::chain(&bad)),
     }
 }
 

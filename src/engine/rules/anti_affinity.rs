@@ -2,8 +2,8 @@
 
 use crate::engine::context::Context;
 use crate::engine::finding::{Finding, RuleId, plural};
+use crate::engine::well_known::HOSTNAME_KEY;
 use crate::engine::workload::AntiAffinityTerm;
-use crate::policy::HOSTNAME_KEY;
 
 use super::own_pods_selected;
 

@@ -8,26 +8,18 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::finding::{RuleId, Severity};
-
-/// Namespace label that opts a namespace in when the policy's scope is `optIn`.
-pub const ENABLED_LABEL: &str = "spreadguard.io/enabled";
-/// Namespace label, or workload annotation (when `allowWorkloadOverride`), that sets the mode.
-pub const MODE_KEY: &str = "spreadguard.io/mode";
-
-/// The label that carries a node's zone on every supported Kubernetes version.
-pub const STANDARD_ZONE_KEY: &str = "topology.kubernetes.io/zone";
-/// The zone label Kubernetes deprecated in 1.17; still found on old clusters and manifests.
-pub const LEGACY_ZONE_KEY: &str = "failure-domain.beta.kubernetes.io/zone";
-/// The label every node carries with its own host name.
-pub const HOSTNAME_KEY: &str = "kubernetes.io/hostname";
+use super::finding::{RuleId, Severity};
+use super::well_known::{ENABLED_LABEL, LEGACY_ZONE_KEY, MODE_KEY, STANDARD_ZONE_KEY};
 
 /// Errors from reading a policy file.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The YAML does not parse, or a field has the wrong shape (the message names it).
-    #[error("{0}")]
+    #[error(transparent)]
     Parse(serde_norway::Error),
+    /// The file is not text.
+    #[error("not UTF-8")]
+    NotUtf8(#[source] std::str::Utf8Error),
     /// A field parsed but its value is out of range.
     #[error("policy field `{field}`: {reason}")]
     Invalid { field: &'static str, reason: String },
