@@ -498,10 +498,11 @@ async fn huge_label_maps_and_selectors_are_answered_promptly() {
         &sent(&body),
     );
 
-    // Over the 3 MiB limit: refused before it is read.
+    // Over the body limit: refused before it is read.
     let mut big = review.clone();
-    big["request"]["object"]["metadata"]["annotations"] =
-        json!({"blob": "x".repeat(3 * 1024 * 1024)});
+    big["request"]["object"]["metadata"]["annotations"] = json!({"blob": "x".repeat(
+        spreadguard::server::args::DEFAULT_MAX_BODY_BYTES
+    )});
     let answer = send(&app, V, serde_json::to_vec(&big).unwrap()).await;
     check(
         "over the body limit",

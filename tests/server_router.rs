@@ -576,12 +576,12 @@ async fn oversized_bodies_get_413() {
     .await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
 
-    // The default limit is the API server's 3 MiB.
+    // The default limit: room for the largest legal UPDATE (tests/body_limits.rs), no more.
     let answer = send_raw(
         state(""),
         "/mutate",
         Some("application/json"),
-        vec![b' '; 3 * 1024 * 1024 + 1],
+        vec![b' '; spreadguard::server::args::DEFAULT_MAX_BODY_BYTES + 1],
     )
     .await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
