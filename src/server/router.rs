@@ -109,10 +109,10 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// 413. Over HTTP/1.1 the connection then closes. Over HTTP/2 the rest of the body is read
-/// and thrown away (for at most `deadline`): some clients (Python's h2, for one) only read
-/// the answer once they have sent the whole body, and would otherwise wait for flow-control
-/// credit that never comes. Nothing is kept, so this costs no memory.
+/// Answers 413 Payload Too Large. Over HTTP/1.1 the connection then closes. Over HTTP/2 the
+/// rest of the body is read and thrown away (for at most `deadline`): some clients (Python's
+/// h2, for one) only read the answer once they have sent the whole body, and would otherwise
+/// wait for flow-control credit that never comes. Nothing is kept, so this costs no memory.
 fn too_large(limit: usize, unread_h2: Option<Body>, deadline: Duration) -> Response {
     let mut response = error(
         StatusCode::PAYLOAD_TOO_LARGE,
