@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::Context;
 use super::envelope::Request;
 use super::response::Refusal;
+use crate::engine::exceptions::Day;
 use crate::engine::outcome::Outcome;
 use crate::engine::policy::Mode;
 use crate::engine::workload::at;
@@ -88,7 +89,10 @@ pub fn judge(kind: WorkloadKind, request: &mut Request<'_>, ctx: &Context<'_>) -
     }
 
     let decide = ctx.decide;
-    let input = Input::new(&object).with_old(old.as_ref());
+    let mut input = Input::new(&object).with_old(old.as_ref());
+    if !policy.exceptions.is_empty() {
+        input = input.with_today(Day::today_utc());
+    }
     match catch_unwind(AssertUnwindSafe(|| decide(input, ctx.topology, policy))) {
         Ok(decision) => Judged::Decided { mode, decision },
         Err(panic) => {

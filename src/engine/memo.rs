@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-
 /// Answers kept per snapshot; past this, answers are computed and not kept.
 const CAPACITY: usize = 1024;
 

@@ -4,6 +4,7 @@
 //! all call [`decide`].
 
 pub mod context;
+pub mod exceptions;
 pub mod finding;
 pub mod labels;
 pub mod memo;
@@ -15,7 +16,9 @@ pub mod topology;
 pub mod well_known;
 pub mod workload;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Deserialize;
 
 use json_patch::PatchOperation;
 use serde_json::Value;
@@ -39,6 +42,9 @@ pub struct Input<'a> {
     pub old_object: Option<&'a Value>,
     /// `minReplicas` of a HorizontalPodAutoscaler that targets the workload, when known.
     pub hpa_min_replicas: Option<i64>,
+    /// Today (UTC), for the policy's exceptions and their expiry; without it no exception
+    /// with an expiry date applies.
+    pub today: Option<exceptions::Day>,
 }
 
 impl<'a> Input<'a> {
@@ -47,7 +53,13 @@ impl<'a> Input<'a> {
             object,
             old_object: None,
             hpa_min_replicas: None,
+            today: None,
         }
+    }
+
+    pub fn with_today(mut self, today: exceptions::Day) -> Self {
+        self.today = Some(today);
+        self
     }
 
     pub fn with_old(mut self, old: Option<&'a Value>) -> Self {
@@ -79,6 +91,8 @@ pub struct Decision {
     pub findings: Vec<Finding>,
     pub patch: Vec<PatchOperation>,
     pub injected: Vec<Injection>,
+    /// What the workload's owner should know beyond the findings (an exception expired).
+    pub notices: Vec<String>,
 }
 
 impl Decision {
@@ -88,6 +102,7 @@ impl Decision {
             findings: Vec::new(),
             patch: Vec::new(),
             injected: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -110,6 +125,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
                 )],
                 patch: Vec::new(),
                 injected: Vec::new(),
+                notices: Vec::new(),
             };
         }
         Classified::Workload(w) => w,
@@ -124,7 +140,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
     );
     let mut findings = judge(&ctx);
 
-    let (patch, injected) = if may_mutate(&workload, input) {
+    let (mut patch, mut injected) = if may_mutate(&workload, input) {
         mutation::plan(&ctx, &mut findings)
     } else {
         (Vec::new(), Vec::new())
@@ -134,11 +150,33 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
     if let Some(old) = input.old_object {
         ratchet(&mut findings, old, topology, policy, input.hpa_min_replicas);
     }
+    let mut notices = Vec::new();
+    if !policy.exceptions.is_empty() {
+        // The workload's own labels (not its pods'), read only when there are exceptions.
+        let labels = at(input.object, &["metadata", "labels"])
+            .and_then(|v| BTreeMap::<String, String>::deserialize(v).ok())
+            .unwrap_or_default();
+        let target = exceptions::Target {
+            namespace: workload.namespace,
+            kind: workload.kind.as_str(),
+            name: workload.name,
+            labels: &labels,
+        };
+        // Without a date only exceptions that never expire can be told to apply.
+        let today = input.today.unwrap_or(exceptions::Day(time::Date::MAX));
+        let applied = exceptions::apply(&mut findings, &policy.exceptions, &target, today);
+        if applied.no_mutation {
+            patch.clear();
+            injected.clear();
+        }
+        notices = applied.notices;
+    }
     Decision {
         subject: Subject::Workload(workload.kind),
         findings: cap_per_rule(findings),
         patch,
         injected,
+        notices,
     }
 }
 
