@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::field::Empty;
+
 pub use self::envelope::BadReview;
 use self::judge::Judged;
 use self::response::{Refusal, Response};
@@ -68,15 +70,16 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
     let mut request = review.request;
     let kind = request.resource.workload_kind();
     let dry_run = request.dry_run.unwrap_or(false);
-    // The request's span: everything logged while it is judged names the request. Its mode
-    // and decision go on the closing log line rather than into the span (recording a span
-    // field after creation costs as much again as creating it).
+    // The request's span: everything logged while it is judged names the request; its mode
+    // and decision are recorded once known.
     let span = tracing::info_span!(
         "admission",
         uid = request.uid.as_str(),
         kind = kind.map_or("other", WorkloadKind::as_str),
         namespace = request.namespace.as_deref().unwrap_or_default(),
         name = request.name.as_deref().unwrap_or_default(),
+        mode = Empty,
+        decision = Empty,
     );
     let _entered = span.enter();
 
@@ -139,6 +142,8 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
     .encode();
     let elapsed = started.elapsed();
     ctx.metrics.request(&labels, elapsed);
+    span.record("mode", labels.mode);
+    span.record("decision", decision.as_str());
     log(&labels, elapsed, &answer.detail);
     Ok(out)
 }
@@ -147,13 +152,10 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
 /// or reported, debug for a plain allow.
 fn log(labels: &RequestLabels, elapsed: Duration, detail: &str) {
     let micros = elapsed.as_micros() as u64;
-    let decision = labels.decision.as_str();
     if labels.decision == DecisionLabel::allowed && detail.is_empty() {
         tracing::debug!(
             webhook = labels.webhook,
             operation = labels.operation,
-            mode = labels.mode,
-            decision,
             dry_run = labels.dry_run,
             micros,
             "admission"
@@ -162,8 +164,6 @@ fn log(labels: &RequestLabels, elapsed: Duration, detail: &str) {
         tracing::info!(
             webhook = labels.webhook,
             operation = labels.operation,
-            mode = labels.mode,
-            decision,
             dry_run = labels.dry_run,
             micros,
             detail,
