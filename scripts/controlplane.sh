@@ -14,8 +14,8 @@
 #                             (default: target/controlplane); point several checkouts at one
 #                             directory to share a build
 #
-# Binaries are rebuilt only when the Go sources, go.mod, go.sum, this script or the Go version
-# change: they live in $cache/builds/<version>-<hash of those>, and target/controlplane/bin links to the
+# Binaries are rebuilt only when the Go sources, go.mod, go.sum, the build flags or the Go
+# version change: they live in $cache/builds/<version>-<hash of those>, and target/controlplane/bin links to the
 # current one. A cold build compiles about 3,000 Go packages: tens of minutes on 2 cores
 # (README, "Testing"); it prints how long it took.
 set -euo pipefail
@@ -62,30 +62,29 @@ else
   fi
 fi
 
+# What the binaries are built with; a change here or in the module rebuilds them.
+pkg=k8s.io/component-base/version
+ldflags="-s -w -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+packages=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+          k8s.io/kubernetes/cmd/kube-scheduler ./cmd/etcd)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+
 hash="$(
   {
-    echo "$version"
+    echo "$version $ldflags ${packages[*]} CGO_ENABLED=$CGO_ENABLED -trimpath"
     go version
-    sha256sum "${BASH_SOURCE[0]}"
     cd "$module" && find . -name '*.go' -o -name go.mod -o -name go.sum | LC_ALL=C sort | xargs sha256sum
   } | sha256sum | cut -c1-16
 )"
 out="$cache/builds/$version-$hash"
-binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 
 if [[ ! -f "$out/.complete" ]]; then
   echo "controlplane.sh: building Kubernetes $version and etcd into $out (cold: tens of minutes)" >&2
   rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-  pkg=k8s.io/component-base/version
-  ldflags="-s -w -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   start=$SECONDS
   log="$out.tmp/build.log"
   # One go build for the four binaries: their shared packages compile once.
-  if ! (cd "$module" && nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$out.tmp/" \
-        k8s.io/kubernetes/cmd/kube-apiserver \
-        k8s.io/kubernetes/cmd/kube-controller-manager \
-        k8s.io/kubernetes/cmd/kube-scheduler \
-        ./cmd/etcd) >"$log" 2>&1; then
+  if ! (cd "$module" && nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$out.tmp/" "${packages[@]}") >"$log" 2>&1; then
     cat "$log" >&2
     echo "controlplane.sh: go build failed (log: $log)" >&2
     exit 1
@@ -99,4 +98,12 @@ if [[ ! -f "$out/.complete" ]]; then
 fi
 
 ln -sfn "$out" "$target_dir/controlplane/bin"
+
+# The e2e tests render the Helm chart with the chart tests' Helm SDK (target/chart-venv);
+# tests/chart/run.sh creates it (quietly, from PyPI) and is only asked to collect, not run.
+venv="$root/target/chart-venv"
+if [[ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$(sha256sum "$root/tests/chart/requirements.txt" | cut -d' ' -f1)" ]]; then
+  SPREADGUARD_BIN=/bin/true "$root/tests/chart/run.sh" --collect-only -q >/dev/null \
+    || { echo "controlplane.sh: preparing $venv for the chart renders failed" >&2; exit 1; }
+fi
 if [[ "$cmd" == path ]]; then echo "$out"; fi

@@ -227,6 +227,30 @@ async fn each_denial_predicting_pending_pods_is_what_the_scheduler_does_in_warn_
             );
         }
     }
+
+    // HA006 at severity warn: no node is eligible at all (a zone no node is in). Admitted in
+    // enforce with the warning, and every pod stays Pending, as it says.
+    let nowhere = with_pod_spec(
+        deployment(&enforce, "nowhere", Some(3)),
+        json!({"nodeSelector": {ZONE_KEY: "zone-x"}}),
+    );
+    let admitted = api::create(&client, &nowhere, false)
+        .await
+        .expect_ok("nowhere");
+    assert!(
+        admitted
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("HA006: no node is eligible")
+                && w.contains("cannot schedule anywhere")),
+        "{:?}",
+        admitted.warnings
+    );
+    let pods = settled_pods(&client, &enforce, "nowhere-", 3).await;
+    assert_eq!(
+        objects::unschedulable(&objects::named(&pods, "nowhere-")),
+        3
+    );
 }
 
 // === 4. defaulting ===

@@ -110,6 +110,45 @@ async fn with_one_zone_tainted_injected_spreads_honour_taints_and_nothing_is_pen
             "{name}"
         );
     }
+
+    // The same hard zone spread written by hand without nodeTaintsPolicy (default Ignore),
+    // in a namespace spreadguard does not judge: the tainted zone counts as a domain holding
+    // 0 pods, so each other zone takes maxSkew (1) pod and 4 of 6 stay Pending. This is what
+    // the injected `nodeTaintsPolicy: Honor` avoids.
+    let plain = api::namespace(&client, "taints-plain", &[]).await;
+    let by_hand = with_pod_spec(
+        deployment(&plain, "by-hand", Some(6)),
+        json!({"topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": ZONE_KEY, "whenUnsatisfiable": "DoNotSchedule",
+            "minDomains": 2, "labelSelector": {"matchLabels": {"app": "by-hand"}}
+        }]}),
+    );
+    api::create(&client, &by_hand, false)
+        .await
+        .expect_ok("by hand");
+    let pods = until(
+        Duration::from_secs(60),
+        "6 pods of by-hand settled",
+        || async {
+            let pods = api::pods(&client, &plain).await;
+            let mine = objects::named(&pods, "by-hand-");
+            let settled = objects::bound(&mine) + objects::unschedulable(&mine);
+            if mine.len() == 6 && settled == 6 {
+                Ok(pods.clone())
+            } else {
+                Err(format!("{} pods, {settled} settled", mine.len()))
+            }
+        },
+    )
+    .await;
+    let mine = objects::named(&pods, "by-hand-");
+    assert_eq!(
+        objects::unschedulable(&mine),
+        4,
+        "{:?}",
+        objects::per_zone(&mine, &zones)
+    );
+    assert_eq!(objects::zone_counts(&mine, &zones), [1, 1]);
     bed.assert_running();
 }
 

@@ -8,10 +8,8 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 fn python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .join("chart-venv/bin/python");
+    // Where tests/chart/run.sh creates it.
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/chart-venv/bin/python");
     assert!(
         venv.is_file(),
         "{} is missing: the e2e tests render the Helm chart with the chart tests' Helm SDK. \
