@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use fake_apiserver::FakeApiServer;
 use serde_json::Value;
 use spreadguard::cluster::{Caches, TopologySink};
+use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{Input, NodeInfo, Topology, decide};
 use spreadguard::metrics::Metrics;
-use spreadguard::policy::Policy;
 
 const ZONE: &str = "topology.kubernetes.io/zone";
 

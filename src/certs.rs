@@ -1,6 +1,6 @@
-//! `spreadguard certs generate`: a private CA and a serving certificate for the webhook's
-//! Service, for clusters without cert-manager. The same code makes the `--dev` certificates
-//! and the test certificates.
+//! Certificates: a private CA and serving certificates for the webhook's Service, for
+//! clusters without cert-manager (`spreadguard certs generate`), for `serve --dev` and for
+//! the tests.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,43 +14,14 @@ use time::{Duration, OffsetDateTime};
 /// Errors from generating or writing certificates.
 #[derive(Debug, thiserror::Error)]
 pub enum CertsError {
-    #[error("generating a certificate: {0}")]
+    #[error("generating a certificate")]
     Generate(#[from] rcgen::Error),
-    #[error("writing {path}: {source}")]
+    #[error("writing {}", path.display())]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Arguments of `spreadguard certs`.
-#[derive(Debug, clap::Args)]
-pub struct CertsArgs {
-    #[command(subcommand)]
-    pub command: CertsCommand,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum CertsCommand {
-    /// Write ca.crt, tls.crt and tls.key for the webhook Service.
-    Generate(GenerateArgs),
-}
-
-#[derive(Debug, clap::Args)]
-pub struct GenerateArgs {
-    /// Name of the webhook's Service.
-    #[arg(long, env = "SPREADGUARD_SERVICE")]
-    pub service: String,
-    /// Namespace of the webhook's Service.
-    #[arg(long, env = "SPREADGUARD_NAMESPACE")]
-    pub namespace: String,
-    /// Directory to write into (created if missing).
-    #[arg(long, env = "SPREADGUARD_OUT")]
-    pub out: PathBuf,
-    /// Validity of the serving certificate, in days (the CA gets ten times as long).
-    #[arg(long, env = "SPREADGUARD_CERT_DAYS", default_value_t = 365)]
-    pub days: i64,
 }
 
 /// A PEM certificate and its PEM private key.
@@ -197,28 +168,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?.write_all(bytes)
-}
-
-/// `spreadguard certs generate`.
-pub fn run(args: CertsArgs) -> anyhow::Result<i32> {
-    match args.command {
-        CertsCommand::Generate(args) => {
-            let names = service_names(&args.service, &args.namespace);
-            let ca = Authority::new(&format!("spreadguard CA for {}", names[2]), args.days * 10)?;
-            let serving = ca.issue_server(&names, args.days)?;
-            write(&args.out, &ca, &serving)?;
-            println!(
-                "wrote {dir}/ca.crt, {dir}/tls.crt, {dir}/tls.key for {names}",
-                dir = args.out.display(),
-                names = names.join(", ")
-            );
-            println!(
-                "caBundle for the webhook configuration: base64 -w0 {}/ca.crt",
-                args.out.display()
-            );
-            Ok(0)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,20 +2,20 @@
 //! of a zone.
 //!
 //! The [`engine`] is pure and shared by the webhook and `spreadguard audit`; everything else
-//! is I/O at its edge.
+//! is I/O at its edge. [`cmd`] holds one thin shell per subcommand.
 
 pub mod admission;
 pub mod allocator;
 pub mod audit;
 pub mod certs;
-pub mod cli;
 pub mod cluster;
+pub mod cmd;
 pub mod engine;
-pub mod manifests;
+pub mod errors;
+pub mod load;
 pub mod metrics;
-pub mod nodes;
 pub mod output;
-pub mod policy;
+pub mod parallel;
 pub mod server;
 pub mod telemetry;
-pub mod topology_command;
+pub mod topology_report;

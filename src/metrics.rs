@@ -13,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::engine::exceptions::{Day, Exception};
+use crate::engine::policy::Mode;
 use crate::engine::{Finding, Injection, TopologySummary};
 
 /// Handling-time buckets in seconds: fine from 10 µs, where a healthy webhook lives, up to
@@ -22,13 +24,6 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.000_1, 0.000_125, 0.000_15, 0.000_2, 0.000_3, 0.000_5, 0.000_75, 0.001, 0.002, 0.005, 0.01,
     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
-
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum Endpoint {
-    mutate,
-    validate,
-}
 
 /// What the webhook answered.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -44,9 +39,22 @@ pub enum DecisionLabel {
     error,
 }
 
+impl DecisionLabel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionLabel::allowed => "allowed",
+            DecisionLabel::patched => "patched",
+            DecisionLabel::denied => "denied",
+            DecisionLabel::error => "error",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub endpoint: Endpoint,
+    /// `mutate` or `validate` (not `endpoint`: the Prometheus Operator adds a target label of
+    /// that name, which would rename ours to `exported_endpoint`).
+    pub webhook: &'static str,
     pub kind: &'static str,
     pub operation: &'static str,
     pub decision: DecisionLabel,
@@ -55,14 +63,16 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EndpointLabels {
-    endpoint: Endpoint,
+struct WebhookLabels {
+    webhook: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FindingLabels {
     rule: &'static str,
     severity: &'static str,
+    mode: &'static str,
+    dry_run: bool,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -90,7 +100,7 @@ struct ReloadLabels {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<EndpointLabels, Histogram>,
+    latency: Family<WebhookLabels, Histogram>,
     findings: Family<FindingLabels, Counter>,
     injections: Family<InjectionLabels, Counter>,
     zones: Gauge,
@@ -100,6 +110,18 @@ pub struct Metrics {
     cert_expiry: Gauge,
     engine_panics: Counter,
     cache_staleness: Family<CacheLabels, Gauge<f64, AtomicU64>>,
+    exceptions: Family<ExceptionStateLabels, Gauge>,
+    exception_expiry: Family<ExceptionLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExceptionStateLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExceptionLabels {
+    exception: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -121,10 +143,10 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "admission_requests",
-            "Admission requests answered, by endpoint, kind, operation, decision, mode and dry-run",
+            "Admission requests answered, by webhook, kind, operation, decision, mode and dry-run",
             requests.clone(),
         );
-        let latency = Family::<EndpointLabels, Histogram>::new_with_constructor(
+        let latency = Family::<WebhookLabels, Histogram>::new_with_constructor(
             (|| Histogram::new(LATENCY_BUCKETS.iter().copied())) as fn() -> Histogram,
         );
         registry.register_with_unit(
@@ -136,7 +158,7 @@ impl Metrics {
         let findings = Family::<FindingLabels, Counter>::default();
         registry.register(
             "findings",
-            "Findings reported, by rule and severity",
+            "Findings reported by /validate, by rule, severity, mode and dry-run",
             findings.clone(),
         );
         let injections = Family::<InjectionLabels, Counter>::default();
@@ -187,8 +209,27 @@ impl Metrics {
             "Seconds since a cluster cache last heard from the API server",
             cache_staleness.clone(),
         );
+        let exceptions = Family::<ExceptionStateLabels, Gauge>::default();
+        registry.register(
+            "exceptions",
+            "The policy's exceptions, by state (active or expired, as of today in UTC)",
+            exceptions.clone(),
+        );
+        for state in ["active", "expired"] {
+            exceptions
+                .get_or_create(&ExceptionStateLabels { state })
+                .set(0);
+        }
+        let exception_expiry = Family::<ExceptionLabels, Gauge>::default();
+        registry.register(
+            "exception_expiry_timestamp_seconds",
+            "When each expiring exception stops applying (the end of its expires day, UTC), as a Unix timestamp",
+            exception_expiry.clone(),
+        );
         Metrics {
             registry,
+            exceptions,
+            exception_expiry,
             requests,
             latency,
             findings,
@@ -203,11 +244,6 @@ impl Metrics {
         }
     }
 
-    /// The registry, for collectors added by other parts of the process.
-    pub fn registry_mut(&mut self) -> &mut Registry {
-        &mut self.registry
-    }
-
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
@@ -219,18 +255,20 @@ impl Metrics {
     pub fn request(&self, labels: &RequestLabels, elapsed: Duration) {
         self.requests.get_or_create(labels).inc();
         self.latency
-            .get_or_create(&EndpointLabels {
-                endpoint: labels.endpoint,
+            .get_or_create(&WebhookLabels {
+                webhook: labels.webhook,
             })
             .observe(elapsed.as_secs_f64());
     }
 
-    pub fn findings(&self, findings: &[Finding]) {
+    pub fn findings(&self, findings: &[Finding], mode: Mode, dry_run: bool) {
         for f in findings {
             self.findings
                 .get_or_create(&FindingLabels {
                     rule: f.rule.as_str(),
                     severity: f.severity.as_str(),
+                    mode: mode.as_str(),
+                    dry_run,
                 })
                 .inc();
         }
@@ -265,6 +303,28 @@ impl Metrics {
 
     pub fn engine_panic(&self) {
         self.engine_panics.inc();
+    }
+
+    /// The policy's exceptions as of `today`: counts by state, and each expiry. Called when
+    /// metrics are scraped, so the states are always current.
+    pub fn exceptions(&self, exceptions: &[Exception], today: Day) {
+        let active = exceptions.iter().filter(|e| e.active_on(today)).count();
+        self.exceptions
+            .get_or_create(&ExceptionStateLabels { state: "active" })
+            .set(active as i64);
+        self.exceptions
+            .get_or_create(&ExceptionStateLabels { state: "expired" })
+            .set((exceptions.len() - active) as i64);
+        self.exception_expiry.clear();
+        for e in exceptions {
+            if let Some(last) = e.expires {
+                self.exception_expiry
+                    .get_or_create(&ExceptionLabels {
+                        exception: e.name.clone(),
+                    })
+                    .set(last.end_unix());
+            }
+        }
     }
 
     /// For the cluster caches: how long ago a cache last heard from the API server.

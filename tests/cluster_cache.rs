@@ -16,8 +16,8 @@ use axum::http::Request;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use spreadguard::cluster::Caches;
+use spreadguard::engine::policy::Policy;
 use spreadguard::metrics::Metrics;
-use spreadguard::policy::Policy;
 use spreadguard::server::{State, router};
 use support::fake_apiserver::FakeApiServer;
 use support::sink::Sink;
@@ -284,13 +284,13 @@ async fn namespace_labels_change_decisions() {
     api.put_namespace("opted-out", &[]);
     let caches = Caches::default();
     let policy = Policy {
-        scope: spreadguard::policy::Scope::OptIn,
+        scope: spreadguard::engine::policy::Scope::OptIn,
         ..Policy::default()
     };
     let state = Arc::new(State::new(policy).with_namespaces(caches.namespaces.clone()));
     caches.spawn(
         api.client(),
-        state.clone(),
+        state.snapshots.clone(),
         state.metrics().clone(),
         DEBOUNCE,
     );

@@ -9,8 +9,8 @@ mod engine_support;
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
+use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{Decision, Input, RuleId, Skip, Subject, Topology, WorkloadKind, decide};
-use spreadguard::policy::Policy;
 
 use engine_support::{apply_and_undo, escalations, nodes_file};
 

@@ -10,10 +10,10 @@ use proptest::collection::{btree_map, vec};
 use proptest::option;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
+use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{
     Decision, Injection, Input, NodeInfo, Severity, Subject, Topology, decide,
 };
-use spreadguard::policy::Policy;
 
 use engine_support::{apply_and_undo, escalations};
 
@@ -255,9 +255,9 @@ fn topology_and_policy() -> impl Strategy<Value = (Option<Vec<NodeInfo>>, Policy
         |(nodes, (zone_key, dns, nodes_spread, hash, rewrite, skew), also_standard)| {
             let mut policy = Policy {
                 when_unsatisfiable: if dns {
-                    spreadguard::policy::WhenUnsatisfiable::DoNotSchedule
+                    spreadguard::engine::policy::WhenUnsatisfiable::DoNotSchedule
                 } else {
-                    spreadguard::policy::WhenUnsatisfiable::ScheduleAnyway
+                    spreadguard::engine::policy::WhenUnsatisfiable::ScheduleAnyway
                 },
                 spread_across_nodes: nodes_spread,
                 match_pod_template_hash: hash,
@@ -355,7 +355,8 @@ proptest! {
     }
 
     /// On UPDATE with an unchanged template nothing is ever patched, and a deny finding the
-    /// old object already had is never a deny again.
+    /// old object already had (the same rule about the same thing: constraint, term, replica
+    /// count) is never a deny again.
     #[test]
     fn updates_with_the_same_template_never_patch_and_ratchet(
         object in workload(),
@@ -375,8 +376,8 @@ proptest! {
         prop_assert!(d.patch.is_empty());
         for f in d.findings.iter().filter(|f| f.severity == Severity::Deny) {
             prop_assert!(
-                !old_decision.findings.iter().any(|o| o.rule == f.rule && o.severity == Severity::Deny),
-                "{} denied again although the old object had it", f.rule
+                !old_decision.findings.iter().any(|o| o.identity() == f.identity() && o.severity == Severity::Deny),
+                "{} denied again although the old object had it: {:?}", f.rule, f.identity()
             );
         }
     }

@@ -12,105 +12,21 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::{Map, Value};
+use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{
-    Decision, INJECTED_ANNOTATION, Injection, Input, NodeInfo, RuleId, Severity, Subject, Topology,
-    decide,
+    Decision, INJECTED_ANNOTATION, Injection, Input, RuleId, Severity, Subject, Topology, decide,
 };
-use spreadguard::policy::Policy;
 
+use engine_support::scenario::{Scenario, load};
 use engine_support::{
-    apply_and_undo, compact_nodes, escalations, flatten_lists, nodes_file, repo_path,
-    yaml_documents, yaml_files,
+    apply_and_undo, escalations, flatten_lists, nodes_file, repo_path, yaml_documents, yaml_files,
 };
-
-const SCENARIO_KEYS: &[&str] = &[
-    "nodes",
-    "nodesFile",
-    "policy",
-    "hpaMinReplicas",
-    "object",
-    "oldObject",
-    "expect",
-];
-const EXPECT_KEYS: &[&str] = &["subject", "findings", "injected", "patch"];
-
-/// One scenario file, read.
-struct Scenario {
-    topology: Topology,
-    policy: Policy,
-    object: Value,
-    old_object: Option<Value>,
-    hpa_min_replicas: Option<i64>,
-    expect: Map<String, Value>,
-}
 
 struct ExpectedFinding {
     rule: RuleId,
     severity: Severity,
     message_contains: Option<String>,
-}
-
-fn load(path: &Path) -> Result<Scenario, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let mut docs = yaml_documents(&text)?;
-    if docs.len() != 1 {
-        return Err(format!("expected one YAML document, found {}", docs.len()));
-    }
-    let Value::Object(doc) = docs.remove(0) else {
-        return Err("the scenario is not a map".into());
-    };
-    if let Some(bad) = doc.keys().find(|k| !SCENARIO_KEYS.contains(&k.as_str())) {
-        return Err(format!("unknown scenario key {bad:?}"));
-    }
-    let policy = match doc.get("policy") {
-        None => Policy::default(),
-        Some(p) => {
-            let yaml = serde_norway::to_string(p).map_err(|e| e.to_string())?;
-            Policy::from_yaml(&yaml).map_err(|e| e.to_string())?
-        }
-    };
-    let nodes: Option<Vec<NodeInfo>> = match (doc.get("nodes"), doc.get("nodesFile")) {
-        (Some(_), Some(_)) => return Err("give nodes or nodesFile, not both".into()),
-        (Some(Value::Array(specs)), None) => Some(
-            specs
-                .iter()
-                .flat_map(compact_nodes)
-                .map(|n| NodeInfo::from_json(&n))
-                .collect::<Result<_, _>>()?,
-        ),
-        (Some(_), None) => return Err("nodes must be a list".into()),
-        (None, Some(file)) => Some(nodes_file(file.as_str().ok_or("nodesFile: a path")?)),
-        (None, None) => None,
-    };
-    let topology = match nodes {
-        Some(nodes) => Topology::from_nodes(nodes, &policy),
-        None => Topology::assumed(&policy),
-    };
-    let object = doc.get("object").cloned().ok_or("no object")?;
-    let old_object = doc.get("oldObject").cloned();
-    let hpa_min_replicas = match doc.get("hpaMinReplicas") {
-        None => None,
-        Some(v) => Some(v.as_i64().ok_or("hpaMinReplicas: an integer")?),
-    };
-    let Some(Value::Object(expect)) = doc.get("expect").cloned() else {
-        return Err("no expect map".into());
-    };
-    if let Some(bad) = expect.keys().find(|k| !EXPECT_KEYS.contains(&k.as_str())) {
-        return Err(format!("unknown expect key {bad:?}"));
-    }
-    for required in ["findings", "injected"] {
-        if !expect.contains_key(required) {
-            return Err(format!("expect.{required} is required (use [] for none)"));
-        }
-    }
-    Ok(Scenario {
-        topology,
-        policy,
-        object,
-        old_object,
-        hpa_min_replicas,
-        expect,
-    })
+    waived_by: Option<String>,
 }
 
 fn expected_findings(expect: &Map<String, Value>) -> Result<Vec<ExpectedFinding>, String> {
@@ -127,27 +43,29 @@ fn expected_findings(expect: &Map<String, Value>) -> Result<Vec<ExpectedFinding>
                 .get("messageContains")
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            if let Some(bad) = f
-                .as_object()
-                .into_iter()
-                .flat_map(|m| m.keys())
-                .find(|k| !["rule", "severity", "messageContains"].contains(&k.as_str()))
-            {
+            let waived_by = f.get("waivedBy").and_then(Value::as_str).map(str::to_owned);
+            if let Some(bad) = f.as_object().into_iter().flat_map(|m| m.keys()).find(|k| {
+                !["rule", "severity", "messageContains", "waivedBy"].contains(&k.as_str())
+            }) {
                 return Err(format!("unknown expect.findings key {bad:?}"));
             }
             Ok(ExpectedFinding {
                 rule,
                 severity,
                 message_contains,
+                waived_by,
             })
         })
         .collect()
 }
 
 fn decide_scenario(s: &Scenario, object: &Value) -> Decision {
-    let input = Input::new(object)
+    let mut input = Input::new(object)
         .with_old(s.old_object.as_ref())
         .with_hpa_min_replicas(s.hpa_min_replicas);
+    if let Some(today) = s.today {
+        input = input.with_today(today);
+    }
     decide(input, &s.topology, &s.policy)
 }
 
@@ -206,6 +124,43 @@ fn check_scenario(path: &Path) -> Vec<String> {
     if injected != want_injected {
         problems.push(format!(
             "injected: expected {want_injected:?}, got {injected:?}"
+        ));
+    }
+
+    // Waivers, exactly: each expected waivedBy on a finding of that rule, none elsewhere.
+    if let Ok(expected) = expected_findings(&s.expect) {
+        let mut want: Vec<(RuleId, Option<String>)> = expected
+            .iter()
+            .map(|f| (f.rule, f.waived_by.clone()))
+            .collect();
+        let mut got: Vec<(RuleId, Option<String>)> = decision
+            .findings
+            .iter()
+            .map(|f| (f.rule, f.waived_by.clone()))
+            .collect();
+        want.sort();
+        got.sort();
+        if want != got {
+            problems.push(format!("waivers: expected {want:?}, got {got:?}"));
+        }
+    }
+    let want_notices: Vec<&str> = s
+        .expect
+        .get("notices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if want_notices.len() != decision.notices.len()
+        || !want_notices
+            .iter()
+            .zip(&decision.notices)
+            .all(|(w, n)| n.contains(w))
+    {
+        problems.push(format!(
+            "notices: expected {want_notices:?}, got {:?}",
+            decision.notices
         ));
     }
 
@@ -441,6 +396,7 @@ fn examples_say_what_they_claim() {
                     object: doc.clone(),
                     old_object: None,
                     hpa_min_replicas: hpa_min_for(&docs, doc),
+                    today: None,
                     expect: Map::new(),
                 };
                 let d = decide_scenario(&s, doc);

@@ -12,8 +12,8 @@ use axum::http::{Request, StatusCode};
 use base64::Engine as _;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use spreadguard::nodes::parse_nodes;
-use spreadguard::policy::Policy;
+use spreadguard::engine::policy::Policy;
+use spreadguard::load::parse_nodes;
 use spreadguard::server::{State, router};
 use tower::ServiceExt;
 
@@ -58,7 +58,7 @@ const CASES: &[(&str, &str, Expect)] = &[
     ("empty-body.json", V, Refused(StatusCode::BAD_REQUEST, "EOF while parsing")),
     ("whitespace-body.json", V, Refused(StatusCode::BAD_REQUEST, "EOF while parsing")),
     ("not-json.json", V, Refused(StatusCode::BAD_REQUEST, "expected value")),
-    ("json-array-body.json", V, Refused(StatusCode::BAD_REQUEST, "invalid type: map, expected a string")),
+    ("json-array-body.json", V, Refused(StatusCode::BAD_REQUEST, "invalid type: sequence, expected an AdmissionReview")),
     ("json-null-body.json", V, Refused(StatusCode::BAD_REQUEST, "invalid type: null")),
     ("utf8-bom-before-review.json", V, Refused(StatusCode::BAD_REQUEST, "expected value")),
     ("trailing-garbage-after-review.json", V, Refused(StatusCode::BAD_REQUEST, "trailing characters")),
@@ -389,7 +389,7 @@ async fn json_nested_100000_levels_deep_is_answered_without_overflowing_the_stac
             // element is not the string apiVersion, so the depth is never reached.
             Refused(
                 StatusCode::BAD_REQUEST,
-                "invalid type: sequence, expected a string",
+                "invalid type: sequence, expected an AdmissionReview",
             ),
         ),
         (
@@ -498,10 +498,11 @@ async fn huge_label_maps_and_selectors_are_answered_promptly() {
         &sent(&body),
     );
 
-    // Over the 3 MiB limit: refused before it is read.
+    // Over the body limit: refused before it is read.
     let mut big = review.clone();
-    big["request"]["object"]["metadata"]["annotations"] =
-        json!({"blob": "x".repeat(3 * 1024 * 1024)});
+    big["request"]["object"]["metadata"]["annotations"] = json!({"blob": "x".repeat(
+        spreadguard::server::args::DEFAULT_MAX_BODY_BYTES
+    )});
     let answer = send(&app, V, serde_json::to_vec(&big).unwrap()).await;
     check(
         "over the body limit",

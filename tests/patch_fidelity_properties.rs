@@ -18,10 +18,11 @@ use proptest::option;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use spreadguard::admission::{self, Context, UnknownNamespaces};
+use spreadguard::engine::Endpoint;
+use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{self, Input, Topology, decide};
-use spreadguard::metrics::{Endpoint, Metrics};
-use spreadguard::nodes::parse_nodes;
-use spreadguard::policy::Policy;
+use spreadguard::load::parse_nodes;
+use spreadguard::metrics::Metrics;
 
 use engine_support::apply_and_undo;
 
@@ -305,7 +306,7 @@ impl World {
             metrics: &self.metrics,
             decide: engine::decide,
         };
-        let out = admission::review(Endpoint::mutate, body, &ctx).map_err(|e| e.to_string())?;
+        let out = admission::review(Endpoint::Mutate, body, &ctx).map_err(|e| e.to_string())?;
         let answer: Value = serde_json::from_slice(&out).map_err(|e| e.to_string())?;
         if answer["response"]["uid"] != "prop-1" || answer["response"]["allowed"] != true {
             return Err(format!("unexpected answer: {answer}"));

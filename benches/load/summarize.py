@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 BUCKET = re.compile(
-    r'^spreadguard_admission_duration_seconds_bucket\{le="([^"]+)",endpoint="mutate"\} (\d+)'
+    r'^spreadguard_admission_duration_seconds_bucket\{le="([^"]+)",(?:webhook|endpoint)="mutate"\} (\d+)'
 )
 
 

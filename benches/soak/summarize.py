@@ -11,7 +11,7 @@ from pathlib import Path
 
 STREAMS = ["mutate", "validate", "fresh"]
 BUCKET = re.compile(
-    r'^spreadguard_admission_duration_seconds_bucket\{le="([^"]+)",endpoint="(\w+)"\} (\d+)'
+    r'^spreadguard_admission_duration_seconds_bucket\{le="([^"]+)",(?:webhook|endpoint)="(\w+)"\} (\d+)'
 )
 RELOAD = re.compile(r'^spreadguard_reloads_total\{what="(\w+)",result="(\w+)"\} (\d+)')
 

@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use kube::Client;
 use serde_json::Value;
 
-use super::inputs::Sourced;
 use crate::engine::NodeInfo;
+use crate::load::Sourced;
 
 /// What an audit of a live cluster judges.
 #[derive(Debug, Default)]

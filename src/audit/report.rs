@@ -7,12 +7,14 @@ use json_patch::PatchOperation;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::inputs::Sourced;
+use crate::engine::exceptions::Day;
+use crate::engine::policy::{Mode, Policy};
 use crate::engine::workload::{at, object_name};
 use crate::engine::{
-    Finding, Injection, Input, Severity, Subject, Topology, TopologySource, TopologySummary, decide,
+    Combined, Finding, Injection, Input, Severity, Subject, Topology, TopologySource,
+    TopologySummary, combined, decide,
 };
-use crate::policy::{Mode, Policy};
+use crate::load::Sourced;
 
 /// The whole report; its JSON form is a documented, stable format.
 #[derive(Debug, Serialize)]
@@ -30,10 +32,15 @@ pub struct Entry {
     pub namespace: Option<String>,
     pub name: String,
     pub mode: Mode,
+    /// `deny` exactly when the webhook would refuse the object in its mode
+    /// (`outcome.allowed` is false).
     pub decision: Verdict,
+    /// What the engine found, whatever the mode does with it.
     pub findings: Vec<Finding>,
     pub injected: Vec<Injection>,
     pub patch: Vec<PatchOperation>,
+    /// What the webhook would answer in this mode: the same function answers its reviews.
+    pub outcome: Combined,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -75,7 +82,7 @@ impl Report {
     ) -> Report {
         let hpas = autoscaler_minimums(docs);
         let results: Vec<Entry> =
-            super::parallel::map(docs, |d| judge(d, &hpas, topology, policy, namespaces))
+            crate::parallel::map(docs, |d| judge(d, &hpas, topology, policy, namespaces))
                 .into_iter()
                 .flatten()
                 .collect();
@@ -89,7 +96,7 @@ impl Report {
                 Verdict::Allow => summary.allowed += 1,
                 Verdict::Deny => summary.denied += 1,
             }
-            if !e.patch.is_empty() {
+            if e.outcome.patched {
                 summary.patched += 1;
             }
             for f in &e.findings {
@@ -236,22 +243,25 @@ fn judge(
     let ns_labels = namespaces.and_then(|all| all.get(namespace.unwrap_or_default()));
     let mode = policy.resolve_mode(namespace, ns_labels, annotations);
     let decision = decide(
-        Input::new(object).with_hpa_min_replicas(hpa),
+        Input::new(object)
+            .with_hpa_min_replicas(hpa)
+            .with_today(Day::today_utc()),
         topology,
         policy,
     );
     if matches!(decision.subject, Subject::Skipped(_)) {
         return None;
     }
+    let outcome = combined(mode, &decision);
     let (findings, patch, injected) = if mode == Mode::Off {
         (Vec::new(), Vec::new(), Vec::new())
     } else {
         (decision.findings, decision.patch, decision.injected)
     };
-    let decision = if findings.iter().any(|f| f.severity == Severity::Deny) {
-        Verdict::Deny
-    } else {
+    let decision = if outcome.allowed {
         Verdict::Allow
+    } else {
+        Verdict::Deny
     };
     Some(Entry {
         source: d.source.clone(),
@@ -263,6 +273,7 @@ fn judge(
         findings,
         injected,
         patch,
+        outcome,
     })
 }
 

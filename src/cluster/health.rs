@@ -1,14 +1,15 @@
 //! How a cluster cache is doing: synced once, and how stale it is now.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 /// Shared by a cache's watch task (writer) and readiness, metrics and logs (readers).
 #[derive(Debug)]
 pub struct CacheHealth {
     name: &'static str,
-    synced: AtomicBool,
+    synced: watch::Sender<bool>,
     /// When the watch last delivered something, and whether it is failing since.
     status: Mutex<(Instant, bool)>,
 }
@@ -17,7 +18,7 @@ impl CacheHealth {
     pub fn new(name: &'static str) -> Self {
         CacheHealth {
             name,
-            synced: AtomicBool::new(false),
+            synced: watch::Sender::new(false),
             status: Mutex::new((Instant::now(), false)),
         }
     }
@@ -29,11 +30,18 @@ impl CacheHealth {
     /// The first complete list has been received. Never reset: a broken watch later keeps
     /// serving from the cache rather than making the pod unready.
     pub fn is_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
+        *self.synced.borrow()
     }
 
     pub fn mark_synced(&self) {
-        self.synced.store(true, Ordering::Release);
+        self.synced.send_replace(true);
+    }
+
+    /// Waits until the first complete list has been received.
+    pub async fn wait_synced(&self) {
+        let mut rx = self.synced.subscribe();
+        // The sender lives as long as `self`, so this cannot fail while we wait.
+        let _ = rx.wait_for(|synced| *synced).await;
     }
 
     /// The watch delivered an event: the cache is current.

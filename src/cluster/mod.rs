@@ -21,12 +21,10 @@ use crate::metrics::Metrics;
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// No usable configuration: not in a cluster, and no kubeconfig.
-    #[error(
-        "no cluster configuration (in-cluster service account, KUBECONFIG or --kubeconfig): {0}"
-    )]
+    #[error("no cluster configuration (in-cluster service account, KUBECONFIG or --kubeconfig)")]
     Config(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The configuration was found but a client could not be built from it.
-    #[error("cannot build a Kubernetes client: {0}")]
+    #[error("cannot build a Kubernetes client")]
     Client(#[source] kube::Error),
 }
 
@@ -100,5 +98,11 @@ impl Caches {
     /// Both caches have completed their first list.
     pub fn synced(&self) -> bool {
         self.nodes_health.is_synced() && self.namespaces_health.is_synced()
+    }
+
+    /// Waits until both caches have completed their first list.
+    pub async fn wait_synced(&self) {
+        self.nodes_health.wait_synced().await;
+        self.namespaces_health.wait_synced().await;
     }
 }

@@ -26,33 +26,25 @@ pub trait TopologySink: Send + Sync + 'static {
     fn publish_nodes(&self, nodes: Arc<Vec<NodeInfo>>);
 }
 
-impl TopologySink for crate::server::State {
-    fn publish_nodes(&self, nodes: Arc<Vec<NodeInfo>>) {
-        crate::server::State::publish_nodes(self, nodes)
-    }
-}
-
-/// Reduces a Node to what decisions need.
+/// Reduces a Node to what decisions need (interpreted by [`NodeInfo::new`], as nodes files
+/// are).
 pub fn node_info(node: &Node) -> NodeInfo {
     let spec = node.spec.as_ref();
-    let mut taints: Vec<Taint> = spec
+    let taints = spec
         .and_then(|s| s.taints.as_deref())
         .unwrap_or_default()
         .iter()
-        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
         .map(|t| Taint {
             key: t.key.clone(),
             value: t.value.clone().unwrap_or_default(),
             effect: t.effect.clone(),
-        })
-        .collect();
-    taints.sort();
-    NodeInfo {
-        name: node.name_any(),
-        labels: node.labels().clone(),
+        });
+    NodeInfo::new(
+        node.name_any(),
+        node.labels().clone(),
         taints,
-        unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
-    }
+        spec.and_then(|s| s.unschedulable).unwrap_or(false),
+    )
 }
 
 /// Keeps only labels, taints and schedulability: status (images, conditions) is most of a

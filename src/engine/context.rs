@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::PodAffinityTerm;
 
+use super::policy::Policy;
 use super::topology::{Eligibility, Topology};
+use super::well_known::HOSTNAME_KEY;
 use super::workload::Workload;
-use crate::policy::{HOSTNAME_KEY, Policy};
 
 /// Where the effective replica count came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

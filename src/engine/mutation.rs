@@ -11,11 +11,9 @@ use serde_json::{Map, Value, json};
 
 use super::context::Context;
 use super::finding::{Finding, RuleId};
+use super::policy::WhenUnsatisfiable;
+use super::well_known::{HOSTNAME_KEY, INJECTED_ANNOTATION, LEGACY_ZONE_KEY, STANDARD_ZONE_KEY};
 use super::workload::WorkloadKind;
-use crate::policy::{HOSTNAME_KEY, LEGACY_ZONE_KEY, STANDARD_ZONE_KEY, WhenUnsatisfiable};
-
-/// The annotation that records what spreadguard added.
-pub const INJECTED_ANNOTATION: &str = "spreadguard.io/injected";
 
 /// One thing spreadguard adds to a workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

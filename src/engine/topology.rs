@@ -12,7 +12,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::memo::{Memo, SchedulingFields};
-use crate::policy::{HOSTNAME_KEY, Policy};
+use super::policy::Policy;
+use super::well_known::HOSTNAME_KEY;
 
 /// A taint that keeps pods off a node (`NoSchedule` or `NoExecute`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,7 +33,34 @@ pub struct NodeInfo {
     pub unschedulable: bool,
 }
 
+impl Taint {
+    /// Whether the taint keeps pods that do not tolerate it off the node (`PreferNoSchedule`
+    /// only discourages).
+    pub fn keeps_pods_away(&self) -> bool {
+        self.effect == "NoSchedule" || self.effect == "NoExecute"
+    }
+}
+
 impl NodeInfo {
+    /// A node as decisions see it, whatever it came from (a nodes file, an audit of a live
+    /// cluster, the node cache): the one place taints are interpreted.
+    pub fn new(
+        name: String,
+        labels: BTreeMap<String, String>,
+        taints: impl IntoIterator<Item = Taint>,
+        unschedulable: bool,
+    ) -> NodeInfo {
+        let mut taints: Vec<Taint> = taints.into_iter().filter(Taint::keeps_pods_away).collect();
+        taints.sort();
+        taints.dedup();
+        NodeInfo {
+            name,
+            labels,
+            taints,
+            unschedulable,
+        }
+    }
+
     /// Reads a Node object (raw JSON, as the API server or `kubectl get nodes -o yaml` gives it).
     pub fn from_json(node: &Value) -> Result<NodeInfo, String> {
         let name = node
@@ -51,40 +79,31 @@ impl NodeInfo {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(format!("node {name}: metadata.labels is not a map")),
         };
-        let mut taints = Vec::new();
-        match node.pointer("/spec/taints") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(items)) => {
-                for t in items {
+        let taints = match node.pointer("/spec/taints") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|t| {
                     let field = |f: &str| {
                         t.get(f)
                             .and_then(Value::as_str)
                             .unwrap_or_default()
                             .to_owned()
                     };
-                    let effect = field("effect");
-                    if effect == "NoSchedule" || effect == "NoExecute" {
-                        taints.push(Taint {
-                            key: field("key"),
-                            value: field("value"),
-                            effect,
-                        });
+                    Taint {
+                        key: field("key"),
+                        value: field("value"),
+                        effect: field("effect"),
                     }
-                }
-            }
+                })
+                .collect(),
             Some(_) => return Err(format!("node {name}: spec.taints is not a list")),
-        }
-        taints.sort();
+        };
         let unschedulable = node
             .pointer("/spec/unschedulable")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        Ok(NodeInfo {
-            name,
-            labels,
-            taints,
-            unschedulable,
-        })
+        Ok(NodeInfo::new(name, labels, taints, unschedulable))
     }
 }
 
@@ -133,7 +152,7 @@ pub struct Topology {
     keys: HashSet<String>,
     per_node_keys: HashSet<String>,
     groups: Vec<NodeGroup>,
-    memo: Memo,
+    memo: Memo<Eligibility>,
 }
 
 /// The nodes a workload may land on, summarised. Built on every decision, so it holds

@@ -65,6 +65,9 @@ pub struct ServeArgs {
     pub limits: Limits,
 }
 
+/// The default `--max-body-bytes`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
 /// Transport limits and life-cycle timings.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Limits {
@@ -72,8 +75,10 @@ pub struct Limits {
     #[arg(long, env = "SPREADGUARD_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
-    /// Largest request body accepted, in bytes (the API server's own limit is 3 MiB).
-    #[arg(long, env = "SPREADGUARD_MAX_BODY_BYTES", default_value_t = 3 * 1024 * 1024)]
+    /// Largest request body accepted, in bytes. An UPDATE review carries the object and the
+    /// stored object, each up to etcd's 1.5 MiB and larger again as JSON when its text needs
+    /// escaping, plus the envelope: 8 MiB leaves room for the largest legal one.
+    #[arg(long, env = "SPREADGUARD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
     /// Time a client has to finish the TLS handshake and send a request's headers; and again,
@@ -99,7 +104,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 1024,
-            max_body_bytes: 3 * 1024 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(10),

@@ -7,9 +7,11 @@
 pub mod admin;
 pub mod args;
 pub mod dev;
+pub mod readiness;
 pub mod reload;
 pub mod router;
 pub mod shutdown;
+pub mod snapshots;
 pub mod state;
 pub mod stream;
 pub mod tls;
@@ -17,7 +19,7 @@ pub mod tls;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,61 +38,33 @@ pub use self::state::State;
 
 use self::reload::Watched;
 use self::tls::{CertResolver, TlsError};
+use crate::load::{self, LoadError};
 use crate::metrics::Reloaded;
-use crate::nodes::{NodesError, parse_nodes};
-use crate::policy::{Policy, PolicyError};
 
 /// Errors that stop the server from starting. Each names the file or address at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("--tls-cert and --tls-key are required (or use --dev)")]
     MissingTls,
-    #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{path}: {source}")]
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{}", path.display())]
     Tls {
         path: PathBuf,
         #[source]
         source: TlsError,
     },
-    #[error("{path}: {source}")]
-    Policy {
-        path: PathBuf,
-        #[source]
-        source: PolicyError,
-    },
-    #[error("{path}: {source}")]
-    Nodes {
-        path: PathBuf,
-        #[source]
-        source: NodesError,
-    },
-    #[error("listening on {addr}: {source}")]
+    #[error("listening on {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: io::Error,
     },
-    #[error("preparing --dev: {0}")]
-    Dev(String),
-    /// No --nodes file, and no cluster to watch either.
-    #[error("{0} (or give --nodes FILE, or --assume-zones)")]
-    Cluster(crate::cluster::ClusterError),
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, ServeError> {
-    std::fs::read(path).map_err(|source| ServeError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn utf8(bytes: &[u8]) -> Result<&str, String> {
-    std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))
+    #[error("preparing --dev")]
+    Dev(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No --nodes file, and no cluster to watch either (give --nodes FILE, or --assume-zones).
+    #[error("watching the cluster's nodes (or give --nodes FILE, or --assume-zones)")]
+    Cluster(#[source] crate::cluster::ClusterError),
 }
 
 /// A bound, fully loaded server, not yet serving.
@@ -108,36 +82,15 @@ pub struct Server {
 impl Server {
     /// Loads the policy, the topology and the certificate, and binds both ports.
     pub async fn bind(args: &ServeArgs) -> Result<Server, ServeError> {
-        Server::bind_with(args, |state| state).await
-    }
-
-    /// As [`Server::bind`], letting the caller adjust the state first (a namespace cache,
-    /// readiness checks).
-    pub async fn bind_with(
-        args: &ServeArgs,
-        customize: impl FnOnce(State) -> State,
-    ) -> Result<Server, ServeError> {
         let (Some(cert_path), Some(key_path)) = (&args.tls_cert, &args.tls_key) else {
             return Err(ServeError::MissingTls);
         };
         let mut watched = Vec::new();
 
-        let (policy, policy_bytes) = match &args.config {
-            None => (Policy::default(), None),
-            Some(path) => {
-                let bytes = read(path)?;
-                let policy = utf8(&bytes)
-                    .map_err(|e| PolicyError::Invalid {
-                        field: "(file)",
-                        reason: e,
-                    })
-                    .and_then(Policy::from_yaml)
-                    .map_err(|source| ServeError::Policy {
-                        path: path.clone(),
-                        source,
-                    })?;
-                (policy, Some(bytes))
-            }
+        let policy_bytes = args.config.as_deref().map(load::read).transpose()?;
+        let policy = match (&args.config, &policy_bytes) {
+            (Some(path), Some(bytes)) => load::policy_from(path, bytes)?,
+            _ => Default::default(),
         };
         // Without a nodes file, the topology and the namespace labels come from the cluster.
         let cluster = match (&args.nodes, args.assume_zones) {
@@ -163,17 +116,17 @@ impl Server {
                     nodes.is_synced() && namespaces.is_synced()
                 });
         }
-        let state = Arc::new(customize(state));
+        let state = Arc::new(state);
 
         if let (Some(path), Some(bytes)) = (&args.config, policy_bytes) {
-            let s = state.clone();
+            let snapshots = state.snapshots.clone();
+            let file = path.clone();
             watched.push(Watched::new(
                 Reloaded::policy,
                 vec![path.clone()],
                 vec![bytes],
                 Box::new(move |files| {
-                    let policy = Policy::from_yaml(utf8(&files[0])?).map_err(|e| e.to_string())?;
-                    s.publish_policy(policy);
+                    snapshots.publish_policy(load::policy_from(&file, &files[0])?);
                     Ok(())
                 }),
             ));
@@ -186,41 +139,42 @@ impl Server {
                 // The first lists are a burst of garbage: purge it at once, then serve with
                 // the allocator's default (see `allocator`).
                 crate::allocator::purge_eagerly();
-                caches.spawn(client, state.clone(), metrics, args.topology_debounce);
+                caches.spawn(
+                    client,
+                    state.snapshots.clone(),
+                    metrics,
+                    args.topology_debounce,
+                );
                 tokio::spawn(async move {
-                    while !caches.synced() {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+                    caches.wait_synced().await;
                     crate::allocator::purge_lazily();
                 });
             }
             (None, None) => {
                 tracing::warn!("--assume-zones: deciding against the policy's assumedZones");
-                state.publish_assumed_topology();
+                state.snapshots.publish_assumed_topology();
             }
             (Some(path), _) => {
-                let bytes = read(path)?;
-                let nodes = load_nodes(&bytes).map_err(|source| ServeError::Nodes {
-                    path: path.clone(),
-                    source,
-                })?;
-                state.publish_nodes(Arc::new(nodes));
-                let s = state.clone();
+                let bytes = load::read(path)?;
+                state
+                    .snapshots
+                    .publish_nodes(&load::nodes_from(path, &bytes)?);
+                let snapshots = state.snapshots.clone();
+                let file = path.clone();
                 watched.push(Watched::new(
                     Reloaded::nodes,
                     vec![path.clone()],
                     vec![bytes],
                     Box::new(move |files| {
-                        let nodes = load_nodes(&files[0]).map_err(|e| e.to_string())?;
-                        s.publish_nodes(Arc::new(nodes));
+                        snapshots.publish_nodes(&load::nodes_from(&file, &files[0])?);
                         Ok(())
                     }),
                 ));
             }
         }
 
-        let cert_bytes = read(cert_path)?;
-        let key_bytes = read(key_path)?;
+        let cert_bytes = load::read(cert_path)?;
+        let key_bytes = load::read(key_path)?;
         let serving =
             tls::load_serving_cert(&cert_bytes, &key_bytes).map_err(|source| ServeError::Tls {
                 path: cert_path.clone(),
@@ -229,7 +183,7 @@ impl Server {
         state.metrics().certificate_expiry(serving.not_after);
         let resolver = Arc::new(CertResolver::new(&serving));
         let client_ca = match &args.client_ca {
-            Some(path) => Some((path, read(path)?)),
+            Some(path) => Some((path, load::read(path)?)),
             None => None,
         };
         let config = tls::server_config(resolver.clone(), client_ca.as_ref().map(|(_, b)| &b[..]))
@@ -239,7 +193,7 @@ impl Server {
                     .map_or(cert_path.clone(), |(p, _)| (*p).clone()),
                 source,
             })?;
-        state.set_certificate_loaded();
+        state.readiness.set_certificate_loaded(true);
         {
             let metrics = state.metrics().clone();
             watched.push(Watched::new(
@@ -247,8 +201,7 @@ impl Server {
                 vec![cert_path.clone(), key_path.clone()],
                 vec![cert_bytes, key_bytes],
                 Box::new(move |files| {
-                    let serving =
-                        tls::load_serving_cert(&files[0], &files[1]).map_err(|e| e.to_string())?;
+                    let serving = tls::load_serving_cert(&files[0], &files[1])?;
                     resolver.set(&serving);
                     metrics.certificate_expiry(serving.not_after);
                     Ok(())
@@ -341,7 +294,7 @@ impl Server {
             }
         }
 
-        state.begin_shutdown();
+        state.readiness.begin_shutdown();
         tracing::info!(grace = ?limits.shutdown_grace, "shutting down: not ready, still accepting during the grace period");
         let grace = tokio::time::sleep(limits.shutdown_grace);
         tokio::pin!(grace);
@@ -368,11 +321,6 @@ impl Server {
             Err(e) => Err(io::Error::other(e)),
         }
     }
-}
-
-fn load_nodes(bytes: &[u8]) -> Result<Vec<crate::engine::NodeInfo>, NodesError> {
-    let text = String::from_utf8_lossy(bytes);
-    parse_nodes(&text)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
@@ -454,25 +402,4 @@ impl Connections {
             }
         });
     }
-}
-
-/// `spreadguard serve`: builds the runtime, prepares `--dev` if asked, serves until SIGTERM.
-pub fn run(mut args: ServeArgs) -> anyhow::Result<i32> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let stop = shutdown::signal();
-        let dev = if args.dev {
-            Some(dev::prepare(&mut args)?)
-        } else {
-            None
-        };
-        let server = Server::bind(&args).await?;
-        if let Some(dev) = &dev {
-            dev.print(server.local_addr(), server.admin_addr());
-        }
-        server.run(stop).await?;
-        Ok(0)
-    })
 }

@@ -13,8 +13,11 @@ use std::time::Duration;
 
 use crate::metrics::{Metrics, Reloaded};
 
+/// Why new file contents were not applied.
+pub type ApplyError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Applies new file contents; `Err` keeps the old material.
-pub type Apply = Box<dyn Fn(&[Vec<u8>]) -> Result<(), String> + Send + Sync>;
+pub type Apply = Box<dyn Fn(&[Vec<u8>]) -> Result<(), ApplyError> + Send + Sync>;
 
 /// One set of files loaded together (a certificate and its key must change as a pair).
 pub struct Watched {
@@ -86,6 +89,7 @@ impl Watched {
                 metrics.reload(self.what, true);
             }
             Err(error) => {
+                let error = crate::errors::chain(&*error);
                 tracing::warn!(what = ?self.what, %error, "reload failed; keeping the current one");
                 metrics.reload(self.what, false);
             }

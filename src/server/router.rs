@@ -9,12 +9,15 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State as Extract};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use http_body_util::BodyExt;
 
 use super::state::State;
-use crate::metrics::Endpoint;
+use crate::engine::Endpoint;
 
 /// The admission router, without any transport: tests drive it with `oneshot`.
 pub fn router(state: Arc<State>) -> Router {
@@ -26,11 +29,11 @@ pub fn router(state: Arc<State>) -> Router {
 }
 
 async fn mutate(Extract(state): Extract<Arc<State>>, request: Request) -> Response {
-    handle(Endpoint::mutate, &state, request).await
+    handle(Endpoint::Mutate, &state, request).await
 }
 
 async fn validate(Extract(state): Extract<Arc<State>>, request: Request) -> Response {
-    handle(Endpoint::validate, &state, request).await
+    handle(Endpoint::Validate, &state, request).await
 }
 
 async fn not_found() -> Response {
@@ -47,22 +50,39 @@ async fn handle(endpoint: Endpoint, state: &State, request: Request) -> Response
             "Content-Type must be application/json",
         );
     }
-    let limit = state.max_body_bytes;
+    let limit = state.http.max_body_bytes;
+    let h2 = request.version() == Version::HTTP_2;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let mut body = request.into_body();
     if declared.is_some_and(|n| n > limit as u64) {
-        return too_large(limit);
+        return too_large(limit, h2.then_some(body), state.http.body_read_timeout);
     }
     // A deadline on the whole body: a client trickling it would otherwise hold its
     // connection (and one of the bounded connection slots) for as long as it likes.
-    let read = axum::body::to_bytes(request.into_body(), limit);
-    let body = match tokio::time::timeout(state.body_read_timeout, read).await {
-        Ok(Ok(body)) => body,
-        // Over the limit, or the client went away mid-body: either way nobody gets a review.
-        Ok(Err(_)) => return too_large(limit),
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue; // trailers
+            };
+            if buf.len() + data.len() > limit {
+                return Ok(false);
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok::<_, axum::Error>(true)
+    };
+    match tokio::time::timeout(state.http.body_read_timeout, read).await {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => {
+            return too_large(limit, h2.then_some(body), state.http.body_read_timeout);
+        }
+        // The client went away mid-body: nobody is waiting for a review.
+        Ok(Err(_)) => return error(StatusCode::BAD_REQUEST, "request body ended early"),
         Err(_) => {
             let mut response = error(
                 StatusCode::REQUEST_TIMEOUT,
@@ -73,10 +93,11 @@ async fn handle(endpoint: Endpoint, state: &State, request: Request) -> Response
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return response;
         }
-    };
+    }
+    let body = buf;
     match state.review(endpoint, &body) {
         Ok(review) => json(StatusCode::OK, Bytes::from(review)),
-        Err(bad) => error(StatusCode::BAD_REQUEST, &bad.to_string()),
+        Err(bad) => error(StatusCode::BAD_REQUEST, &crate::errors::chain(&bad)),
     }
 }
 
@@ -88,11 +109,29 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
-fn too_large(limit: usize) -> Response {
-    error(
+/// Answers 413 Payload Too Large. Over HTTP/1.1 the connection then closes. Over HTTP/2 the
+/// rest of the body is read and thrown away (for at most `deadline`): some clients (Python's
+/// h2, for one) only read the answer once they have sent the whole body, and would otherwise
+/// wait for flow-control credit that never comes. Nothing is kept, so this costs no memory.
+fn too_large(limit: usize, unread_h2: Option<Body>, deadline: Duration) -> Response {
+    let mut response = error(
         StatusCode::PAYLOAD_TOO_LARGE,
         &format!("request body larger than {limit} bytes"),
-    )
+    );
+    match unread_h2 {
+        Some(mut body) => {
+            tokio::spawn(async move {
+                let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+                let _ = tokio::time::timeout(deadline, drain).await;
+            });
+        }
+        None => {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    response
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response {

@@ -22,21 +22,21 @@ use rustls::{RootCertStore, ServerConfig};
 pub enum TlsError {
     #[error("{what}: no PEM certificate found")]
     NoCertificate { what: &'static str },
-    #[error("{what}: not a PEM certificate chain: {source}")]
+    #[error("{what}: not a PEM certificate chain")]
     Certificate {
         what: &'static str,
         #[source]
         source: rustls::pki_types::pem::Error,
     },
-    #[error("private key: not a PEM private key: {0}")]
+    #[error("private key: not a PEM private key")]
     Key(#[source] rustls::pki_types::pem::Error),
-    #[error("certificate and key do not belong together, or the key is unusable: {0}")]
+    #[error("certificate and key do not belong together, or the key is unusable")]
     Mismatch(#[source] rustls::Error),
     #[error("certificate: cannot read its validity: {0}")]
     Validity(String),
     #[error("client CA bundle: {0}")]
     ClientCa(String),
-    #[error("TLS configuration: {0}")]
+    #[error("TLS configuration")]
     Config(#[source] rustls::Error),
 }
 

@@ -17,6 +17,8 @@ import helm_python as helm
 import pytest
 import yaml
 
+from fake_apiserver import VAP_KINDS, FakeApiServer
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "spreadguard"
 RELEASE = "spreadguard"
@@ -65,6 +67,37 @@ CASES: dict[str, dict[str, Any]] = {
         "monitoring": {
             "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
             "prometheusRule": {"enabled": True},
+        }
+    },
+    "extensions": {
+        "webhooks": {
+            "optOutLabel": "spreadguard.io/ignore",
+            "optOutUnrestricted": True,
+            "extraObjectSelector": {
+                "matchLabels": {"spreadguard.io/judged": "true"},
+                "matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["platform"]}],
+            },
+            "extraMatchConditions": [{"name": "skip-batch-namespaces",
+                                      "expression": '!request.namespace.startsWith("batch-")'}],
+            "skipControllerOwnedKinds": {
+                "replicaSets": [{"apiGroup": "apps", "kind": "Deployment"},
+                                {"apiGroup": "argoproj.io", "kind": "Rollout"}],
+                "pods": [{"apiGroup": "apps", "kind": "ReplicaSet"},
+                         {"apiGroup": "apps", "kind": "StatefulSet"},
+                         {"apiGroup": "apps.kruise.io", "kind": "CloneSet"}],
+            },
+        }
+    },
+    "fail-closed": {
+        "webhooks": {"mutating": {"failurePolicy": "Fail"}, "validating": {"failurePolicy": "Fail"}},
+        "monitoring": {"prometheusRule": {"enabled": True}},
+    },
+    "network-policy": {
+        "networkPolicy": {
+            "enabled": True,
+            "webhookFrom": [{"ipBlock": {"cidr": "10.0.0.0/24"}}],
+            "metricsFrom": [{"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": "monitoring"}}}],
         }
     },
     "production": {
@@ -147,6 +180,33 @@ class Rendered:
         return hook
 
 
+# === label selectors, evaluated like the API server does ===
+
+
+def selector_matches(selector: dict | None, labels: dict[str, str]) -> bool:
+    if selector is None:
+        return True
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def namespace_labels(name: str, **labels: str) -> dict[str, str]:
+    """A namespace's labels, including the one the API server sets on every namespace."""
+    return {"kubernetes.io/metadata.name": name, **labels}
+
+
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in override.items():
@@ -175,6 +235,33 @@ def render(chart):
             manifests = chart.render(values or {}, name=name, namespace=namespace,
                                      is_install=True)
             cache[key] = Rendered(manifests, namespace, name)
+        return cache[key]
+
+    return _render
+
+
+@pytest.fixture(scope="session")
+def render_on_cluster(chart):
+    """render_on_cluster(values, vap=True, kube=...) -> Rendered, as `helm install
+    --dry-run=server` renders it against a cluster: `.Capabilities` come from the fake API
+    server's discovery (with or without the ValidatingAdmissionPolicy API), `lookup` asks
+    it. Raises helm.HelmError when the chart refuses to render. Cached per arguments."""
+    cache: dict[tuple[str, bool, str], Rendered] = {}
+
+    def _render(values: dict[str, Any] | None = None, *, vap: bool = True,
+                kube: str = "v1.33.0") -> Rendered:
+        key = (yaml.safe_dump(values or {}, sort_keys=True), vap, kube)
+        if key not in cache:
+            cluster = FakeApiServer(version=kube,
+                                    without_kinds=frozenset() if vap else frozenset(VAP_KINDS))
+            try:
+                with helm.Config(kubeconfig_content=cluster.kubeconfig,
+                                 namespace=NAMESPACE) as config:
+                    release = config.install(chart, RELEASE, values or {}, namespace=NAMESPACE,
+                                             dry_run="server")
+            finally:
+                cluster.close()
+            cache[key] = Rendered({"manifest": release["manifest"]}, NAMESPACE, RELEASE)
         return cache[key]
 
     return _render

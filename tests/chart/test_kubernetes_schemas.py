@@ -16,7 +16,7 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 
-from conftest import CASES, CHART, CRD_GROUPS, NAMESPACE
+from conftest import CASES, CHART, CRD_GROUPS, NAMESPACE, deep_merge
 
 KUBE_VERSIONS = ["1.33.0", kubernetes_validate.latest_version()]
 
@@ -25,10 +25,23 @@ def is_custom_resource(obj: dict) -> bool:
     return obj["apiVersion"].split("/")[0] in CRD_GROUPS
 
 
-@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
-def test_every_object_matches_the_kubernetes_schema(case, kube_version):
-    checked = 0
-    for obj in case.objects:
+# Values that render only on a cluster serving the ValidatingAdmissionPolicy API (an opt-out
+# label), rendered as `helm install --dry-run=server` against the fake API server.
+CLUSTER_CASES = {
+    "opt-out-label": {"webhooks": {
+        "optOutLabel": "spreadguard.io/ignore",
+        "optOutAllowedServiceAccounts": ["system:serviceaccount:ci:deployer"]}},
+    "opt-out-label-production": deep_merge(CASES["production"], {
+        "webhooks": {"optOutLabel": "example.com/skip-ha", "optOutAllowedGroups": [
+            "platform-admins"]},
+        "networkPolicy": CASES["network-policy"]["networkPolicy"]}),
+}
+
+
+def validate_all(rendered, kube_version: str) -> set[str]:
+    """Validates every built-in object; returns the kinds checked."""
+    kinds = set()
+    for obj in rendered.objects:
         if is_custom_resource(obj):
             continue
         name = f"{obj['kind']}/{obj['metadata']['name']}"
@@ -37,10 +50,23 @@ def test_every_object_matches_the_kubernetes_schema(case, kube_version):
         except kubernetes_validate.ValidationError as err:
             path = "/".join(str(p) for p in err.path)
             pytest.fail(f"{name} is invalid for Kubernetes {kube_version} at {path}: {err.message}")
-        checked += 1
+        kinds.add(obj["kind"])
+    return kinds
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+def test_every_object_matches_the_kubernetes_schema(case, kube_version):
+    kinds = validate_all(case, kube_version)
     # Deployment, Service, ServiceAccount, ClusterRole, ClusterRoleBinding, ConfigMap,
     # PDB and the two webhook configurations at the least.
-    assert checked >= 9
+    assert len(kinds) >= 9
+
+
+@pytest.mark.parametrize("name", sorted(CLUSTER_CASES))
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+def test_the_opt_out_policy_matches_the_kubernetes_schema(render_on_cluster, name, kube_version):
+    kinds = validate_all(render_on_cluster(CLUSTER_CASES[name]), kube_version)
+    assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= kinds
 
 
 def test_newest_schema_version_is_newer_than_the_floor():

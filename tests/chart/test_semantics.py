@@ -14,9 +14,11 @@ import re
 import shutil
 import subprocess
 
+import helm_python as helm
 import pytest
 
-from conftest import CASES, EXAMPLE_CA_PEM, NAMESPACE, RELEASE
+from conftest import (CASES, EXAMPLE_CA_PEM, NAMESPACE, RELEASE, REPO, namespace_labels,
+                      selector_matches)
 
 WEBHOOK_KINDS = {
     "MutatingWebhookConfiguration": "/mutate",
@@ -24,46 +26,6 @@ WEBHOOK_KINDS = {
 }
 SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease"}
 OPT_OUT = "spreadguard.io/ignore"
-
-# Series the server exports (src/metrics.rs) plus Prometheus' own `up`. test_server.py
-# checks the alerts against a running server's /metrics as well.
-KNOWN_SERIES = {
-    "up",
-    "spreadguard_admission_requests_total",
-    "spreadguard_admission_duration_seconds_bucket",
-    "spreadguard_findings_total",
-    "spreadguard_topology_zones",
-    "spreadguard_certificate_expiry_timestamp_seconds",
-    "spreadguard_reloads_total",
-}
-
-
-# === label selectors, evaluated like the API server does ===
-
-
-def selector_matches(selector: dict | None, labels: dict[str, str]) -> bool:
-    if selector is None:
-        return True
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
-def namespace_labels(name: str, **labels: str) -> dict[str, str]:
-    """A namespace's labels, including the one the API server sets on every namespace."""
-    return {"kubernetes.io/metadata.name": name, **labels}
-
 
 def intercepted_namespaces(hook: dict, namespaces: dict[str, dict[str, str]]) -> set[str]:
     return {n for n, labels in namespaces.items()
@@ -195,32 +157,117 @@ def test_policy_file_carries_the_scope_and_exemptions(case):
     assert SYSTEM_NAMESPACES | {case.namespace} <= set(policy["exemptNamespaces"])
 
 
+@pytest.mark.parametrize("name", [n for n in sorted(CASES)
+                                  if "optOutLabel" not in CASES[n].get("webhooks", {})])
 @pytest.mark.parametrize("kind", sorted(WEBHOOK_KINDS))
-def test_objects_can_opt_out_and_the_chart_opts_its_own_pods_out(case, kind):
-    selector = case.webhook(kind)["objectSelector"]
-    assert not selector_matches(selector, {OPT_OUT: "true", "app": "web"})
-    assert selector_matches(selector, {"app": "web"})
-    assert selector_matches(selector, {})
+def test_no_label_exempts_an_object_by_default(render, name, kind):
+    rendered = render(CASES[name])
+    selector = rendered.webhook(kind)["objectSelector"]
+    assert selector == {}
+    assert not rendered.has("ValidatingAdmissionPolicy")
+
+
+def test_the_chart_needs_no_opt_out_label_for_itself(case):
+    """Its namespace is never intercepted (test_cel.py shows it for every kind)."""
     deployment = case.deployment
-    assert not selector_matches(selector, deployment["metadata"]["labels"])
-    assert not selector_matches(selector, deployment["spec"]["template"]["metadata"]["labels"])
+    for labels in (deployment["metadata"]["labels"],
+                   deployment["spec"]["template"]["metadata"]["labels"]):
+        assert not any("ignore" in key for key in labels)
+
+
+def test_an_unrestricted_opt_out_label_renders_without_a_policy(render):
+    rendered = render({"webhooks": {"optOutLabel": OPT_OUT, "optOutUnrestricted": True}})
+    for kind in WEBHOOK_KINDS:
+        selector = rendered.webhook(kind)["objectSelector"]
+        assert not selector_matches(selector, {OPT_OUT: "true"})
+        assert selector_matches(selector, {OPT_OUT: "false"})
+        assert selector_matches(selector, {})
+    assert not rendered.has("ValidatingAdmissionPolicy")
+    assert not rendered.has("ValidatingAdmissionPolicyBinding")
 
 
 @pytest.mark.parametrize("kind", sorted(WEBHOOK_KINDS))
-def test_controller_owned_pods_are_skipped_with_cel(case, kind):
-    (condition,) = case.webhook(kind)["matchConditions"]
-    expr = " ".join(condition["expression"].split())
-    assert condition["name"] == "skip-controller-owned-pods"
-    # Workload kinds always match; Pods only without a controller owner reference.
-    assert 'request.resource.resource != "pods"' in expr
-    assert "object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller)" in expr
-    assert expr.count("(") == expr.count(")")
+def test_objects_of_judged_controllers_are_skipped_with_cel(case, kind):
+    """The names and shape; test_cel.py evaluates the expressions."""
+    conditions = case.webhook(kind)["matchConditions"]
+    assert [c["name"] for c in conditions][:2] == ["skip-controller-owned-replicasets",
+                                                  "skip-controller-owned-pods"]
+    for condition in conditions[:2]:
+        assert "has(r.controller) && r.controller" in condition["expression"]
 
 
-def test_match_conditions_can_be_turned_off(render):
-    rendered = render({"webhooks": {"skipControllerOwnedPods": False}})
+def test_extensions_are_appended_to_the_chart_selector_and_conditions(render):
+    rendered = render(CASES["extensions"])
     for kind in WEBHOOK_KINDS:
-        assert "matchConditions" not in rendered.webhook(kind)
+        hook = rendered.webhook(kind)
+        assert hook["objectSelector"] == {
+            "matchLabels": {"spreadguard.io/judged": "true"},
+            "matchExpressions": [{"key": OPT_OUT, "operator": "NotIn", "values": ["true"]},
+                                 {"key": "team", "operator": "NotIn", "values": ["platform"]}]}
+        names = [c["name"] for c in hook["matchConditions"]]
+        assert names == ["skip-controller-owned-replicasets", "skip-controller-owned-pods",
+                         "skip-batch-namespaces"]
+        assert hook["matchConditions"][-1]["expression"] == \
+            CASES["extensions"]["webhooks"]["extraMatchConditions"][0]["expression"]
+
+
+def test_an_extra_condition_may_not_take_a_chart_name(chart):
+    with pytest.raises(helm.HelmError) as err:
+        chart.render({"webhooks": {"extraMatchConditions": [
+            {"name": "skip-controller-owned-pods", "expression": "true"}]}},
+            name=RELEASE, namespace=NAMESPACE)
+    assert "used by the chart's own matchConditions" in str(err.value)
+
+
+# === the opt-out label's ValidatingAdmissionPolicy ===
+
+
+def test_an_opt_out_label_comes_with_a_policy_on_clusters_that_have_the_api(render_on_cluster):
+    rendered = render_on_cluster({"webhooks": {"optOutLabel": OPT_OUT}})
+    policy = rendered.one("ValidatingAdmissionPolicy")
+    binding = rendered.one("ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"] == \
+        f"{RELEASE}-opt-out-label"
+    # It never judges spreadguard's own namespace or the system namespaces.
+    selector = policy["spec"]["matchConstraints"]["namespaceSelector"]
+    for namespace in SYSTEM_NAMESPACES | {NAMESPACE}:
+        assert not selector_matches(selector, namespace_labels(namespace))
+    assert selector_matches(selector, namespace_labels("shop"))
+    for kind in WEBHOOK_KINDS:
+        assert not selector_matches(rendered.webhook(kind)["objectSelector"], {OPT_OUT: "true"})
+    (validation,) = policy["spec"]["validations"]
+    assert validation["message"] == (
+        f"the label {OPT_OUT} exempts a workload from spreadguard: only members of "
+        "system:masters may set, change or remove it (on the workload or its pod template)")
+
+
+@pytest.mark.parametrize("where", ["offline", "cluster"])
+def test_an_opt_out_label_is_refused_without_the_policy_api(chart, render_on_cluster, where):
+    values = {"webhooks": {"optOutLabel": OPT_OUT}}
+    with pytest.raises(helm.HelmError) as err:
+        if where == "offline":
+            # helm template without --api-versions: Helm's default capabilities name group
+            # versions only, never the ValidatingAdmissionPolicy kind.
+            chart.render(values, name=RELEASE, namespace=NAMESPACE)
+        else:
+            render_on_cluster(values, vap=False)
+    message = str(err.value)
+    assert f'webhooks.optOutLabel "{OPT_OUT}" needs the ValidatingAdmissionPolicy API' in message
+    assert "webhooks.optOutUnrestricted=true" in message
+    assert "--api-versions admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy" in message
+    # Accepting the risk renders, on the same cluster.
+    unrestricted = {"webhooks": {"optOutLabel": OPT_OUT, "optOutUnrestricted": True}}
+    assert not render_on_cluster(unrestricted, vap=False).has("ValidatingAdmissionPolicy")
+    # Without an opt-out label nothing needs the API.
+    assert render_on_cluster({}, vap=False).has("ValidatingWebhookConfiguration")
+
+
+def test_the_capabilities_come_from_the_cluster(render_on_cluster):
+    """Guards the test above: the fake's discovery really decides what Helm sees."""
+    values = {"webhooks": {"optOutLabel": OPT_OUT}}
+    assert render_on_cluster(values, vap=True).has("ValidatingAdmissionPolicy")
+    with pytest.raises(helm.HelmError):
+        render_on_cluster(values, vap=False)
 
 
 # === certificates ===
@@ -402,10 +449,87 @@ def test_restricted_pod_security(case):
         assert port["containerPort"] >= 1024
 
 
-def test_priority_class_is_optional(render):
-    assert "priorityClassName" not in render({}).pod_spec
-    rendered = render({"priorityClassName": "system-cluster-critical"})
+def test_no_priority_class_while_both_webhooks_fail_open(render):
+    rendered = render({})
+    assert "priorityClassName" not in rendered.pod_spec
+    assert not rendered.has("ResourceQuota")
+
+
+@pytest.mark.parametrize("mutating,validating", [("Fail", "Ignore"), ("Ignore", "Fail"),
+                                                 ("Fail", "Fail")])
+def test_fail_closed_webhook_pods_are_system_cluster_critical(render, mutating, validating):
+    rendered = render({"webhooks": {"mutating": {"failurePolicy": mutating},
+                                    "validating": {"failurePolicy": validating}}})
     assert rendered.pod_spec["priorityClassName"] == "system-cluster-critical"
+    # Clusters that admit critical pods only under a quota scoped to the class (GKE's
+    # default) admit these: two replicas, a rollout's surge pod, pods still terminating.
+    quota = rendered.one("ResourceQuota")
+    assert quota["metadata"]["namespace"] == NAMESPACE
+    assert quota["spec"]["scopeSelector"] == {"matchExpressions": [
+        {"scopeName": "PriorityClass", "operator": "In", "values": ["system-cluster-critical"]}]}
+    assert quota["spec"]["hard"] == {"pods": "6"}
+    assert list(quota["spec"]) == ["hard", "scopeSelector"]  # limits nothing else
+
+
+@pytest.mark.parametrize("values,expected_class,quota", [
+    ({"priorityClassName": "", "webhooks": {"validating": {"failurePolicy": "Fail"}}}, None,
+     False),
+    ({"priorityClassName": "platform-critical"}, "platform-critical", False),
+    ({"priorityClassName": "system-node-critical"}, "system-node-critical", True),
+    ({"priorityClassName": "system-cluster-critical", "priorityClassQuota": {"create": False}},
+     "system-cluster-critical", False),
+    ({"priorityClassName": "system-cluster-critical", "replicaCount": 3},
+     "system-cluster-critical", True),
+], ids=["none-despite-fail", "own-class", "node-critical", "no-quota", "three-replicas"])
+def test_priority_class_can_be_chosen(render, values, expected_class, quota):
+    rendered = render(values)
+    assert rendered.pod_spec.get("priorityClassName") == expected_class
+    assert rendered.has("ResourceQuota") is quota
+    if quota:
+        quota_object = rendered.one("ResourceQuota")
+        assert quota_object["spec"]["scopeSelector"]["matchExpressions"][0]["values"] == \
+            [expected_class]
+        replicas = rendered.deployment["spec"]["replicas"]
+        surge = rendered.deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+        assert int(quota_object["spec"]["hard"]["pods"]) >= 2 * replicas + surge
+
+
+# === NetworkPolicy ===
+
+
+def test_network_policy_is_off_by_default(render):
+    assert not render({}).has("NetworkPolicy")
+
+
+def test_network_policy_lets_only_the_given_peers_reach_each_port(render):
+    rendered = render(CASES["network-policy"])
+    policy = rendered.one("NetworkPolicy")["spec"]
+    assert selector_matches(policy["podSelector"],
+                            rendered.deployment["spec"]["template"]["metadata"]["labels"])
+    assert policy["policyTypes"] == ["Ingress"]  # egress stays open: the pods watch the API
+    ports = {p["name"]: p["containerPort"] for p in rendered.container["ports"]}
+    webhook, admin = policy["ingress"]
+    assert webhook["ports"] == [{"port": ports["https"], "protocol": "TCP"}]
+    assert webhook["from"] == CASES["network-policy"]["networkPolicy"]["webhookFrom"]
+    assert admin["ports"] == [{"port": ports["admin"], "protocol": "TCP"}]
+    assert admin["from"] == CASES["network-policy"]["networkPolicy"]["metricsFrom"]
+    # The Service's webhook port targets the port the policy opens.
+    (https,) = [p for p in rendered.service["spec"]["ports"] if p["name"] == "https"]
+    assert ports[https["targetPort"]] == ports["https"]
+
+
+def test_network_policy_leaves_the_admin_port_open_without_metrics_peers(render):
+    rendered = render({"networkPolicy": {"enabled": True, "webhookFrom": [
+        {"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]}})
+    webhook, admin = rendered.one("NetworkPolicy")["spec"]["ingress"]
+    assert "from" not in admin  # any source: kubelet probes and scrapers keep working
+    assert len(webhook["from"]) == 2
+
+
+def test_network_policy_needs_the_api_server_peers(chart):
+    with pytest.raises(helm.HelmError) as err:
+        chart.render({"networkPolicy": {"enabled": True}}, name=RELEASE, namespace=NAMESPACE)
+    assert "networkPolicy.enabled needs networkPolicy.webhookFrom" in str(err.value)
 
 
 def test_server_arguments_point_at_the_mounted_files(case):
@@ -471,27 +595,6 @@ def test_service_monitor_scrapes_the_admin_port(render):
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
-def test_prometheus_rule_has_the_four_alerts_on_real_series(render):
-    rendered = render(CASES["monitoring"])
-    (group,) = rendered.one("PrometheusRule")["spec"]["groups"]
-    alerts = {r["alert"]: r for r in group["rules"]}
-    assert set(alerts) == {"SpreadguardWebhookUnavailable", "SpreadguardCertificateExpiringSoon",
-                           "SpreadguardTopologyCollapsed", "SpreadguardDenialSurge"}
-    job = f'job="{rendered.service["metadata"]["name"]}", namespace="{NAMESPACE}"'
-    for name, rule in alerts.items():
-        expr = rule["expr"]
-        assert job in expr, name
-        series = set(re.findall(r"\b([a-z_]+)\{", expr))
-        assert series and series <= KNOWN_SERIES, (name, series - KNOWN_SERIES)
-        assert expr.count("(") == expr.count(")"), name
-        assert rule["labels"]["severity"]
-        assert rule["annotations"]["summary"] and rule["annotations"]["runbook_url"]
-        assert re.fullmatch(r"\d+[smh]", rule["for"]), name
-    assert "< 14 * 86400" in alerts["SpreadguardCertificateExpiringSoon"]["expr"]
-    assert "< 2" in alerts["SpreadguardTopologyCollapsed"]["expr"]
-    assert 'decision="denied"' in alerts["SpreadguardDenialSurge"]["expr"]
-
-
 # === NOTES.txt ===
 
 
@@ -505,3 +608,35 @@ def test_chart_version_bump_alone_does_not_roll_the_pods(chart, render):
     labels = render({}).deployment["spec"]["template"]["metadata"]["labels"]
     assert "helm.sh/chart" not in labels
     assert labels["app.kubernetes.io/version"] == chart.metadata["appVersion"]
+
+
+def test_notes_and_the_guide_agree_on_reusing_values(render):
+    """NOTES.txt and docs/operations.md give the same advice: --reset-then-reuse-values,
+    never --reuse-values, which keeps the previous chart's defaults."""
+    notes = render({}).notes
+    commands = [line.strip() for line in notes.splitlines()
+                if line.strip().startswith("helm upgrade")]
+    assert len(commands) == 2
+    assert all("--reset-then-reuse-values" in c for c in commands)
+    guide = (REPO / "docs" / "operations.md").read_text()
+    guide_commands = re.findall(r"^\s*(?:\d\. `)?(helm upgrade[^\n`]*)", guide, re.M)
+    assert len(guide_commands) >= 5
+    for command in guide_commands:
+        assert not re.search(r"--reuse-values\b", command), command
+
+
+def test_the_guide_links_only_to_its_own_headings():
+    guide = (REPO / "docs" / "operations.md").read_text()
+    headings = {re.sub(r"[^\w\- ]", "", h.strip().lower().replace("`", "")).replace(" ", "-")
+                for h in re.findall(r"^#+ (.+)$", guide, re.M)}
+    links = set(re.findall(r"\]\(#([^)]+)\)", guide))
+    assert links and links <= headings, links - headings
+
+
+def test_existing_secret_mode_takes_several_cas_for_a_rotation(render):
+    """Step 1 of a CA change (docs/operations.md, rotating certificates): both CAs."""
+    other = EXAMPLE_CA_PEM.replace("MIIBdzCCAR2g", "MIIBdzCCAR3g")
+    rendered = render({"certificates": {"mode": "existingSecret", "existingSecret": {
+        "name": "my-serving-cert", "caBundle": other + EXAMPLE_CA_PEM}}})
+    (bundle,) = ca_bundles(rendered)
+    assert base64.b64decode(bundle).decode() == other + EXAMPLE_CA_PEM

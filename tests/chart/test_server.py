@@ -25,7 +25,10 @@ import uuid
 
 import pytest
 
+from alerts import CLUSTER_ONLY_SERIES, PENDING_IN_BINARY, parse
 from conftest import NAMESPACE, RELEASE, REPO, spreadguard_bin
+
+METRICS_SOURCE = (REPO / "src" / "metrics.rs").read_text()
 
 VALUES = {"scope": "clusterWide", "certificates": {"mode": "helm"},
           "monitoring": {"serviceMonitor": {"enabled": True},
@@ -187,26 +190,71 @@ def test_mutate_injects_spread(pod):
     assert any("topologySpreadConstraints" in op["path"] for op in patch)
 
 
+def exposition(pod) -> tuple[set[str], list[tuple[str, dict[str, str]]]]:
+    """The server's /metrics: every family it declares (# TYPE, samples or not) and every
+    sample as (series name, labels)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{pod.admin}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    declared: set[str] = set()
+    samples: list[tuple[str, dict[str, str]]] = []
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            name, kind = line.split()[2:4]
+            suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
+            declared |= {name + s for s in suffixes.get(kind, [""])} if not name.endswith(
+                "_total") else {name}
+        elif line and not line.startswith("#"):
+            match = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s", line)
+            labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(3) or ""))
+            samples.append((match.group(1), labels))
+            declared.add(match.group(1))
+    return declared, samples
+
+
 def test_every_alert_queries_series_the_server_exports(pod):
+    """Every series and label matcher of the PrometheusRule against the live /metrics. What
+    the lead's Rust half of issue 17 adds (alerts.PENDING_IN_BINARY) is skipped while it is
+    missing, and fails the test once it exists, so that the list is emptied as it lands."""
     # Make sure the request counter has a denied and an allowed sample on /validate.
     call_webhook(pod, "/validate", review(replicas=1))
     call_webhook(pod, "/validate", review(replicas=3))
-    with urllib.request.urlopen(f"http://127.0.0.1:{pod.admin}/metrics", timeout=5) as r:
-        metrics = r.read().decode()
-    samples = [line for line in metrics.splitlines() if line and not line.startswith("#")]
-    exported = {re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", s).group(0) for s in samples}
+    declared, samples = exposition(pod)
 
+    pending, landed = set(), set()
     (group,) = pod.rendered.one("PrometheusRule")["spec"]["groups"]
     for rule in group["rules"]:
-        for name, labels in re.findall(r"\b(spreadguard_[a-z_]+)\{([^}]*)\}", rule["expr"]):
-            assert name in exported, (rule["alert"], name)
-            # Every label matcher other than job/namespace (added by Prometheus) must
-            # match some sample of that series.
-            wanted = [m for m in re.findall(r'(\w+)="([^"]*)"', labels)
-                      if m[0] not in ("job", "namespace")]
-            lines = [s for s in samples if s.startswith(name + "{") or s.startswith(name + " ")]
-            for key, value in wanted:
-                assert any(f'{key}="{value}"' in s for s in lines), (rule["alert"], key, value)
+        for selector in parse(rule["expr"]).selectors:
+            if not selector.name.startswith("spreadguard_"):
+                continue  # the API server's own series (checked in test_alerts.py)
+            if selector.name in CLUSTER_ONLY_SERIES and selector.name not in declared:
+                # No cluster here (--nodes): the family stays empty and is not exposed.
+                assert f'"{CLUSTER_ONLY_SERIES[selector.name]}"' in METRICS_SOURCE
+                continue
+            if selector.name not in declared:
+                assert (selector.name, None) in PENDING_IN_BINARY, (rule["alert"], selector.name)
+                pending.add((selector.name, None))
+                continue
+            if (selector.name, None) in PENDING_IN_BINARY:
+                landed.add((selector.name, None))
+            lines = [labels for name, labels in samples if name == selector.name]
+            for label, op, value in selector.matchers:
+                if label in ("job", "namespace"):
+                    continue  # added by Prometheus from the target
+                if not any(label in labels for labels in lines):
+                    assert (selector.name, label) in PENDING_IN_BINARY, \
+                        (rule["alert"], selector.name, label)
+                    pending.add((selector.name, label))
+                    continue
+                if (selector.name, label) in PENDING_IN_BINARY:
+                    landed.add((selector.name, label))
+                if op == "=":
+                    assert any(labels.get(label) == value for labels in lines), \
+                        (rule["alert"], selector.name, label, value)
+    assert not landed, f"the binary exports these now: remove them from PENDING_IN_BINARY: {landed}"
+    if pending:
+        pytest.xfail("the binary does not export yet: " + ", ".join(
+            f"{name}{'{' + label + '}' if label else ''} ({PENDING_IN_BINARY[(name, label)]})"
+            for name, label in sorted(pending, key=str)))
 
 
 def test_sigterm_drains_within_the_termination_grace_period(pod):

@@ -50,6 +50,68 @@ BAD_VALUES = {
     "monitoring typo": ({"monitoring": {"serviceMonitors": {"enabled": True}}},
                         "additional properties 'serviceMonitors' not allowed"),
     "log format": ({"logFormat": "logfmt"}, "/logFormat': value must be one of"),
+    "opt-out label with a space": ({"webhooks": {"optOutLabel": "spreadguard io/ignore"}},
+                                   "/webhooks/optOutLabel'"),
+    "opt-out service account not a username": (
+        {"webhooks": {"optOutAllowedServiceAccounts": ["ci:deployer"]}},
+        "/webhooks/optOutAllowedServiceAccounts/0'"),
+    "opt-out group empty": ({"webhooks": {"optOutAllowedGroups": [""]}},
+                            "/webhooks/optOutAllowedGroups/0'"),
+    "the old skipControllerOwnedPods": ({"webhooks": {"skipControllerOwnedPods": False}},
+                                        "additional properties 'skipControllerOwnedPods'"),
+    "owner kind without its group": (
+        {"webhooks": {"skipControllerOwnedKinds": {"pods": [{"kind": "CloneSet"}]}}},
+        "missing property 'apiGroup'"),
+    "owner kind in lower case": (
+        {"webhooks": {"skipControllerOwnedKinds": {"replicaSets": [
+            {"apiGroup": "argoproj.io", "kind": "rollout"}]}}},
+        "/webhooks/skipControllerOwnedKinds/replicaSets/0/kind'"),
+    "owner list for another resource": (
+        {"webhooks": {"skipControllerOwnedKinds": {"jobs": []}}},
+        "additional properties 'jobs' not allowed"),
+    "extra condition without an expression": (
+        {"webhooks": {"extraMatchConditions": [{"name": "x"}]}},
+        "missing property 'expression'"),
+    "extra condition name with a space": (
+        {"webhooks": {"extraMatchConditions": [{"name": "skip batch", "expression": "true"}]}},
+        "/webhooks/extraMatchConditions/0/name'"),
+    "too many extra conditions": (
+        {"webhooks": {"extraMatchConditions": [{"name": f"c{i}", "expression": "true"}
+                                               for i in range(63)]}},
+        "/webhooks/extraMatchConditions': maxItems"),
+    "extra selector operator": (
+        {"webhooks": {"extraObjectSelector": {"matchExpressions": [
+            {"key": "team", "operator": "Equals", "values": ["x"]}]}}},
+        "/webhooks/extraObjectSelector/matchExpressions/0/operator'"),
+    "priority class name": ({"priorityClassName": "System_Critical"}, "/priorityClassName'"),
+    "network peer typo": ({"networkPolicy": {"enabled": True, "webhookFrom": [
+        {"ipblock": {"cidr": "10.0.0.0/8"}}]}}, "additional properties 'ipblock' not allowed"),
+    "network peer without a CIDR": ({"networkPolicy": {"webhookFrom": [{"ipBlock": {}}]}},
+                                    "missing property 'cidr'"),
+    "previous CA kept for a negative time": (
+        {"certificates": {"helm": {"keepPreviousCAMinutes": -1}}},
+        "/certificates/helm/keepPreviousCAMinutes': minimum"),
+    "API server selector without quotes": (
+        {"monitoring": {"prometheusRule": {"apiServerSelector": "job=apiserver"}}},
+        "/monitoring/prometheusRule/apiServerSelector'"),
+}
+
+GOOD_VALUES = {
+    "guarded opt-out label": {"webhooks": {
+        "optOutLabel": "example.com/skip-ha-checks",
+        "optOutAllowedGroups": ["platform-admins", "oidc:sre"],
+        "optOutAllowedServiceAccounts": ["system:serviceaccount:argocd:argocd-application-controller"]}},
+    "argo rollouts and kruise": {"webhooks": {"skipControllerOwnedKinds": {
+        "replicaSets": [{"apiGroup": "apps", "kind": "Deployment"},
+                        {"apiGroup": "argoproj.io", "kind": "Rollout"}],
+        "pods": [{"apiGroup": "apps.kruise.io", "kind": "CloneSet"},
+                 {"apiGroup": "", "kind": "ReplicationController"}]}}},
+    "no priority class": {"priorityClassName": ""},
+    "a priority class": {"priorityClassName": "platform-critical"},
+    "network policy any source": {"networkPolicy": {"enabled": True, "webhookFrom": [
+        {"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]}},
+    "API server selector": {"monitoring": {"prometheusRule": {
+        "apiServerSelector": 'job="apiserver", cluster=~"prod-.*"'}}},
 }
 
 
@@ -64,6 +126,11 @@ def test_bad_values_are_rejected_with_a_clear_message(chart, name):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matrix_values_are_accepted(chart, name):
     chart.validate_schema(CASES[name])
+
+
+@pytest.mark.parametrize("name", sorted(GOOD_VALUES))
+def test_documented_values_are_accepted(chart, name):
+    chart.validate_schema(GOOD_VALUES[name])
 
 
 def test_install_stops_on_bad_values(chart):

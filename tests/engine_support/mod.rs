@@ -2,6 +2,8 @@
 //! and undoing a patch to prove it only added what it names.
 #![allow(dead_code)]
 
+pub mod scenario;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

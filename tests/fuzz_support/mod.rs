@@ -10,12 +10,13 @@ use std::sync::LazyLock;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 use spreadguard::admission::{self, Context, UnknownNamespaces};
+use spreadguard::engine::Endpoint;
 use spreadguard::engine::labels::{describe_labels, describe_selector, selects};
+use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{self, Input, Topology, decide};
-use spreadguard::manifests::{parse, split_documents};
-use spreadguard::metrics::{Endpoint, Metrics};
-use spreadguard::nodes::parse_nodes;
-use spreadguard::policy::Policy;
+use spreadguard::load::manifests::{parse, split_documents};
+use spreadguard::load::parse_nodes;
+use spreadguard::metrics::Metrics;
 
 const NODES: &str = include_str!("../../examples/nodes-3-zones.yaml");
 
@@ -54,7 +55,7 @@ pub fn review(data: &[u8]) {
             metrics: &METRICS,
             decide: engine::decide,
         };
-        for endpoint in [Endpoint::mutate, Endpoint::validate] {
+        for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
             let Ok(out) = admission::review(endpoint, data, &ctx) else {
                 continue;
             };

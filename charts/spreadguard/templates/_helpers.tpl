@@ -119,26 +119,47 @@ install, when the Secret is incomplete, or when certificates.helm.rotate is
 set. `helm template` and --dry-run=client have no cluster, so lookup returns
 nothing there and they show freshly generated material.
 
-Returns a dict with base64-encoded ca, cert and key.
+A rotation keeps the CA it replaces (Secret key previous-ca.crt) and the
+webhooks trust both: the API server gets the new caBundle at once, but the
+pods serve the old certificate until the kubelet refreshes the mounted Secret
+(up to a minute or two). Upgrades within certificates.helm.keepPreviousCAMinutes
+of the rotation (annotation spreadguard.io/previous-ca-kept-until) keep it;
+the first upgrade after that drops it.
+
+Returns a dict with base64-encoded ca, cert, key and previousCA (may be
+empty), and previousUntil (RFC 3339, empty without a previous CA).
 */}}
 {{- define "spreadguard.helmCerts" -}}
 {{- if not (hasKey .Release "spreadguardCerts") }}
-{{- $secretName := include "spreadguard.tlsSecretName" . }}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace $secretName }}
-{{- $data := dict }}
-{{- if and $existing (not .Values.certificates.helm.rotate) }}
-{{- $data = default dict $existing.data }}
+{{- $h := .Values.certificates.helm }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "spreadguard.tlsSecretName" .) | default dict }}
+{{- $data := $existing.data | default dict }}
+{{- $annotations := ($existing.metadata | default dict).annotations | default dict }}
+{{- $complete := and (index $data "ca.crt") (index $data "tls.crt") (index $data "tls.key") }}
+{{- $certs := dict "previousCA" "" "previousUntil" "" }}
+{{- if and $complete (not $h.rotate) }}
+{{- $_ := set $certs "ca" (index $data "ca.crt") }}
+{{- $_ := set $certs "cert" (index $data "tls.crt") }}
+{{- $_ := set $certs "key" (index $data "tls.key") }}
+{{- $previous := index $data "previous-ca.crt" | default "" }}
+{{- $until := index $annotations "spreadguard.io/previous-ca-kept-until" | default "" }}
+{{- if and $previous $until (lt (now | unixEpoch | int64) (toDate "2006-01-02T15:04:05Z07:00" $until | unixEpoch | int64)) }}
+{{- $_ := set $certs "previousCA" $previous }}
+{{- $_ := set $certs "previousUntil" $until }}
 {{- end }}
-{{- $certs := dict }}
-{{- if and (index $data "ca.crt") (index $data "tls.crt") (index $data "tls.key") }}
-{{- $certs = dict "ca" (index $data "ca.crt") "cert" (index $data "tls.crt") "key" (index $data "tls.key") }}
 {{- else }}
-{{- $days := int .Values.certificates.helm.validityDays }}
+{{- $days := int $h.validityDays }}
 {{- $ca := genCA (printf "%s-ca" (include "spreadguard.fullname" .)) $days }}
 {{- $dnsNames := include "spreadguard.dnsNames" . | fromJsonArray }}
 {{- $cn := printf "%s.%s.svc" (include "spreadguard.fullname" .) .Release.Namespace }}
 {{- $cert := genSignedCert $cn nil $dnsNames $days $ca }}
-{{- $certs = dict "ca" ($ca.Cert | b64enc) "cert" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc) }}
+{{- $_ := set $certs "ca" ($ca.Cert | b64enc) }}
+{{- $_ := set $certs "cert" ($cert.Cert | b64enc) }}
+{{- $_ := set $certs "key" ($cert.Key | b64enc) }}
+{{- if $complete }}
+{{- $_ := set $certs "previousCA" (index $data "ca.crt") }}
+{{- $_ := set $certs "previousUntil" (dateInZone "2006-01-02T15:04:05Z07:00" (now | dateModify (printf "+%dm" (int $h.keepPreviousCAMinutes))) "UTC") }}
+{{- end }}
 {{- end }}
 {{- $_ := set .Release "spreadguardCerts" $certs }}
 {{- end }}
@@ -147,11 +168,17 @@ Returns a dict with base64-encoded ca, cert and key.
 
 {{/*
 The caBundle (base64 PEM) for certificates.mode helm or existingSecret.
-certManager leaves it out: cainjector writes it.
+certManager leaves it out: cainjector writes it. In helm mode it holds the
+current CA, followed by the previous one while a rotation is under way.
 */}}
 {{- define "spreadguard.caBundle" -}}
 {{- if eq .Values.certificates.mode "helm" }}
-{{- (include "spreadguard.helmCerts" . | fromJson).ca }}
+{{- $certs := include "spreadguard.helmCerts" . | fromJson }}
+{{- if $certs.previousCA }}
+{{- printf "%s\n%s\n" ($certs.ca | b64dec | trim) ($certs.previousCA | b64dec | trim) | b64enc }}
+{{- else }}
+{{- $certs.ca }}
+{{- end }}
 {{- else if eq .Values.certificates.mode "existingSecret" }}
 {{- $bundle := required "certificates.existingSecret.caBundle is required when certificates.mode is existingSecret" .Values.certificates.existingSecret.caBundle | trim }}
 {{- if contains "-----BEGIN" $bundle }}
@@ -159,6 +186,138 @@ certManager leaves it out: cainjector writes it.
 {{- else }}
 {{- $bundle }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Either webhook fails closed (failurePolicy Fail): "true" or empty.
+*/}}
+{{- define "spreadguard.failClosed" -}}
+{{- if or (eq .Values.webhooks.mutating.failurePolicy "Fail") (eq .Values.webhooks.validating.failurePolicy "Fail") }}true{{ end }}
+{{- end }}
+
+{{/*
+Whether the Helm of this version (a string such as v4.2.3) deletes the
+webhook configurations first on uninstall: Helm 4 does (its UninstallOrder
+starts with ValidatingWebhookConfiguration, then
+MutatingWebhookConfiguration); Helm 3 sorts them, as kinds it does not know,
+after everything else, so the Service and the pods go first. "true" or empty.
+*/}}
+{{- define "spreadguard.helmDeletesWebhooksFirst" -}}
+{{- if semverCompare ">=4.0.0-0" . }}true{{ end }}
+{{- end }}
+
+{{/*
+The PriorityClass of the webhook pods: priorityClassName "auto" means
+system-cluster-critical when either webhook fails closed (every workload
+change in the intercepted namespaces then depends on these pods), none
+otherwise; "" means none; anything else is used as given.
+*/}}
+{{- define "spreadguard.priorityClassName" -}}
+{{- if eq .Values.priorityClassName "auto" }}
+{{- if include "spreadguard.failClosed" . }}system-cluster-critical{{ end }}
+{{- else }}
+{{- .Values.priorityClassName }}
+{{- end }}
+{{- end }}
+
+{{/*
+The resources both webhooks intercept, and the opt-out label's
+ValidatingAdmissionPolicy guards: the kinds spreadguard judges, on CREATE and
+UPDATE. No subresources: `kubectl scale` (the scale subresource) and status
+updates are not sent.
+*/}}
+{{- define "spreadguard.resourceRules" -}}
+- apiGroups: ["apps"]
+  apiVersions: ["v1"]
+  resources: ["deployments", "statefulsets", "replicasets"]
+  operations: ["CREATE", "UPDATE"]
+  scope: Namespaced
+- apiGroups: [""]
+  apiVersions: ["v1"]
+  resources: ["pods"]
+  operations: ["CREATE", "UPDATE"]
+  scope: Namespaced
+{{- end }}
+
+{{/*
+The webhooks' objectSelector: objects labelled <optOutLabel>: "true" are
+skipped when an opt-out label is configured (none by default), and
+webhooks.extraObjectSelector is added to that. Empty: every object.
+*/}}
+{{- define "spreadguard.objectSelector" -}}
+{{- $w := .Values.webhooks }}
+{{- $extra := $w.extraObjectSelector | default dict }}
+{{- $expressions := list }}
+{{- if $w.optOutLabel }}
+{{- $expressions = append $expressions (dict "key" $w.optOutLabel "operator" "NotIn" "values" (list "true")) }}
+{{- end }}
+{{- $expressions = concat $expressions ($extra.matchExpressions | default list) }}
+{{- $selector := dict }}
+{{- with $extra.matchLabels }}
+{{- $_ := set $selector "matchLabels" . }}
+{{- end }}
+{{- with $expressions }}
+{{- $_ := set $selector "matchExpressions" . }}
+{{- end }}
+{{- toYaml $selector }}
+{{- end }}
+
+{{/*
+CEL: the ownerReference r is a controller reference to one of the given
+kinds, each {apiGroup, kind} (apiGroup "" is the core group).
+Call with a list of kinds.
+*/}}
+{{- define "spreadguard.celOwnerIsOneOf" -}}
+{{- $terms := list }}
+{{- range . }}
+{{- if .apiGroup }}
+{{- $terms = append $terms (printf "(r.kind == %q && r.apiVersion.startsWith(%q))" .kind (printf "%s/" .apiGroup)) }}
+{{- else }}
+{{- $terms = append $terms (printf "(r.kind == %q && !r.apiVersion.contains(\"/\"))" .kind) }}
+{{- end }}
+{{- end -}}
+has(r.controller) && r.controller && ({{ join " || " $terms }})
+{{- end }}
+
+{{/*
+The webhooks' matchConditions (CEL, all must hold for spreadguard to be
+called): skip ReplicaSets and Pods whose controller is a workload spreadguard
+judges already (webhooks.skipControllerOwnedKinds), then the operator's
+webhooks.extraMatchConditions. A ReplicaSet or Pod owned by anything else (a
+ConfigMap, an unknown kind) is judged like a bare one.
+*/}}
+{{- define "spreadguard.matchConditions" -}}
+{{- $w := .Values.webhooks }}
+{{- $skip := $w.skipControllerOwnedKinds | default dict }}
+{{- $names := list }}
+{{- with $skip.replicaSets }}
+{{- $names = append $names "skip-controller-owned-replicasets" }}
+# A ReplicaSet whose controller is a judged workload (a Deployment) is
+# skipped: its owner was judged, and every rollout and scale updates it.
+- name: skip-controller-owned-replicasets
+  expression: >-
+    request.resource.group != "apps" || request.resource.resource != "replicasets" ||
+    !has(object.metadata.ownerReferences) ||
+    !object.metadata.ownerReferences.exists(r, {{ include "spreadguard.celOwnerIsOneOf" . }})
+{{- end }}
+{{- with $skip.pods }}
+{{- $names = append $names "skip-controller-owned-pods" }}
+# A Pod whose controller is a judged workload (a ReplicaSet, StatefulSet,
+# DaemonSet or Job) is skipped: its owner was judged.
+- name: skip-controller-owned-pods
+  expression: >-
+    request.resource.group != "" || request.resource.resource != "pods" ||
+    !has(object.metadata.ownerReferences) ||
+    !object.metadata.ownerReferences.exists(r, {{ include "spreadguard.celOwnerIsOneOf" . }})
+{{- end }}
+{{- range $w.extraMatchConditions }}
+{{- if has .name $names }}
+{{- fail (printf "webhooks.extraMatchConditions: the name %q is used by the chart's own matchConditions; choose another" .name) }}
+{{- end }}
+{{- $names = append $names .name }}
+- name: {{ .name | toJson }}
+  expression: {{ .expression | toJson }}
 {{- end }}
 {{- end }}
 
@@ -186,16 +345,7 @@ clientConfig:
   caBundle: {{ . }}
   {{- end }}
 rules:
-  - apiGroups: ["apps"]
-    apiVersions: ["v1"]
-    resources: ["deployments", "statefulsets", "replicasets"]
-    operations: ["CREATE", "UPDATE"]
-    scope: Namespaced
-  - apiGroups: [""]
-    apiVersions: ["v1"]
-    resources: ["pods"]
-    operations: ["CREATE", "UPDATE"]
-    scope: Namespaced
+  {{- include "spreadguard.resourceRules" $root | nindent 2 }}
 namespaceSelector:
   {{- if eq $v.scope "optIn" }}
   matchLabels:
@@ -205,20 +355,16 @@ namespaceSelector:
     - key: kubernetes.io/metadata.name
       operator: NotIn
       values: {{ include "spreadguard.exemptNamespaces" $root }}
+{{- $objectSelector := include "spreadguard.objectSelector" $root }}
+{{- if eq $objectSelector "{}" }}
+objectSelector: {}
+{{- else }}
 objectSelector:
-  matchExpressions:
-    - key: {{ $v.webhooks.optOutLabel }}
-      operator: NotIn
-      values: ["true"]
-{{- if and $v.webhooks.skipControllerOwnedPods (semverCompare ">=1.30-0" $root.Capabilities.KubeVersion.Version) }}
+  {{- $objectSelector | nindent 2 }}
+{{- end }}
+{{- with include "spreadguard.matchConditions" $root | trim }}
 matchConditions:
-  # Pods created by a controller (ReplicaSet, StatefulSet, Job...) are skipped:
-  # their owner was judged when it was created or updated.
-  - name: skip-controller-owned-pods
-    expression: >-
-      request.resource.group != "" || request.resource.resource != "pods" ||
-      !has(object.metadata.ownerReferences) ||
-      !object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller)
+  {{- . | nindent 2 }}
 {{- end }}
 {{- end }}
 

@@ -3,7 +3,7 @@
 use crate::engine::context::Context;
 use crate::engine::finding::{Finding, RuleId, plural};
 use crate::engine::topology::TopologySource;
-use crate::policy::{LEGACY_ZONE_KEY, STANDARD_ZONE_KEY};
+use crate::engine::well_known::{LEGACY_ZONE_KEY, STANDARD_ZONE_KEY};
 
 pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     let topo = ctx.topology;
@@ -41,7 +41,8 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                 ctx.placement_causes(),
                 plural(ctx.replicas.max(1), "replica", "replicas"),
             ),
-        ));
+        )
+        .about(format!("zone={zone}")));
     }
 
     if cluster_zones >= 1 && ctx.eligibility.unzoned_nodes > 0 {

@@ -1,8 +1,8 @@
 //! Reading a nodes file (`kubectl get nodes -o yaml`: a NodeList, a List, or multi-document
 //! Nodes) into the engine's [`NodeInfo`].
 
+use super::manifests::{self, ParseError};
 use crate::engine::NodeInfo;
-use crate::manifests::{self, ParseError};
 
 /// Errors from reading a nodes file.
 #[derive(Debug, thiserror::Error)]
@@ -13,12 +13,19 @@ pub enum NodesError {
     /// A document is not a usable Node.
     #[error("document {anchor}: {reason}")]
     NotANode { anchor: String, reason: String },
+    /// Not a single Node: an empty file, or a list with no items. A cluster always has nodes,
+    /// so this is a wrong file, not a topology to decide against.
+    #[error("no Node in the file (expected `kubectl get nodes -o yaml` output)")]
+    NoNodes,
 }
 
 /// Parses a nodes file. Every document must be a Node.
 pub fn parse_nodes(text: &str) -> Result<Vec<NodeInfo>, NodesError> {
     let json = text.trim_start().starts_with('{');
     let docs = manifests::parse(text, json)?;
+    if docs.is_empty() {
+        return Err(NodesError::NoNodes);
+    }
     docs.iter()
         .map(|doc| {
             let kind = doc
@@ -56,6 +63,21 @@ mod tests {
             "PreferNoSchedule does not keep pods away"
         );
         assert!(a[1].unschedulable);
+    }
+
+    #[test]
+    fn a_file_without_nodes_is_an_error() {
+        for text in [
+            "",
+            "# nothing\n",
+            "apiVersion: v1\nkind: NodeList\nitems: []\n",
+            "{\"kind\": \"List\", \"items\": []}",
+        ] {
+            assert!(
+                matches!(parse_nodes(text), Err(NodesError::NoNodes)),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

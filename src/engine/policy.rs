@@ -8,26 +8,19 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::finding::{RuleId, Severity};
-
-/// Namespace label that opts a namespace in when the policy's scope is `optIn`.
-pub const ENABLED_LABEL: &str = "spreadguard.io/enabled";
-/// Namespace label, or workload annotation (when `allowWorkloadOverride`), that sets the mode.
-pub const MODE_KEY: &str = "spreadguard.io/mode";
-
-/// The label that carries a node's zone on every supported Kubernetes version.
-pub const STANDARD_ZONE_KEY: &str = "topology.kubernetes.io/zone";
-/// The zone label Kubernetes deprecated in 1.17; still found on old clusters and manifests.
-pub const LEGACY_ZONE_KEY: &str = "failure-domain.beta.kubernetes.io/zone";
-/// The label every node carries with its own host name.
-pub const HOSTNAME_KEY: &str = "kubernetes.io/hostname";
+use super::exceptions::Exception;
+use super::finding::{RuleId, Severity};
+use super::well_known::{ENABLED_LABEL, LEGACY_ZONE_KEY, MODE_KEY, STANDARD_ZONE_KEY};
 
 /// Errors from reading a policy file.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The YAML does not parse, or a field has the wrong shape (the message names it).
-    #[error("{0}")]
+    #[error(transparent)]
     Parse(serde_norway::Error),
+    /// The file is not text.
+    #[error("not UTF-8")]
+    NotUtf8(#[source] std::str::Utf8Error),
     /// A field parsed but its value is out of range.
     #[error("policy field `{field}`: {reason}")]
     Invalid { field: &'static str, reason: String },
@@ -130,6 +123,8 @@ pub struct Policy {
     /// When the engine itself fails (a bug), allow the request with a warning.
     pub fail_open: bool,
     pub rules: BTreeMap<RuleId, RuleSetting>,
+    /// Named, reasoned, optionally expiring waivers for chosen workloads.
+    pub exceptions: Vec<Exception>,
 }
 
 impl Default for Policy {
@@ -154,6 +149,7 @@ impl Default for Policy {
             assumed_zones: 3,
             fail_open: true,
             rules: BTreeMap::new(),
+            exceptions: Vec::new(),
         }
     }
 }
@@ -193,6 +189,21 @@ impl Policy {
         }
         if self.assumed_zones == 0 {
             return invalid("assumedZones", "must be at least 1, got 0".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, e) in self.exceptions.iter().enumerate() {
+            if let Err(reason) = e.validate() {
+                return invalid(
+                    "exceptions",
+                    format!("exceptions[{i}] ({}): {reason}", e.name),
+                );
+            }
+            if !names.insert(e.name.as_str()) {
+                return invalid(
+                    "exceptions",
+                    format!("exceptions[{i}]: the name {:?} is used twice", e.name),
+                );
+            }
         }
         Ok(())
     }
@@ -358,6 +369,18 @@ mod tests {
             ("zoneLabels: []\n", "zoneLabels"),
             ("assumedZones: 0\n", "assumedZones"),
             ("rules: {HA999: warn}\n", "HA999"),
+            (
+                "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [HA001], reason: r}, {name: a, match: {namespace: x, name: z}, rules: [HA001], reason: r}]\n",
+                "used twice",
+            ),
+            (
+                "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [HA001]}]\n",
+                "reason",
+            ),
+            (
+                "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [HA001], reason: r, expires: 31.12.2026}]\n",
+                "YYYY-MM-DD",
+            ),
             ("minReplicas: two\n", "minReplicas"),
         ];
         for (yaml, field) in cases {

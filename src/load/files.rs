@@ -1,23 +1,10 @@
-//! Finding and reading the manifests an audit covers.
+//! Finding and reading manifest files: directories expanded, documents parsed in parallel.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::manifests::{self, Document};
-
-/// Why the inputs cannot be audited. Each names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    /// A file or directory cannot be read.
-    #[error("{path}: {cause}")]
-    Read { path: String, cause: std::io::Error },
-    /// A file does not parse; the message carries the line.
-    #[error("{path}: {cause}")]
-    Parse {
-        path: String,
-        cause: manifests::ParseError,
-    },
-}
+use super::LoadError;
+use super::manifests::{self, Document};
 
 /// A parsed document and the file it came from.
 #[derive(Debug)]
@@ -31,7 +18,7 @@ const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 
 /// Expands the paths (directories recursively, in name order; `-` for stdin) and parses
 /// every file. Fails on the first unreadable or unparsable file, before anything is printed.
-pub fn load(paths: &[PathBuf]) -> Result<Vec<Sourced>, InputError> {
+pub fn load(paths: &[PathBuf]) -> Result<Vec<Sourced>, LoadError> {
     let mut files = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {
@@ -48,8 +35,8 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Sourced>, InputError> {
                 let name = path.display().to_string();
                 let json = path.extension().is_some_and(|e| e == "json");
                 std::fs::read_to_string(&path)
-                    .map(|t| (name.clone(), t, json))
-                    .map_err(|cause| InputError::Read { path: name, cause })
+                    .map(|t| (name, t, json))
+                    .map_err(|source| LoadError::Read { path, source })
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -59,7 +46,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Sourced>, InputError> {
 
 /// Parses every document on all cores: YAML parsing dominates an audit of thousands of
 /// documents, so streams are cut into documents first and those parsed in parallel.
-fn parse_all(texts: Vec<(String, String, bool)>) -> Result<Vec<Sourced>, InputError> {
+fn parse_all(texts: Vec<(String, String, bool)>) -> Result<Vec<Sourced>, LoadError> {
     // (file, chunk); JSON files are parsed whole (serde_json is fast).
     let mut jobs: Vec<(usize, Option<manifests::Chunk<'_>>)> = Vec::new();
     for (file, (_, text, json)) in texts.iter().enumerate() {
@@ -73,24 +60,24 @@ fn parse_all(texts: Vec<(String, String, bool)>) -> Result<Vec<Sourced>, InputEr
             );
         }
     }
-    let parsed = super::parallel::map(&jobs, |(file, chunk)| match chunk {
+    let parsed = crate::parallel::map(&jobs, |(file, chunk)| match chunk {
         Some(c) => c.parse().map(|v| vec![(c.index, v)]),
         None => manifests::parse_json_stream(&texts[*file].1),
     });
     let mut per_file: Vec<Vec<(usize, serde_json::Value)>> = vec![Vec::new(); texts.len()];
     for ((file, _), result) in jobs.iter().zip(parsed) {
         let path = &texts[*file].0;
-        let values = result.map_err(|cause| InputError::Parse {
-            path: path.clone(),
-            cause,
+        let values = result.map_err(|source| LoadError::Manifest {
+            path: path.into(),
+            source,
         })?;
         per_file[*file].extend(values);
     }
     let mut out = Vec::new();
     for ((path, _, _), values) in texts.iter().zip(per_file) {
-        let docs = manifests::expand(values).map_err(|cause| InputError::Parse {
-            path: path.clone(),
-            cause,
+        let docs = manifests::expand(values).map_err(|source| LoadError::Manifest {
+            path: path.into(),
+            source,
         })?;
         out.extend(docs.into_iter().map(|doc: Document| Sourced {
             source: format!("{path}{}", doc.anchor()),
@@ -100,16 +87,16 @@ fn parse_all(texts: Vec<(String, String, bool)>) -> Result<Vec<Sourced>, InputEr
     Ok(out)
 }
 
-fn collect(path: &Path, explicit: bool, out: &mut Vec<Option<PathBuf>>) -> Result<(), InputError> {
-    let meta = std::fs::metadata(path).map_err(|cause| InputError::Read {
-        path: path.display().to_string(),
-        cause,
+fn collect(path: &Path, explicit: bool, out: &mut Vec<Option<PathBuf>>) -> Result<(), LoadError> {
+    let meta = std::fs::metadata(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
     })?;
     if meta.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|cause| InputError::Read {
-                path: path.display().to_string(),
-                cause,
+            .map_err(|source| LoadError::Read {
+                path: path.to_owned(),
+                source,
             })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
@@ -128,13 +115,13 @@ fn collect(path: &Path, explicit: bool, out: &mut Vec<Option<PathBuf>>) -> Resul
     Ok(())
 }
 
-fn read_stdin() -> Result<String, InputError> {
+fn read_stdin() -> Result<String, LoadError> {
     let mut text = String::new();
     std::io::stdin()
         .read_to_string(&mut text)
-        .map_err(|cause| InputError::Read {
-            path: "-".to_owned(),
-            cause,
+        .map_err(|source| LoadError::Read {
+            path: "-".into(),
+            source,
         })?;
     Ok(text)
 }

@@ -1,0 +1,439 @@
+//! The AdmissionReview envelope, decoded in one pass over the body and only as far as routing
+//! needs: uid, resource, subresource, operation, namespace, name and dry-run. The objects are
+//! decoded only when the request is one spreadguard judges, and on CREATE without the parts no
+//! decision reads (see [`super::prune`]).
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::prune;
+use crate::engine::WorkloadKind;
+
+pub const V1: &str = "admission.k8s.io/v1";
+pub const V1BETA1: &str = "admission.k8s.io/v1beta1";
+
+/// A body that is not an AdmissionReview. Answered with HTTP 400 and a JSON error; anything
+/// else gets HTTP 200 and a review.
+#[derive(Debug, thiserror::Error)]
+pub enum BadReview {
+    #[error("not an AdmissionReview")]
+    Json(#[source] serde_json::Error),
+    #[error("not an AdmissionReview: kind is {0:?}")]
+    Kind(String),
+    #[error("unsupported AdmissionReview apiVersion {0:?} (expected {V1})")]
+    ApiVersion(String),
+    #[error("AdmissionReview without a request")]
+    NoRequest,
+    #[error("AdmissionReview request without a uid")]
+    NoUid,
+}
+
+/// A decoded review: its apiVersion (echoed in the answer) and its request.
+pub struct Review<'a> {
+    pub api_version: &'static str,
+    pub request: Request<'a>,
+}
+
+/// Decodes a review body. In one pass, an object that does not decode (nested too deep, a
+/// bad escape, a number out of range) fails the whole body like a broken envelope would, so
+/// on failure the body is read again with its objects kept raw: only a broken envelope is
+/// refused; a bad object is answered, with HA000, when it is judged.
+pub fn decode(body: &[u8]) -> Result<Review<'_>, BadReview> {
+    let review = match decode_with(body, false) {
+        Ok(r) => r,
+        Err(_) => decode_with(body, true).map_err(BadReview::Json)?,
+    };
+    let api_version = match review.api_version.as_deref() {
+        Some(V1) | None => V1,
+        Some(V1BETA1) => V1BETA1,
+        Some(other) => return Err(BadReview::ApiVersion(other.to_owned())),
+    };
+    match review.kind.as_deref() {
+        Some("AdmissionReview") | None => {}
+        Some(other) => return Err(BadReview::Kind(other.to_owned())),
+    }
+    let request = review.request.ok_or(BadReview::NoRequest)?;
+    if request.uid.is_empty() {
+        return Err(BadReview::NoUid);
+    }
+    Ok(Review {
+        api_version,
+        request,
+    })
+}
+
+fn decode_with(body: &[u8], keep_raw: bool) -> serde_json::Result<ReviewIn<'_>> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let review = ReviewSeed { keep_raw }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(review)
+}
+
+struct ReviewIn<'a> {
+    api_version: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+    request: Option<Request<'a>>,
+}
+
+/// The request. The API server sends `resource`, `subResource` and `operation` before
+/// `object`, so by the time the object comes it is known whether it is needed at all and how
+/// much of it; should the fields come in another order, the object is kept raw and decoded
+/// afterwards.
+#[derive(Default)]
+pub struct Request<'a> {
+    pub uid: String,
+    pub resource: Resource<'a>,
+    seen_resource: bool,
+    pub sub_resource: Option<Cow<'a, str>>,
+    pub operation: Cow<'a, str>,
+    seen_operation: bool,
+    pub namespace: Option<Cow<'a, str>>,
+    pub name: Option<Cow<'a, str>>,
+    pub dry_run: Option<bool>,
+    pub object: Embedded<'a>,
+    pub old_object: Embedded<'a>,
+    /// Set when the body is read a second time with its objects kept raw.
+    keep_raw: bool,
+}
+
+/// `request.object` or `oldObject`.
+#[derive(Default)]
+pub enum Embedded<'a> {
+    #[default]
+    Absent,
+    /// Not needed: skipped without building anything.
+    Skipped,
+    /// Came before the fields that say whether it is needed, or could not be decoded in one
+    /// pass.
+    Raw(&'a RawValue),
+    Decoded(Value),
+}
+
+/// How much of an embedded object to decode.
+#[derive(Clone, Copy)]
+enum Want {
+    Unknown,
+    Nothing,
+    Whole,
+    Pruned(WorkloadKind),
+}
+
+impl Request<'_> {
+    /// The workload kind, when spreadguard judges this request.
+    pub fn handled(&self) -> Option<WorkloadKind> {
+        let kind = self.resource.workload_kind()?;
+        let plain = self.sub_resource.as_deref().is_none_or(str::is_empty);
+        (plain && matches!(&*self.operation, "CREATE" | "UPDATE")).then_some(kind)
+    }
+
+    pub fn is_update(&self) -> bool {
+        self.operation == "UPDATE"
+    }
+
+    fn want(&self, old: bool) -> Want {
+        if !(self.seen_resource && self.seen_operation) || self.keep_raw {
+            return Want::Unknown;
+        }
+        match self.handled() {
+            None => Want::Nothing,
+            Some(_) if self.is_update() => Want::Whole,
+            Some(_) if old => Want::Nothing,
+            Some(kind) => Want::Pruned(kind),
+        }
+    }
+
+    /// The operation as a metric label (a closed set).
+    pub fn operation_label(&self) -> &'static str {
+        match &*self.operation {
+            "CREATE" => "CREATE",
+            "UPDATE" => "UPDATE",
+            "DELETE" => "DELETE",
+            "CONNECT" => "CONNECT",
+            _ => "other",
+        }
+    }
+}
+
+impl Embedded<'_> {
+    /// The object as JSON: `None` when absent or null. `prune_as` decodes a raw object
+    /// without what no decision reads (CREATE).
+    pub fn into_value(self, prune_as: Option<WorkloadKind>) -> serde_json::Result<Option<Value>> {
+        let value = match self {
+            Embedded::Absent | Embedded::Skipped => return Ok(None),
+            Embedded::Decoded(v) => v,
+            Embedded::Raw(raw) => match prune_as {
+                Some(kind) => prune::parse(raw.get(), kind)?,
+                None => serde_json::from_str(raw.get())?,
+            },
+        };
+        Ok(Some(value).filter(|v| !v.is_null()))
+    }
+}
+
+#[derive(Default, Deserialize)]
+pub struct Resource<'a> {
+    #[serde(borrow, default)]
+    pub group: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub version: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub resource: Cow<'a, str>,
+}
+
+impl Resource<'_> {
+    /// The workload kind behind a resource spreadguard judges.
+    pub fn workload_kind(&self) -> Option<WorkloadKind> {
+        match (&*self.group, &*self.version, &*self.resource) {
+            ("apps", "v1", "deployments") => Some(WorkloadKind::Deployment),
+            ("apps", "v1", "statefulsets") => Some(WorkloadKind::StatefulSet),
+            ("apps", "v1", "replicasets") => Some(WorkloadKind::ReplicaSet),
+            ("", "v1", "pods") => Some(WorkloadKind::Pod),
+            _ => None,
+        }
+    }
+}
+
+// === decoding ===
+
+/// A string borrowed from the body when it has no escapes.
+#[derive(Deserialize)]
+struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum ReviewField {
+    ApiVersion,
+    Kind,
+    Request,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum RequestField {
+    Uid,
+    Resource,
+    SubResource,
+    Operation,
+    Namespace,
+    Name,
+    DryRun,
+    Object,
+    OldObject,
+    #[serde(other)]
+    Other,
+}
+
+/// Decodes the review; `keep_raw` is passed down to the request.
+struct ReviewSeed {
+    keep_raw: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for ReviewSeed {
+    type Value = ReviewIn<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ReviewSeed {
+    type Value = ReviewIn<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an AdmissionReview")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut review = ReviewIn {
+            api_version: None,
+            kind: None,
+            request: None,
+        };
+        let mut seen_request = false;
+        while let Some(field) = map.next_key::<ReviewField>()? {
+            match field {
+                ReviewField::ApiVersion => {
+                    review.api_version = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0)
+                }
+                ReviewField::Kind => {
+                    review.kind = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0)
+                }
+                // Two requests in one review: which one would the API server mean?
+                ReviewField::Request if seen_request => {
+                    return Err(serde::de::Error::duplicate_field("request"));
+                }
+                ReviewField::Request => {
+                    seen_request = true;
+                    review.request = map.next_value_seed(OptionalRequest {
+                        keep_raw: self.keep_raw,
+                    })?
+                }
+                ReviewField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(review)
+    }
+}
+
+/// `request`, which may be `null`.
+struct OptionalRequest {
+    keep_raw: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for OptionalRequest {
+    type Value = Option<Request<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OptionalRequest {
+    type Value = Option<Request<'de>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an admission request")
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_map(RequestVisitor {
+            keep_raw: self.keep_raw,
+            _body: PhantomData,
+        })
+        .map(Some)
+    }
+}
+
+struct RequestVisitor<'a> {
+    keep_raw: bool,
+    _body: PhantomData<&'a ()>,
+}
+
+impl<'de> Visitor<'de> for RequestVisitor<'de> {
+    type Value = Request<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an admission request")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut r = Request {
+            keep_raw: self.keep_raw,
+            ..Request::default()
+        };
+        while let Some(field) = map.next_key::<RequestField>()? {
+            match field {
+                RequestField::Uid => {
+                    r.uid = map.next_value::<Option<String>>()?.unwrap_or_default()
+                }
+                RequestField::Resource => {
+                    r.resource = map
+                        .next_value::<Option<Resource<'de>>>()?
+                        .unwrap_or_default();
+                    r.seen_resource = true;
+                }
+                RequestField::SubResource => {
+                    r.sub_resource = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0)
+                }
+                RequestField::Operation => {
+                    r.operation = map
+                        .next_value::<Option<Str<'de>>>()?
+                        .map_or(Cow::Borrowed(""), |s| s.0);
+                    r.seen_operation = true;
+                }
+                RequestField::Namespace => {
+                    r.namespace = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0)
+                }
+                RequestField::Name => r.name = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0),
+                RequestField::DryRun => r.dry_run = map.next_value()?,
+                RequestField::Object => {
+                    r.object = map.next_value_seed(EmbeddedSeed(r.want(false)))?
+                }
+                RequestField::OldObject => {
+                    r.old_object = map.next_value_seed(EmbeddedSeed(r.want(true)))?
+                }
+                RequestField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(r)
+    }
+}
+
+struct EmbeddedSeed(Want);
+
+impl<'de> DeserializeSeed<'de> for EmbeddedSeed {
+    type Value = Embedded<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Embedded<'de>, D::Error> {
+        Ok(match self.0 {
+            Want::Unknown => Embedded::Raw(<&'de RawValue>::deserialize(de)?),
+            Want::Nothing => {
+                IgnoredAny::deserialize(de)?;
+                Embedded::Skipped
+            }
+            Want::Whole => Embedded::Decoded(Value::deserialize(de)?),
+            Want::Pruned(kind) => Embedded::Decoded(prune::seed(kind).deserialize(de)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_map_to_workload_kinds() {
+        let r = |g: &'static str, v: &'static str, res: &'static str| Resource {
+            group: g.into(),
+            version: v.into(),
+            resource: res.into(),
+        };
+        assert_eq!(
+            r("apps", "v1", "deployments").workload_kind(),
+            Some(WorkloadKind::Deployment)
+        );
+        assert_eq!(r("", "v1", "pods").workload_kind(), Some(WorkloadKind::Pod));
+        assert_eq!(r("", "v1", "configmaps").workload_kind(), None);
+        assert_eq!(r("apps", "v1beta2", "deployments").workload_kind(), None);
+    }
+
+    #[test]
+    fn objects_before_the_routing_fields_are_kept_raw() {
+        let body = br#"{"request":{"object":{"kind":"Deployment"},"uid":"u","operation":"CREATE","resource":{"group":"apps","version":"v1","resource":"deployments"}}}"#;
+        let review = decode(body).unwrap();
+        assert!(matches!(review.request.object, Embedded::Raw(_)));
+        assert_eq!(review.request.handled(), Some(WorkloadKind::Deployment));
+    }
+
+    #[test]
+    fn a_bad_object_does_not_fail_the_envelope() {
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        let body = format!(
+            r#"{{"request":{{"uid":"u","operation":"CREATE","resource":{{"group":"apps","version":"v1","resource":"deployments"}},"object":{deep}}}}}"#
+        );
+        let review = decode(body.as_bytes()).unwrap();
+        let Embedded::Raw(_) = review.request.object else {
+            panic!("kept raw for the judge to report");
+        };
+        assert!(decode(b"{\"request\":").is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! From a decoded request to a decision: the mode the object is judged in, its objects
+//! decoded, the engine run (a panic in it answered per `failOpen`).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use serde_json::Value;
+
+use super::Context;
+use super::envelope::Request;
+use super::response::Refusal;
+use crate::engine::exceptions::Day;
+use crate::engine::outcome::Outcome;
+use crate::engine::policy::Mode;
+use crate::engine::workload::at;
+use crate::engine::{Decision, Input, RuleId, WorkloadKind};
+
+/// What judging a request came to.
+pub enum Judged {
+    /// Answered without a decision: the mode is off, the object could not be read, or the
+    /// engine failed.
+    Answer {
+        outcome: Outcome<'static>,
+        refusal: Refusal,
+        mode: Option<Mode>,
+        engine_failed: bool,
+    },
+    /// The engine decided; the mode says what that becomes.
+    Decided { mode: Mode, decision: Decision },
+}
+
+impl Judged {
+    fn allow(mode: Option<Mode>) -> Judged {
+        Judged::Answer {
+            outcome: Outcome::allow(),
+            refusal: Refusal::Policy,
+            mode,
+            engine_failed: false,
+        }
+    }
+
+    fn warn(text: String) -> Judged {
+        Judged::Answer {
+            outcome: Outcome::allow_with_warning(text),
+            refusal: Refusal::Policy,
+            mode: None,
+            engine_failed: false,
+        }
+    }
+}
+
+/// Resolves the mode and, unless it is off, decides the request's object.
+pub fn judge(kind: WorkloadKind, request: &mut Request<'_>, ctx: &Context<'_>) -> Judged {
+    let policy = ctx.policy;
+    let namespace = request.namespace.as_deref().filter(|ns| !ns.is_empty());
+    let ns_labels = namespace.and_then(|ns| ctx.namespaces.labels(ns));
+
+    // Without workload overrides the mode is known before the object is decoded.
+    if !policy.allow_workload_override
+        && policy.resolve_mode(namespace, ns_labels.as_deref(), None) == Mode::Off
+    {
+        return Judged::allow(Some(Mode::Off));
+    }
+
+    // On UPDATE the engine compares the whole pod template (an image change is a rollout), so
+    // both objects are read in full; a CREATE is read without what no decision reads.
+    let update = request.is_update();
+    let object = match std::mem::take(&mut request.object).into_value((!update).then_some(kind)) {
+        Ok(Some(object)) => object,
+        Ok(None) => {
+            return Judged::warn(format!(
+                "{}: not checked: the request carries no object",
+                RuleId::HA000
+            ));
+        }
+        Err(e) => return Judged::warn(format!("{}: not checked: {e}", RuleId::HA000)),
+    };
+    let old = if update {
+        std::mem::take(&mut request.old_object)
+            .into_value(None)
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let annotations = at(&object, &["metadata", "annotations"]).and_then(Value::as_object);
+    let mode = policy.resolve_mode(namespace, ns_labels.as_deref(), annotations);
+    if mode == Mode::Off {
+        return Judged::allow(Some(mode));
+    }
+
+    let decide = ctx.decide;
+    let mut input = Input::new(&object).with_old(old.as_ref());
+    if !policy.exceptions.is_empty() {
+        input = input.with_today(Day::today_utc());
+    }
+    match catch_unwind(AssertUnwindSafe(|| decide(input, ctx.topology, policy))) {
+        Ok(decision) => Judged::Decided { mode, decision },
+        Err(panic) => {
+            ctx.metrics.engine_panic();
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, fail_open = policy.fail_open, "the decision engine panicked");
+            let outcome = if policy.fail_open {
+                Outcome::allow_with_warning(
+                    "spreadguard could not evaluate this object (internal error); allowed because failOpen is true",
+                )
+            } else {
+                Outcome::deny(
+                    "spreadguard could not evaluate this object (internal error) and failOpen is false",
+                )
+            };
+            Judged::Answer {
+                outcome,
+                refusal: Refusal::Internal,
+                mode: Some(mode),
+                engine_failed: true,
+            }
+        }
+    }
+}

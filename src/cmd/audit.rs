@@ -1,0 +1,106 @@
+//! `spreadguard audit`: the engine over manifest files (or a live cluster) and a node
+//! snapshot, so that CI sees exactly what the webhook would decide.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use super::ExitCode;
+use crate::audit::{Report, cluster};
+use crate::engine::Topology;
+use crate::load;
+
+/// Arguments of `spreadguard audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Manifest files or directories (recursive: .yaml, .yml, .json); `-` reads stdin.
+    #[arg(required_unless_present = "cluster", conflicts_with = "cluster")]
+    pub paths: Vec<PathBuf>,
+    /// Audit the workloads of a live cluster instead (list only: Deployments, StatefulSets,
+    /// ReplicaSets, Pods, HPAs, Nodes and Namespaces), with its own nodes and namespace labels.
+    #[arg(long, env = "SPREADGUARD_CLUSTER")]
+    pub cluster: bool,
+    /// Kubeconfig for `--cluster` [default: in-cluster service account, then KUBECONFIG].
+    #[arg(long, env = "SPREADGUARD_KUBECONFIG", requires = "cluster")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Nodes file (`kubectl get nodes -o yaml`). Without it the policy's assumedZones are used.
+    #[arg(long, env = "SPREADGUARD_NODES")]
+    pub nodes: Option<PathBuf>,
+    /// Policy file (YAML). Without it the defaults apply.
+    #[arg(long, env = "SPREADGUARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Table, env = "SPREADGUARD_OUTPUT")]
+    pub output: Format,
+    /// Colour in the table output: auto (only on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value_t = Color::Auto, env = "SPREADGUARD_COLOR")]
+    pub color: Color,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Exit codes of `spreadguard audit`.
+pub mod exit {
+    /// No deny finding.
+    pub const CLEAN: i32 = 0;
+    /// At least one deny finding.
+    pub const DENIED: i32 = 1;
+    /// Unusable input or arguments.
+    pub const UNUSABLE: i32 = 2;
+}
+
+/// Runs the audit and prints the report; returns the process exit code. Errors (exit 2)
+/// happen before anything is printed.
+pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    crate::allocator::keep_freed_memory();
+    let policy = load::policy_file(args.config.as_deref())?;
+    let report = if args.cluster {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let inputs = runtime.block_on(async {
+            let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
+            cluster::load(&client).await
+        })?;
+        let topology = match &args.nodes {
+            Some(path) => load::topology(Some(path), &policy)?,
+            None => Topology::from_nodes(inputs.nodes, &policy),
+        };
+        Report::build_with_namespaces(&inputs.docs, &topology, &policy, Some(&inputs.namespaces))
+    } else {
+        let topology = load::topology(args.nodes.as_deref(), &policy)?;
+        let docs = load::manifests(&args.paths)?;
+        let report = Report::build(&docs, &topology, &policy);
+        std::mem::forget(docs); // see below
+        report
+    };
+    let text = match args.output {
+        Format::Json => report.to_json(),
+        Format::Table => {
+            let color = match args.color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => {
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                }
+            };
+            report.to_table(color)
+        }
+    };
+    crate::output::print(&text)?;
+    let denies = report.denies();
+    // The process ends now: freeing thousands of documents one by one is wasted time.
+    std::mem::forget(report);
+    std::mem::forget(text);
+    Ok(if denies { exit::DENIED } else { exit::CLEAN })
+}

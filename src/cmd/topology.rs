@@ -1,0 +1,65 @@
+//! `spreadguard topology`: the zones as spreadguard sees them, from a nodes file or the live
+//! cluster. The first thing to run when a decision surprises you.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
+use kube::api::ListParams;
+
+use super::ExitCode;
+use super::audit::Format;
+use crate::engine::{NodeInfo, Topology};
+use crate::load;
+use crate::topology_report::TopologyReport;
+
+/// Arguments of `spreadguard topology`.
+#[derive(Debug, clap::Args)]
+pub struct TopologyArgs {
+    /// Nodes file (`kubectl get nodes -o yaml`); without it the cluster is asked.
+    #[arg(long, env = "SPREADGUARD_NODES")]
+    pub nodes: Option<PathBuf>,
+    /// Kubeconfig for the cluster; default: in-cluster service account, then KUBECONFIG.
+    #[arg(long, env = "SPREADGUARD_KUBECONFIG", conflicts_with = "nodes")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Policy file: its zoneLabels decide which label is the zone key.
+    #[arg(long, env = "SPREADGUARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Table, env = "SPREADGUARD_OUTPUT")]
+    pub output: Format,
+}
+
+pub fn run(args: TopologyArgs) -> anyhow::Result<ExitCode> {
+    let policy = load::policy_file(args.config.as_deref())?;
+    let (nodes, source): (Vec<NodeInfo>, String) = match &args.nodes {
+        Some(path) => (load::nodes_file(path)?, path.display().to_string()),
+        None => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let nodes = runtime.block_on(async {
+                let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
+                let list = Api::<Node>::all(client)
+                    .list(&ListParams::default())
+                    .await
+                    .context("listing nodes")?;
+                anyhow::Ok(
+                    list.items
+                        .iter()
+                        .map(crate::cluster::node_info)
+                        .collect::<Vec<_>>(),
+                )
+            })?;
+            (nodes, "the cluster".to_owned())
+        }
+    };
+    let topology = Topology::from_nodes(nodes, &policy);
+    let report = TopologyReport::new(&topology, source);
+    match args.output {
+        Format::Json => crate::output::print(&(serde_json::to_string_pretty(&report)? + "\n"))?,
+        Format::Table => crate::output::print(&report.to_table())?,
+    }
+    Ok(0)
+}

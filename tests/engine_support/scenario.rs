@@ -1,0 +1,107 @@
+//! One engine scenario file (`tests/fixtures/engine/*.yaml`, format in that folder's
+//! README.md), read: shared by the engine's table test and the audit/webhook agreement test.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+use spreadguard::engine::exceptions::Day;
+use spreadguard::engine::policy::Policy;
+use spreadguard::engine::{NodeInfo, Topology};
+
+use super::{compact_nodes, nodes_file, yaml_documents};
+
+pub const SCENARIO_KEYS: &[&str] = &[
+    "nodes",
+    "nodesFile",
+    "policy",
+    "hpaMinReplicas",
+    "today",
+    "object",
+    "oldObject",
+    "expect",
+];
+pub const EXPECT_KEYS: &[&str] = &["subject", "findings", "injected", "patch", "notices"];
+
+/// One scenario file, read.
+pub struct Scenario {
+    pub topology: Topology,
+    pub policy: Policy,
+    pub object: Value,
+    pub old_object: Option<Value>,
+    pub hpa_min_replicas: Option<i64>,
+    /// The day (UTC) the decision is made, for exceptions that expire.
+    pub today: Option<Day>,
+    pub expect: Map<String, Value>,
+}
+
+pub fn load(path: &Path) -> Result<Scenario, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let mut docs = yaml_documents(&text)?;
+    if docs.len() != 1 {
+        return Err(format!("expected one YAML document, found {}", docs.len()));
+    }
+    let Value::Object(doc) = docs.remove(0) else {
+        return Err("the scenario is not a map".into());
+    };
+    if let Some(bad) = doc.keys().find(|k| !SCENARIO_KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown scenario key {bad:?}"));
+    }
+    let policy = match doc.get("policy") {
+        None => Policy::default(),
+        Some(p) => {
+            let yaml = serde_norway::to_string(p).map_err(|e| e.to_string())?;
+            Policy::from_yaml(&yaml).map_err(|e| e.to_string())?
+        }
+    };
+    let nodes: Option<Vec<NodeInfo>> = match (doc.get("nodes"), doc.get("nodesFile")) {
+        (Some(_), Some(_)) => return Err("give nodes or nodesFile, not both".into()),
+        (Some(Value::Array(specs)), None) => Some(
+            specs
+                .iter()
+                .flat_map(compact_nodes)
+                .map(|n| NodeInfo::from_json(&n))
+                .collect::<Result<_, _>>()?,
+        ),
+        (Some(_), None) => return Err("nodes must be a list".into()),
+        (None, Some(file)) => Some(nodes_file(file.as_str().ok_or("nodesFile: a path")?)),
+        (None, None) => None,
+    };
+    let topology = match nodes {
+        Some(nodes) => Topology::from_nodes(nodes, &policy),
+        None => Topology::assumed(&policy),
+    };
+    let object = doc.get("object").cloned().ok_or("no object")?;
+    let old_object = doc.get("oldObject").cloned();
+    let hpa_min_replicas = match doc.get("hpaMinReplicas") {
+        None => None,
+        Some(v) => Some(v.as_i64().ok_or("hpaMinReplicas: an integer")?),
+    };
+    let today = match doc.get("today") {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(Day::parse)
+                .ok_or("today: a date, YYYY-MM-DD")?,
+        ),
+    };
+    let Some(Value::Object(expect)) = doc.get("expect").cloned() else {
+        return Err("no expect map".into());
+    };
+    if let Some(bad) = expect.keys().find(|k| !EXPECT_KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown expect key {bad:?}"));
+    }
+    for required in ["findings", "injected"] {
+        if !expect.contains_key(required) {
+            return Err(format!("expect.{required} is required (use [] for none)"));
+        }
+    }
+    Ok(Scenario {
+        topology,
+        policy,
+        object,
+        old_object,
+        hpa_min_replicas,
+        today,
+        expect,
+    })
+}
