@@ -37,7 +37,7 @@ pub async fn load(client: &Client) -> anyhow::Result<ClusterInputs> {
     for node in list(client, "/api/v1/nodes", "v1", "Node").await? {
         inputs
             .nodes
-            .push(NodeInfo::from_json(&node).map_err(anyhow::Error::msg)?);
+            .push(NodeInfo::from_json(&node).context("reading a Node")?);
     }
     for ns in list(client, "/api/v1/namespaces", "v1", "Namespace").await? {
         let name = ns

@@ -62,11 +62,11 @@ impl NodeInfo {
     }
 
     /// Reads a Node object (raw JSON, as the API server or `kubectl get nodes -o yaml` gives it).
-    pub fn from_json(node: &Value) -> Result<NodeInfo, String> {
+    pub fn from_json(node: &Value) -> Result<NodeInfo, NodeError> {
         let name = node
             .pointer("/metadata/name")
             .and_then(Value::as_str)
-            .ok_or("a Node without metadata.name")?
+            .ok_or(NodeError::NoName)?
             .to_owned();
         let labels = match node.pointer("/metadata/labels") {
             None | Some(Value::Null) => BTreeMap::new(),
@@ -74,10 +74,13 @@ impl NodeInfo {
                 .iter()
                 .map(|(k, v)| match v {
                     Value::String(s) => Ok((k.clone(), s.clone())),
-                    _ => Err(format!("node {name}: label {k:?} is not a string")),
+                    _ => Err(NodeError::LabelNotAString {
+                        node: name.clone(),
+                        key: k.clone(),
+                    }),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(format!("node {name}: metadata.labels is not a map")),
+            Some(_) => return Err(NodeError::LabelsNotAMap { node: name }),
         };
         let taints = match node.pointer("/spec/taints") {
             None | Some(Value::Null) => Vec::new(),
@@ -97,7 +100,7 @@ impl NodeInfo {
                     }
                 })
                 .collect(),
-            Some(_) => return Err(format!("node {name}: spec.taints is not a list")),
+            Some(_) => return Err(NodeError::TaintsNotAList { node: name }),
         };
         let unschedulable = node
             .pointer("/spec/unschedulable")
@@ -105,6 +108,19 @@ impl NodeInfo {
             .unwrap_or(false);
         Ok(NodeInfo::new(name, labels, taints, unschedulable))
     }
+}
+
+/// A Node object that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    #[error("a Node without metadata.name")]
+    NoName,
+    #[error("node {node}: label {key:?} is not a string")]
+    LabelNotAString { node: String, key: String },
+    #[error("node {node}: metadata.labels is not a map")]
+    LabelsNotAMap { node: String },
+    #[error("node {node}: spec.taints is not a list")]
+    TaintsNotAList { node: String },
 }
 
 /// Where a topology came from.

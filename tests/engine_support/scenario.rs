@@ -60,7 +60,8 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
                 .iter()
                 .flat_map(compact_nodes)
                 .map(|n| NodeInfo::from_json(&n))
-                .collect::<Result<_, _>>()?,
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?,
         ),
         (Some(_), None) => return Err("nodes must be a list".into()),
         (None, Some(file)) => Some(nodes_file(file.as_str().ok_or("nodesFile: a path")?)),
