@@ -109,6 +109,7 @@ pub struct Metrics {
     cert_expiry: Gauge,
     engine_panics: Counter,
     cache_staleness: Family<CacheLabels, Gauge<f64, AtomicU64>>,
+    cached_objects: Family<CacheLabels, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -196,6 +197,12 @@ impl Metrics {
             "Seconds since a cluster cache last heard from the API server",
             cache_staleness.clone(),
         );
+        let cached_objects = Family::<CacheLabels, Gauge>::default();
+        registry.register(
+            "cached_objects",
+            "Objects a cluster cache holds for decisions (autoscalers, budgets)",
+            cached_objects.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -209,6 +216,7 @@ impl Metrics {
             cert_expiry,
             engine_panics,
             cache_staleness,
+            cached_objects,
         }
     }
 
@@ -274,6 +282,13 @@ impl Metrics {
     }
 
     /// For the cluster caches: how long ago a cache last heard from the API server.
+    /// How many objects a cache publishes for decisions.
+    pub fn cached(&self, cache: &'static str, count: usize) {
+        self.cached_objects
+            .get_or_create(&CacheLabels { cache })
+            .set(count as i64);
+    }
+
     pub fn cache_staleness(&self, cache: &'static str, seconds: f64) {
         self.cache_staleness
             .get_or_create(&CacheLabels { cache })

@@ -188,6 +188,7 @@ mod tests {
             nodes: Some(nodes),
             zones: 1,
             sole_zone: None,
+            zone_names: Vec::new(),
             unzoned_nodes: 0,
             keys_present: Vec::new(),
         }

@@ -379,6 +379,7 @@ mod tests {
             findings,
             patch: Vec::new(),
             injected: Vec::new(),
+            considered: Default::default(),
         }
     }
 
