@@ -583,7 +583,7 @@ def test_policy_file_holds_only_fields_the_server_knows(case):
     known = {"mode", "scope", "minReplicas", "zoneLabels", "maxSkew", "whenUnsatisfiable",
              "matchPodTemplateHash", "antiAffinityWeight", "spreadAcrossNodes",
              "rewriteLegacyZoneKey", "exemptNamespaces", "allowWorkloadOverride",
-             "assumedZones", "failOpen", "rules"}
+             "assumedZones", "failOpen", "defaultedReplicas", "rules"}
     assert set(case.policy) <= known
 
 
