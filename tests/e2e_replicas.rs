@@ -20,7 +20,8 @@ use e2e_support::wait::until;
 use serde_json::{Value, json};
 
 /// The warning HA001 gives a replica count nobody wrote, under the default policy.
-const DEFAULTED: &str = "HA001: replicas not set: defaulted to 1; set replicas ≥ 2 or add an HPA with minReplicas ≥ 2";
+const DEFAULTED: &str =
+    "HA001: replicas not set: defaulted to 1; set replicas ≥ 2 or add an HPA with minReplicas ≥ 2";
 
 /// How a manifest reaches the API server.
 #[derive(Clone, Copy, Debug)]
@@ -93,7 +94,10 @@ async fn a_defaulted_replica_count_is_told_apart_as_documented() {
         let name = format!("origin-{i}");
         let object = deployment(&ns, &name, written.then_some(1));
         let out = kubectl(way, &object);
-        let what = format!("{way:?}, replicas {}", if written { "1" } else { "omitted" });
+        let what = format!(
+            "{way:?}, replicas {}",
+            if written { "1" } else { "omitted" }
+        );
         assert_eq!(out.success, admitted, "{what}: {}", out.stderr);
         assert_eq!(
             out.warnings().contains(&DEFAULTED),
@@ -104,7 +108,9 @@ async fn a_defaulted_replica_count_is_told_apart_as_documented() {
         if !admitted {
             assert!(
                 out.stderr.contains("denied the request")
-                    && out.stderr.contains("HA001: 1 replica, policy requires at least 2"),
+                    && out
+                        .stderr
+                        .contains("HA001: 1 replica, policy requires at least 2"),
                 "{what}: {}",
                 out.stderr
             );
@@ -165,7 +171,10 @@ async fn helms_order_is_admitted_with_a_warning_and_a_low_hpa_is_denied() {
         let out = kubectl(way, &deployment(&ns, "api", None));
         assert!(out.success, "{}", out.stderr);
         let out = kubectl(way, &low);
-        assert!(!out.success, "{way:?}: an HPA with minReplicas 1 was admitted");
+        assert!(
+            !out.success,
+            "{way:?}: an HPA with minReplicas 1 was admitted"
+        );
         assert!(
             out.stderr
                 .contains("HA012: minReplicas 1 for Deployment api, policy requires at least 2"),
@@ -190,7 +199,10 @@ async fn autoscalers_are_judged_without_their_target() {
                  "maxReplicas": 4}
     });
     let out = kubectl(Way::Create, &v1);
-    assert!(!out.success, "an autoscaling/v1 HPA defaulting to minReplicas 1 was admitted");
+    assert!(
+        !out.success,
+        "an autoscaling/v1 HPA defaulting to minReplicas 1 was admitted"
+    );
     assert!(
         out.stderr
             .contains("HA012: minReplicas 1 for Deployment legacy"),
@@ -205,9 +217,18 @@ async fn autoscalers_are_judged_without_their_target() {
 async fn a_pdb_that_allows_no_eviction_is_denied() {
     let ns = enforced_namespace("pdb").await;
     for (spec, what) in [
-        (json!({"maxUnavailable": 0}), "maxUnavailable 0 allows no voluntary eviction"),
-        (json!({"maxUnavailable": "0%"}), "maxUnavailable 0% allows no voluntary eviction"),
-        (json!({"minAvailable": "100%"}), "minAvailable 100% allows no voluntary eviction"),
+        (
+            json!({"maxUnavailable": 0}),
+            "maxUnavailable 0 allows no voluntary eviction",
+        ),
+        (
+            json!({"maxUnavailable": "0%"}),
+            "maxUnavailable 0% allows no voluntary eviction",
+        ),
+        (
+            json!({"minAvailable": "100%"}),
+            "minAvailable 100% allows no voluntary eviction",
+        ),
         (json!({}), "neither minAvailable nor maxUnavailable"),
     ] {
         let out = kubectl(Way::ServerSideApply, &pdb(&ns, "web", spec.clone()));
@@ -243,7 +264,12 @@ async fn a_pdb_that_allows_no_eviction_is_denied() {
         let expected = expected.clone();
         async move {
             let out = kubectl(Way::ServerSideApply, &web);
-            if out.success && out.warnings().iter().any(|w| w.starts_with(&expected[..60])) {
+            if out.success
+                && out
+                    .warnings()
+                    .iter()
+                    .any(|w| w.starts_with(&expected[..60]))
+            {
                 Ok(())
             } else {
                 Err(format!("{} {:?}", out.stderr, out.warnings()))
@@ -251,4 +277,84 @@ async fn a_pdb_that_allows_no_eviction_is_denied() {
         }
     })
     .await;
+}
+
+/// Helm itself, when the binaries are given (`SPREADGUARD_E2E_HELM3`, `SPREADGUARD_E2E_HELM4`:
+/// paths to `helm` 3 and 4; e.g. `go install helm.sh/helm/v4/cmd/helm@v4.3.1`): a chart whose
+/// Deployment has no replicas, with an HPA (minReplicas 3) and a PDB (maxUnavailable 1),
+/// installed in Helm's order. Helm 4 applies server-side: installed, the Deployment warned.
+/// Helm 3 creates: nothing tells the defaulted 1 apart, so the Deployment is denied (HA001)
+/// and the install fails, as the README says. Without the variables the test says so and
+/// checks nothing.
+#[tokio::test]
+async fn helm_3_and_4_install_a_chart_with_an_autoscaler_as_documented() {
+    let helm = |var: &str| std::env::var_os(var).map(std::path::PathBuf::from);
+    let (helm3, helm4) = (helm("SPREADGUARD_E2E_HELM3"), helm("SPREADGUARD_E2E_HELM4"));
+    if helm3.is_none() && helm4.is_none() {
+        eprintln!(
+            "helm_3_and_4_install_a_chart_with_an_autoscaler_as_documented: set \
+             SPREADGUARD_E2E_HELM3 and SPREADGUARD_E2E_HELM4 to run it"
+        );
+        return;
+    }
+    let chart = tempfile::tempdir().unwrap();
+    std::fs::write(
+        chart.path().join("Chart.yaml"),
+        "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::create_dir(chart.path().join("templates")).unwrap();
+    std::fs::write(
+        chart.path().join("templates/all.yaml"),
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: {{ .Release.Name }}}
+spec:
+  selector: {matchLabels: {app: {{ .Release.Name }}}}
+  template:
+    metadata: {labels: {app: {{ .Release.Name }}}}
+    spec: {containers: [{name: app, image: registry.k8s.io/pause:3.10}]}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: {{ .Release.Name }}}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: {{ .Release.Name }}}
+  minReplicas: 3
+  maxReplicas: 10
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: {{ .Release.Name }}}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: {{ .Release.Name }}}}
+"#,
+    )
+    .unwrap();
+    let kubeconfig = shared().bed.kubeconfig.clone();
+    for (binary, installs) in [(helm4, true), (helm3, false)] {
+        let Some(binary) = binary else { continue };
+        let ns = enforced_namespace("helm").await;
+        let out = std::process::Command::new(&binary)
+            .args(["install", "web", "-n", &ns])
+            .arg(chart.path())
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let what = binary.display();
+        assert_eq!(out.status.success(), installs, "{what}: {stderr}");
+        if installs {
+            assert!(stderr.contains(DEFAULTED), "{what}: {stderr}");
+            let client = shared().bed.client().await;
+            let stored = api::get(&client, &hpa(&ns, "web", 3)).await;
+            assert!(stored.is_some(), "{what}: the HPA was not created");
+        } else {
+            assert!(
+                stderr.contains("HA001: 1 replica, policy requires at least 2"),
+                "{what}: {stderr}"
+            );
+        }
+    }
 }

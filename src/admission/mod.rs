@@ -3,8 +3,8 @@
 //! [`review`] answers one body: [`envelope`] decodes it as far as routing needs, [`judge`]
 //! resolves the mode and runs the engine, the engine's [`outcome`](crate::engine::outcome)
 //! says what the decision becomes under that mode at this endpoint, and [`response`] encodes
-//! the answer. Each request runs in a tracing span with its uid, kind, namespace, name, mode
-//! and decision.
+//! the answer. Each request runs in a tracing span with its uid, kind, namespace, object
+//! (name), mode and decision.
 
 pub mod envelope;
 pub mod judge;
@@ -79,7 +79,9 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
         uid = %request.uid,
         kind = kind.map_or("other", Handled::as_str),
         namespace = request.namespace.as_deref().unwrap_or_default(),
-        name = request.name.as_deref().unwrap_or_default(),
+        // Not `name`: JSON logs write the span's own name under that key, and the last of
+        // two equal keys wins, so the object's name would be lost.
+        object = request.name.as_deref().unwrap_or_default(),
         mode = Empty,
         decision = Empty,
     );
