@@ -9,6 +9,7 @@ use super::Context;
 use super::envelope::Handled;
 use super::envelope::Request;
 use super::response::Refusal;
+use crate::engine::exceptions::Day;
 use crate::engine::outcome::Outcome;
 use crate::engine::policy::Mode;
 use crate::engine::workload::at;
@@ -93,6 +94,9 @@ pub fn judge(kind: Handled, request: &mut Request<'_>, ctx: &Context<'_>) -> Jud
     let mut input = Input::new(&object).with_old(old.as_ref());
     input.autoscalers = ctx.autoscalers;
     input.budgets = ctx.budgets;
+    if !policy.exceptions.is_empty() {
+        input = input.with_today(Day::today_utc());
+    }
     match catch_unwind(AssertUnwindSafe(|| decide(input, ctx.topology, policy))) {
         Ok(decision) => Judged::Decided { mode, decision },
         Err(panic) => {

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::engine::autoscaler::is_autoscaler;
 use crate::engine::budget::{is_budget, pod_labels};
+use crate::engine::exceptions::Day;
 use crate::engine::policy::{Mode, Policy};
 use crate::engine::rules::disruption;
 use crate::engine::workload::{at, object_name};
@@ -300,7 +301,8 @@ fn judge(
     let decision = decide(
         Input::new(object)
             .with_autoscalers(known.autoscalers)
-            .with_budgets(known.budgets),
+            .with_budgets(known.budgets)
+            .with_today(Day::today_utc()),
         topology,
         policy,
     );

@@ -6,6 +6,7 @@
 pub mod autoscaler;
 pub mod budget;
 pub mod context;
+pub mod exceptions;
 pub mod finding;
 pub mod labels;
 pub mod memo;
@@ -18,6 +19,10 @@ pub mod rules;
 pub mod topology;
 pub mod well_known;
 pub mod workload;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Deserialize;
 
 use json_patch::PatchOperation;
 use serde_json::Value;
@@ -48,6 +53,9 @@ pub struct Input<'a> {
     pub autoscalers: Option<&'a Autoscalers>,
     /// The disruption budgets known; `None`: unknown (no budget rule is checked).
     pub budgets: Option<&'a Budgets>,
+    /// Today (UTC), for the policy's exceptions and their expiry; without it no exception
+    /// with an expiry date applies.
+    pub today: Option<exceptions::Day>,
 }
 
 impl<'a> Input<'a> {
@@ -58,6 +66,7 @@ impl<'a> Input<'a> {
             hpa_min_replicas: None,
             autoscalers: None,
             budgets: None,
+            today: None,
         }
     }
 
@@ -68,6 +77,11 @@ impl<'a> Input<'a> {
 
     pub fn with_budgets(mut self, budgets: &'a Budgets) -> Self {
         self.budgets = Some(budgets);
+        self
+    }
+
+    pub fn with_today(mut self, today: exceptions::Day) -> Self {
+        self.today = Some(today);
         self
     }
 
@@ -136,6 +150,8 @@ pub struct Decision {
     pub injected: Vec<Injection>,
     /// What the decision counted besides the object.
     pub considered: Considered,
+    /// What the workload's owner should know beyond the findings (an exception expired).
+    pub notices: Vec<String>,
 }
 
 impl Decision {
@@ -150,6 +166,7 @@ impl Decision {
             patch: Vec::new(),
             injected: Vec::new(),
             considered: Considered::default(),
+            notices: Vec::new(),
         }
     }
 
@@ -205,7 +222,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
     let ctx = Context::new(&workload, topology, policy, explicit, hpa_min);
     let mut findings = judge(&ctx);
 
-    let (patch, injected) = if may_mutate(&workload, input) {
+    let (mut patch, mut injected) = if may_mutate(&workload, input) {
         mutation::plan(&ctx, &mut findings)
     } else {
         (Vec::new(), Vec::new())
@@ -248,13 +265,62 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
             })
             .collect(),
     };
+    let mut notices = Vec::new();
+    if let Some(applied) = waive(
+        &mut findings,
+        input,
+        workload.namespace,
+        workload.kind.as_str(),
+        workload.name,
+        policy,
+    ) {
+        if applied.no_mutation {
+            patch.clear();
+            injected.clear();
+        }
+        notices = applied.notices;
+    }
     Decision {
         subject: Subject::Workload(workload.kind),
-        findings,
+        findings: cap_per_rule(findings),
         patch,
         injected,
         considered,
+        notices,
     }
+}
+
+/// The policy's exceptions applied to `findings` of the object `kind` `namespace/name`;
+/// `None` when the policy has none.
+fn waive(
+    findings: &mut [Finding],
+    input: Input<'_>,
+    namespace: Option<&str>,
+    kind: &str,
+    name: &str,
+    policy: &Policy,
+) -> Option<exceptions::Applied> {
+    if policy.exceptions.is_empty() {
+        return None;
+    }
+    // The object's own labels (not its pods'), read only when there are exceptions.
+    let labels = at(input.object, &["metadata", "labels"])
+        .and_then(|v| BTreeMap::<String, String>::deserialize(v).ok())
+        .unwrap_or_default();
+    let target = exceptions::Target {
+        namespace,
+        kind,
+        name,
+        labels: &labels,
+    };
+    // Without a date only exceptions that never expire can be told to apply.
+    let today = input.today.unwrap_or(exceptions::Day(time::Date::MAX));
+    Some(exceptions::apply(
+        findings,
+        &policy.exceptions,
+        &target,
+        today,
+    ))
 }
 
 /// Whether `spec.replicas` counts as written: a 1 the API server defaulted does not, unless
@@ -284,14 +350,23 @@ fn decide_alone(
     if let Some(old) = input.old_object
         && findings.iter().any(|f| f.severity == Severity::Deny)
     {
-        let before: Vec<RuleId> = apply_overrides(judge(old), policy)
+        let before: Vec<Finding> = apply_overrides(judge(old), policy)
             .into_iter()
             .filter(|f| f.severity == Severity::Deny)
-            .map(|f| f.rule)
             .collect();
         downgrade(&mut findings, &before);
     }
-    Decision::of(subject, findings)
+    let (namespace, name) = workload::object_name(input.object);
+    let kind = match subject {
+        Subject::Autoscaler => "HorizontalPodAutoscaler",
+        _ => "PodDisruptionBudget",
+    };
+    let notices = waive(&mut findings, input, namespace, kind, name, policy)
+        .map(|applied| applied.notices)
+        .unwrap_or_default();
+    let mut decision = Decision::of(subject, cap_per_rule(findings));
+    decision.notices = notices;
+    decision
 }
 
 fn judge(ctx: &Context<'_>) -> Vec<Finding> {
@@ -329,7 +404,9 @@ fn apply_overrides(findings: Vec<Finding>, policy: &Policy) -> Vec<Finding> {
 }
 
 /// A denial the stored object already had is downgraded to a warning, so that legacy
-/// workloads stay editable; only new violations block.
+/// workloads stay editable; only new violations block. "Already had" means the same rule
+/// about the same thing (the same constraint or term, the same replica count), so an UPDATE
+/// cannot add a second violation of a rule under cover of the first.
 fn ratchet(
     findings: &mut [Finding],
     old: &Value,
@@ -340,27 +417,79 @@ fn ratchet(
     if !findings.iter().any(|f| f.severity == Severity::Deny) {
         return;
     }
-    let old_denials: Vec<RuleId> = match classify(old) {
+    let old_findings: Vec<Finding> = match classify(old) {
         Classified::Workload(w) => {
             let explicit = replicas_written(old, hpa);
             let ctx = Context::new(&w, topology, policy, explicit, hpa);
             apply_overrides(judge(&ctx), policy)
                 .into_iter()
                 .filter(|f| f.severity == Severity::Deny)
-                .map(|f| f.rule)
                 .collect()
         }
         _ => return,
     };
-    downgrade(findings, &old_denials);
+    downgrade(findings, &old_findings);
 }
 
-fn downgrade(findings: &mut [Finding], old_denials: &[RuleId]) {
+/// Downgrades the denials in `findings` that `old_findings` (the stored object's denials)
+/// had already, by identity (rule and what it is about).
+fn downgrade(findings: &mut [Finding], old_findings: &[Finding]) {
+    let old_denials: HashSet<(RuleId, &str)> = old_findings.iter().map(Finding::identity).collect();
     for f in findings.iter_mut() {
-        if f.severity == Severity::Deny && old_denials.contains(&f.rule) {
+        if f.severity == Severity::Deny && old_denials.contains(&f.identity()) {
             f.severity = Severity::Warn;
-            f.message
-                .push_str(" (already present before this update, so not blocking)");
+            f.message = finding::safe_text(
+                format!(
+                    "{} (already present before this update, so not blocking)",
+                    f.message
+                ),
+                finding::MAX_MESSAGE_CHARS,
+            );
         }
     }
+}
+
+/// Findings of one rule kept per object; the rest are summed up in one finding, so that an
+/// object with a thousand broken constraints costs what one with a few does.
+pub const MAX_FINDINGS_PER_RULE: usize = 5;
+
+/// Keeps at most [`MAX_FINDINGS_PER_RULE`] findings per rule, replacing the rest with one
+/// summary finding (as severe as the worst it stands for).
+fn cap_per_rule(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut per_rule: HashMap<RuleId, usize> = HashMap::new();
+    if findings.len() <= MAX_FINDINGS_PER_RULE {
+        return findings;
+    }
+    let mut kept = Vec::with_capacity(findings.len().min(64));
+    let mut dropped: Vec<(RuleId, usize, Severity)> = Vec::new();
+    for f in findings {
+        let n = per_rule.entry(f.rule).or_insert(0);
+        *n += 1;
+        if *n <= MAX_FINDINGS_PER_RULE {
+            kept.push(f);
+            continue;
+        }
+        match dropped.iter_mut().find(|(r, _, _)| *r == f.rule) {
+            Some((_, count, worst)) => {
+                *count += 1;
+                *worst = (*worst).max(f.severity);
+            }
+            None => dropped.push((f.rule, 1, f.severity)),
+        }
+    }
+    for (rule, count, worst) in dropped {
+        kept.push(
+            Finding::new(
+                rule,
+                worst,
+                format!(
+                    "… and {} more {rule} finding{} like the above",
+                    count,
+                    if count == 1 { "" } else { "s" }
+                ),
+            )
+            .about(format!("more:{rule}:{count}")),
+        );
+    }
+    kept
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use serde_json::{Map, Value, json};
+use spreadguard::engine::exceptions::Day;
 use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{Autoscaler, Autoscalers, Budget, Budgets, NodeInfo, Topology};
 
@@ -16,11 +17,12 @@ pub const SCENARIO_KEYS: &[&str] = &[
     "hpaMinReplicas",
     "hpas",
     "pdbs",
+    "today",
     "object",
     "oldObject",
     "expect",
 ];
-pub const EXPECT_KEYS: &[&str] = &["subject", "findings", "injected", "patch"];
+pub const EXPECT_KEYS: &[&str] = &["subject", "findings", "injected", "patch", "notices"];
 
 /// One scenario file, read.
 pub struct Scenario {
@@ -34,6 +36,8 @@ pub struct Scenario {
     pub hpas: Vec<Value>,
     /// The PodDisruptionBudgets known (`pdbs`), as objects.
     pub pdbs: Vec<Value>,
+    /// The day (UTC) the decision is made, for exceptions that expire.
+    pub today: Option<Day>,
     pub expect: Map<String, Value>,
 }
 
@@ -126,6 +130,14 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         hpas.push(hpa_for(&object, min));
     }
     let pdbs = list("pdbs")?;
+    let today = match doc.get("today") {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(Day::parse)
+                .ok_or("today: a date, YYYY-MM-DD")?,
+        ),
+    };
     let Some(Value::Object(expect)) = doc.get("expect").cloned() else {
         return Err("no expect map".into());
     };
@@ -145,6 +157,7 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         hpa_min_replicas,
         hpas,
         pdbs,
+        today,
         expect,
     })
 }

@@ -38,19 +38,25 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                 DefaultedReplicas::Warn => Severity::Warn,
                 DefaultedReplicas::Deny => Severity::Deny,
             };
-            out.push(Finding::new(
-                RuleId::HA001,
-                severity,
-                format!(
-                    "replicas not set: defaulted to {replicas}; set replicas ≥ {min} or add an HPA with minReplicas ≥ {min}"
-                ),
-            ));
+            out.push(
+                Finding::new(
+                    RuleId::HA001,
+                    severity,
+                    format!(
+                        "replicas not set: defaulted to {replicas}; set replicas ≥ {min} or add an HPA with minReplicas ≥ {min}"
+                    ),
+                )
+                .about(format!("replicas={replicas}")),
+            );
             return;
         }
         ReplicaSource::Autoscaler => format!("HorizontalPodAutoscaler minReplicas {replicas}"),
     };
-    out.push(Finding::deny(
-        RuleId::HA001,
-        format!("{what}, policy requires at least {min}: losing one zone or node takes the workload down"),
-    ));
+    out.push(
+        Finding::deny(
+            RuleId::HA001,
+            format!("{what}, policy requires at least {min}: losing one zone or node takes the workload down"),
+        )
+        .about(format!("replicas={replicas}")),
+    );
 }
