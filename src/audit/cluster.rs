@@ -1,5 +1,6 @@
-//! `spreadguard audit --cluster`: the workloads, autoscalers, nodes and namespace labels of a
-//! live cluster, read once (list only) and judged by the same engine as manifest files.
+//! `spreadguard audit --cluster`: the workloads, autoscalers, disruption budgets, nodes and
+//! namespace labels of a live cluster, read once (list only) and judged by the same engine as
+//! manifest files.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,6 +29,11 @@ const WORKLOADS: &[(&str, &str, &str)] = &[
         "/apis/autoscaling/v2/horizontalpodautoscalers",
         "autoscaling/v2",
         "HorizontalPodAutoscaler",
+    ),
+    (
+        "/apis/policy/v1/poddisruptionbudgets",
+        "policy/v1",
+        "PodDisruptionBudget",
     ),
 ];
 

@@ -181,6 +181,9 @@ pub struct Eligibility {
     pub zones: usize,
     /// The zone, when exactly one is eligible (for messages).
     pub sole_zone: Option<String>,
+    /// The eligible zones, in name order (for placement predictions). Eligibility is
+    /// remembered per snapshot, so the names are copied once per node-selection shape.
+    pub zone_names: Vec<String>,
     /// Eligible nodes without a zone label.
     pub unzoned_nodes: usize,
     /// For each key asked about: does some eligible node carry it (`None`: unknown).
@@ -448,13 +451,16 @@ impl Topology {
                 None => unzoned += count,
             }
         }
-        let zones = per_zone.iter().filter(|n| **n > 0).count();
+        let zone_names: Vec<String> = self
+            .zones
+            .keys()
+            .zip(&per_zone)
+            .filter(|(_, n)| **n > 0)
+            .map(|(z, _)| z.clone())
+            .collect();
+        let zones = zone_names.len();
         let sole_zone = if zones == 1 {
-            per_zone
-                .iter()
-                .position(|n| *n > 0)
-                .and_then(|i| self.zones.keys().nth(i))
-                .cloned()
+            zone_names.first().cloned()
         } else {
             None
         };
@@ -462,6 +468,7 @@ impl Topology {
             nodes: Some(total),
             zones,
             sole_zone,
+            zone_names,
             unzoned_nodes: unzoned,
             keys_present,
         }
@@ -504,19 +511,15 @@ impl Topology {
                 zones = Some(pinned.into_iter().flatten().cloned().collect());
             }
         }
-        let (zones, sole_zone) = match zones {
-            Some(named) => {
-                let count = named.len().min(self.zones.len());
-                (
-                    count,
-                    if count == 1 {
-                        named.into_iter().next()
-                    } else {
-                        None
-                    },
-                )
-            }
-            None => (self.zones.len(), None),
+        let pinned = zones.is_some();
+        let zone_names: Vec<String> = match zones {
+            Some(named) => named.into_iter().take(self.zones.len()).collect(),
+            None => self.zones.keys().cloned().collect(),
+        };
+        let zones = zone_names.len();
+        let sole_zone = match zone_names.as_slice() {
+            [one] if pinned => Some(one.clone()),
+            _ => None,
         };
         let keys_present = keys
             .iter()
@@ -532,6 +535,7 @@ impl Topology {
             nodes: None,
             zones,
             sole_zone,
+            zone_names,
             unzoned_nodes: 0,
             keys_present,
         }
