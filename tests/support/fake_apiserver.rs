@@ -472,6 +472,9 @@ fn watch_response(
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             tokio::select! {
+                // A drop ordered before a change is never overtaken by it: a test that drops
+                // the watches and then changes objects relies on the client missing them.
+                biased;
                 _ = drops.changed() => return,
                 change = live.recv() => match change {
                     Ok(c) if c.resource == resource && c.rv > from => {
