@@ -14,7 +14,8 @@ use std::path::Path;
 use serde_json::{Map, Value};
 use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{
-    Decision, INJECTED_ANNOTATION, Injection, Input, RuleId, Severity, Subject, Topology, decide,
+    Decision, INJECTED_ANNOTATION, Injection, Input, Peers, RuleId, Severity, Subject, Topology,
+    decide,
 };
 
 use engine_support::scenario::{Scenario, load};
@@ -62,7 +63,9 @@ fn expected_findings(expect: &Map<String, Value>) -> Result<Vec<ExpectedFinding>
 fn decide_scenario(s: &Scenario, object: &Value) -> Decision {
     let input = Input::new(object)
         .with_old(s.old_object.as_ref())
-        .with_hpa_min_replicas(s.hpa_min_replicas);
+        .with_hpa_min_replicas(s.hpa_min_replicas)
+        .with_namespace_labels(s.namespace_labels.as_ref())
+        .with_peers(s.peers.as_ref().map(|p| p as &dyn Peers));
     decide(input, &s.topology, &s.policy)
 }
 
@@ -356,6 +359,9 @@ fn examples_say_what_they_claim() {
                     object: doc.clone(),
                     old_object: None,
                     hpa_min_replicas: hpa_min_for(&docs, doc),
+                    namespace_labels: None,
+                    // As `audit` judges a file: every document sees the others.
+                    peers: Some(docs.clone()),
                     expect: Map::new(),
                 };
                 let d = decide_scenario(&s, doc);

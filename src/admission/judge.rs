@@ -88,7 +88,9 @@ pub fn judge(kind: WorkloadKind, request: &mut Request<'_>, ctx: &Context<'_>) -
     }
 
     let decide = ctx.decide;
-    let input = Input::new(&object).with_old(old.as_ref());
+    let input = Input::new(&object)
+        .with_old(old.as_ref())
+        .with_namespace_labels(ns_labels.as_deref());
     match catch_unwind(AssertUnwindSafe(|| decide(input, ctx.topology, policy))) {
         Ok(decision) => Judged::Decided { mode, decision },
         Err(panic) => {

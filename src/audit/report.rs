@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::engine::policy::{Mode, Policy};
 use crate::engine::workload::{at, object_name};
 use crate::engine::{
-    Combined, Finding, Injection, Input, Severity, Subject, Topology, TopologySource,
+    Combined, Finding, Injection, Input, Peers, Severity, Subject, Topology, TopologySource,
     TopologySummary, combined, decide,
 };
 use crate::load::Sourced;
@@ -80,8 +80,19 @@ impl Report {
         namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
     ) -> Report {
         let hpas = autoscaler_minimums(docs);
+        // The labels of namespaces: the cluster's, or those of Namespaces among the manifests.
+        let mut labels: HashMap<&str, &BTreeMap<String, String>> = namespaces
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
+        let declared = declared_namespaces(docs);
+        for (name, l) in &declared {
+            labels.entry(name).or_insert(l);
+        }
+        let peers = DocPeers(docs);
         let results: Vec<Entry> =
-            crate::parallel::map(docs, |d| judge(d, &hpas, topology, policy, namespaces))
+            crate::parallel::map(docs, |d| judge(d, &hpas, topology, policy, &labels, &peers))
                 .into_iter()
                 .flatten()
                 .collect();
@@ -227,7 +238,8 @@ fn judge(
     hpas: &Autoscalers<'_>,
     topology: &Topology,
     policy: &Policy,
-    namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
+    namespaces: &HashMap<&str, &BTreeMap<String, String>>,
+    peers: &DocPeers<'_>,
 ) -> Option<Entry> {
     let object = &d.value;
     let (namespace, name) = object_name(object);
@@ -239,10 +251,13 @@ fn judge(
         .get(&(namespace.unwrap_or_default(), kind, name))
         .copied();
     let annotations = at(object, &["metadata", "annotations"]).and_then(Value::as_object);
-    let ns_labels = namespaces.and_then(|all| all.get(namespace.unwrap_or_default()));
+    let ns_labels = namespaces.get(namespace.unwrap_or_default()).copied();
     let mode = policy.resolve_mode(namespace, ns_labels, annotations);
     let decision = decide(
-        Input::new(object).with_hpa_min_replicas(hpa),
+        Input::new(object)
+            .with_hpa_min_replicas(hpa)
+            .with_namespace_labels(ns_labels)
+            .with_peers(Some(peers)),
         topology,
         policy,
     );
@@ -272,6 +287,40 @@ fn judge(
         patch,
         outcome,
     })
+}
+
+/// The audited documents, as the other workloads each decision may look at.
+struct DocPeers<'a>(&'a [Sourced]);
+
+impl Peers for DocPeers<'_> {
+    fn for_each(&self, f: &mut dyn FnMut(&Value)) {
+        for d in self.0 {
+            f(&d.value);
+        }
+    }
+}
+
+/// `name` → labels of the `v1` Namespaces among the documents.
+fn declared_namespaces(docs: &[Sourced]) -> Vec<(&str, BTreeMap<String, String>)> {
+    docs.iter()
+        .map(|d| &d.value)
+        .filter(|v| {
+            v.get("kind").and_then(Value::as_str) == Some("Namespace")
+                && v.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        })
+        .filter_map(|v| {
+            let name = at(v, &["metadata", "name"]).and_then(Value::as_str)?;
+            let labels = at(v, &["metadata", "labels"])
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some((name, labels))
+        })
+        .collect()
 }
 
 type Autoscalers<'a> = HashMap<(&'a str, &'a str, &'a str), i64>;

@@ -190,6 +190,8 @@ mod tests {
             sole_zone: None,
             unzoned_nodes: 0,
             keys_present: Vec::new(),
+            short_lived_zones: 0,
+            short_lived: None,
         }
     }
 

@@ -15,6 +15,8 @@ pub mod topology;
 pub mod well_known;
 pub mod workload;
 
+use std::collections::BTreeMap;
+
 use json_patch::PatchOperation;
 use serde_json::Value;
 
@@ -37,6 +39,31 @@ pub struct Input<'a> {
     pub old_object: Option<&'a Value>,
     /// `minReplicas` of a HorizontalPodAutoscaler that targets the workload, when known.
     pub hpa_min_replicas: Option<i64>,
+    /// Labels of the workload's namespace, when known (the namespace cache, a live cluster,
+    /// or a Namespace among the manifests): pod (anti-)affinity `namespaceSelector`s are
+    /// evaluated against them.
+    pub namespace_labels: Option<&'a BTreeMap<String, String>>,
+    /// Other workloads, when known (`audit` sees the whole input): where required pod
+    /// affinity to other workloads pins this one.
+    pub peers: Option<&'a dyn Peers>,
+}
+
+/// Other workloads' raw objects, for rules that look at what a workload's pod affinity
+/// targets.
+pub trait Peers: Sync {
+    fn for_each(&self, f: &mut dyn FnMut(&Value));
+}
+
+impl Peers for Vec<Value> {
+    fn for_each(&self, f: &mut dyn FnMut(&Value)) {
+        self.iter().for_each(f);
+    }
+}
+
+impl std::fmt::Debug for dyn Peers + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Peers")
+    }
 }
 
 impl<'a> Input<'a> {
@@ -45,6 +72,8 @@ impl<'a> Input<'a> {
             object,
             old_object: None,
             hpa_min_replicas: None,
+            namespace_labels: None,
+            peers: None,
         }
     }
 
@@ -55,6 +84,16 @@ impl<'a> Input<'a> {
 
     pub fn with_hpa_min_replicas(mut self, min: Option<i64>) -> Self {
         self.hpa_min_replicas = min;
+        self
+    }
+
+    pub fn with_namespace_labels(mut self, labels: Option<&'a BTreeMap<String, String>>) -> Self {
+        self.namespace_labels = labels;
+        self
+    }
+
+    pub fn with_peers(mut self, peers: Option<&'a dyn Peers>) -> Self {
+        self.peers = peers;
         self
     }
 }
@@ -119,7 +158,8 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         policy,
         explicit,
         input.hpa_min_replicas,
-    );
+    )
+    .with_surroundings(input.namespace_labels, input.peers);
     let mut findings = judge(&ctx);
 
     let (patch, injected) = if may_mutate(&workload, input) {
@@ -130,7 +170,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
 
     let mut findings = apply_overrides(findings, policy);
     if let Some(old) = input.old_object {
-        ratchet(&mut findings, old, topology, policy, input.hpa_min_replicas);
+        ratchet(&mut findings, old, topology, policy, input);
     }
     Decision {
         subject: Subject::Workload(workload.kind),
@@ -144,7 +184,9 @@ fn judge(ctx: &Context<'_>) -> Vec<Finding> {
     let mut findings = Vec::new();
     rules::replicas::check(ctx, &mut findings);
     rules::anti_affinity::check(ctx, &mut findings);
+    rules::affinity::check(ctx, &mut findings);
     rules::spread::check(ctx, &mut findings);
+    rules::rollout::check(ctx, &mut findings);
     rules::zones::check(ctx, &mut findings);
     findings
 }
@@ -181,7 +223,7 @@ fn ratchet(
     old: &Value,
     topology: &Topology,
     policy: &Policy,
-    hpa: Option<i64>,
+    input: Input<'_>,
 ) {
     if !findings.iter().any(|f| f.severity == Severity::Deny) {
         return;
@@ -189,7 +231,8 @@ fn ratchet(
     let old_denials: Vec<RuleId> = match classify(old) {
         Classified::Workload(w) => {
             let explicit = at(old, &["spec", "replicas"]).is_some_and(|v| !v.is_null());
-            let ctx = Context::new(&w, topology, policy, explicit, hpa);
+            let ctx = Context::new(&w, topology, policy, explicit, input.hpa_min_replicas)
+                .with_surroundings(input.namespace_labels, input.peers);
             apply_overrides(judge(&ctx), policy)
                 .into_iter()
                 .filter(|f| f.severity == Severity::Deny)

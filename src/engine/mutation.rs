@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::context::Context;
 use super::finding::{Finding, RuleId};
-use super::policy::WhenUnsatisfiable;
+use super::policy::{InjectMinDomains, WhenUnsatisfiable};
 use super::well_known::{HOSTNAME_KEY, INJECTED_ANNOTATION, LEGACY_ZONE_KEY, STANDARD_ZONE_KEY};
 use super::workload::WorkloadKind;
 
@@ -125,8 +125,9 @@ pub fn plan(
             .iter()
             .map(|c| rewritten(rewrite, &c.topology_key))
     };
+    // An anti-affinity term aimed at another workload covers nothing of this one's spread.
     let term_keys = || {
-        w.anti_affinity_terms()
+        ctx.covering_anti_affinity_terms()
             .map(|t| rewritten(rewrite, &t.term.topology_key))
     };
     let zone_key = ctx.topology.zone_key();
@@ -166,11 +167,8 @@ pub fn plan(
     let mut constraints = Vec::new();
     if wants_zone_spread {
         let mut c = spread_constraint(ctx, zone_key, policy.when_unsatisfiable, &selector);
-        if policy.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule {
-            let min_domains = (ctx.eligible_zones() as i64).min(ctx.replicas);
-            if min_domains > 0 {
-                c["minDomains"] = json!(min_domains);
-            }
+        if let Some(min_domains) = min_domains(ctx) {
+            c["minDomains"] = json!(min_domains);
         }
         constraints.push(c);
         injected.push(Injection::ZoneSpread);
@@ -202,6 +200,34 @@ pub fn plan(
         injected.push(Injection::ZoneAntiAffinity);
     }
     finish(ctx, ops, injected)
+}
+
+/// `minDomains` for an injected `DoNotSchedule` zone spread, where it helps.
+///
+/// With fewer domains than `minDomains` the scheduler takes the global minimum as 0, capping
+/// every zone at `maxSkew`. That is what makes pods wait for a zone that can gain nodes (a
+/// node pool scaling from zero), and exactly what leaves replacement pods Pending when a
+/// zone's nodes are gone in an outage. So by default (`injectMinDomains: auto`) it is
+/// injected only when node templates say a zone without nodes can gain some
+/// ([`Topology::growable_zones`](super::topology::Topology::growable_zones)), counting those
+/// zones; `always` injects the eligible zones (capped by the replicas), `never` never.
+fn min_domains(ctx: &Context<'_>) -> Option<i64> {
+    if ctx.policy.when_unsatisfiable != WhenUnsatisfiable::DoNotSchedule {
+        return None;
+    }
+    let eligible = ctx.eligible_zones() as i64;
+    let zones = match ctx.policy.inject_min_domains {
+        InjectMinDomains::Never => return None,
+        InjectMinDomains::Always => eligible,
+        InjectMinDomains::Auto => {
+            let growable = ctx.topology.zones_without_nodes_that_can_grow() as i64;
+            if growable == 0 {
+                return None;
+            }
+            eligible + growable
+        }
+    };
+    Some(zones.min(ctx.replicas)).filter(|n| *n > 1)
 }
 
 /// Records the injections in the workload's annotation (merged with what an earlier

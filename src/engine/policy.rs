@@ -90,6 +90,21 @@ impl WhenUnsatisfiable {
     }
 }
 
+/// When an injected `DoNotSchedule` zone spread gets `minDomains`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum InjectMinDomains {
+    /// Only when node templates say a zone without nodes can gain some (node pools that
+    /// scale from zero): then pods wait for that zone instead of crowding the others.
+    #[default]
+    Auto,
+    /// Always (the eligible zones, capped by the replicas): replacement pods stay Pending
+    /// while a zone's nodes are gone.
+    Always,
+    /// Never.
+    Never,
+}
+
 /// A per-rule override of the severity the engine assigns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -111,6 +126,7 @@ pub struct Policy {
     pub zone_labels: Vec<String>,
     pub max_skew: u32,
     pub when_unsatisfiable: WhenUnsatisfiable,
+    pub inject_min_domains: InjectMinDomains,
     /// Add `matchLabelKeys: [pod-template-hash]` to spread constraints injected into Deployments.
     pub match_pod_template_hash: bool,
     pub anti_affinity_weight: u32,
@@ -133,6 +149,7 @@ impl Default for Policy {
             zone_labels: vec![STANDARD_ZONE_KEY.to_owned(), LEGACY_ZONE_KEY.to_owned()],
             max_skew: 1,
             when_unsatisfiable: WhenUnsatisfiable::ScheduleAnyway,
+            inject_min_domains: InjectMinDomains::Auto,
             match_pod_template_hash: true,
             anti_affinity_weight: 100,
             spread_across_nodes: true,

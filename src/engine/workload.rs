@@ -76,6 +76,8 @@ pub struct PodScheduling {
 #[derive(Clone, Debug)]
 pub struct Workload<'a> {
     pub kind: WorkloadKind,
+    /// The whole object, for the fields only one rule reads (a Deployment's strategy).
+    pub object: &'a Value,
     pub namespace: Option<&'a str>,
     pub name: &'a str,
     /// `spec.replicas`, 1 when omitted; always 1 for a Pod.
@@ -203,6 +205,7 @@ fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, String> {
     };
     Ok(Workload {
         kind,
+        object,
         namespace,
         name,
         replicas,
@@ -353,6 +356,25 @@ impl Workload<'_> {
                 index: i,
             });
         required.chain(preferred)
+    }
+}
+
+impl Workload<'_> {
+    /// The required pod affinity terms, with their positions.
+    pub fn required_affinity_terms(
+        &self,
+    ) -> impl Iterator<Item = (usize, &k8s_openapi::api::core::v1::PodAffinityTerm)> {
+        self.scheduling
+            .affinity
+            .as_ref()
+            .and_then(|a| a.pod_affinity.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_deref()
+            })
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
     }
 }
 

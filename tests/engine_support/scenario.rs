@@ -1,6 +1,7 @@
 //! One engine scenario file (`tests/fixtures/engine/*.yaml`, format in that folder's
 //! README.md), read: shared by the engine's table test and the audit/webhook agreement test.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Map, Value};
@@ -14,6 +15,9 @@ pub const SCENARIO_KEYS: &[&str] = &[
     "nodesFile",
     "policy",
     "hpaMinReplicas",
+    "namespaceLabels",
+    "peers",
+    "growableZones",
     "object",
     "oldObject",
     "expect",
@@ -27,6 +31,10 @@ pub struct Scenario {
     pub object: Value,
     pub old_object: Option<Value>,
     pub hpa_min_replicas: Option<i64>,
+    /// Labels of the workload's namespace, when the scenario knows them.
+    pub namespace_labels: Option<BTreeMap<String, String>>,
+    /// Other workloads, as `audit` sees them beside the object.
+    pub peers: Option<Vec<Value>>,
     pub expect: Map<String, Value>,
 }
 
@@ -66,6 +74,33 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         Some(nodes) => Topology::from_nodes(nodes, &policy),
         None => Topology::assumed(&policy),
     };
+    // Zones a node template can add nodes to: the hook node templates will fill.
+    let topology = match doc.get("growableZones") {
+        None => topology,
+        Some(Value::Array(zones)) => topology.with_growable_zones(
+            zones
+                .iter()
+                .map(|z| {
+                    z.as_str()
+                        .map(str::to_owned)
+                        .ok_or("growableZones: strings")
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => return Err("growableZones must be a list".into()),
+    };
+    let namespace_labels = match doc.get("namespaceLabels") {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_value(v.clone())
+                .map_err(|e| format!("namespaceLabels: a map of strings: {e}"))?,
+        ),
+    };
+    let peers = match doc.get("peers") {
+        None => None,
+        Some(Value::Array(items)) => Some(items.clone()),
+        Some(_) => return Err("peers must be a list of objects".into()),
+    };
     let object = doc.get("object").cloned().ok_or("no object")?;
     let old_object = doc.get("oldObject").cloned();
     let hpa_min_replicas = match doc.get("hpaMinReplicas") {
@@ -89,6 +124,8 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         object,
         old_object,
         hpa_min_replicas,
+        namespace_labels,
+        peers,
         expect,
     })
 }

@@ -1,9 +1,11 @@
-//! The spread-constraint half of HA004 and HA005, and HA007.
+//! The spread-constraint half of HA004 and HA005, HA007, HA023 and the maxSkew half of HA027.
 
 use k8s_openapi::api::core::v1::TopologySpreadConstraint;
 
 use crate::engine::context::Context;
 use crate::engine::finding::{Finding, RuleId, plural};
+use crate::engine::topology::Unusable;
+use crate::engine::well_known::HOSTNAME_KEY;
 
 use super::own_pods_selected;
 
@@ -21,11 +23,14 @@ fn check_constraint(
 ) {
     let key = c.topology_key.as_str();
     let what = format!("topologySpreadConstraints[{i}] (topologyKey {key})");
-    if let Err(finding) =
-        own_pods_selected(c.label_selector.as_ref(), &ctx.workload.pod_labels, &what)
-    {
-        out.push(finding);
-    }
+    let selects_own =
+        match own_pods_selected(c.label_selector.as_ref(), &ctx.workload.pod_labels, &what) {
+            Ok(()) => true,
+            Err(finding) => {
+                out.push(finding);
+                false
+            }
+        };
     let hard = c.when_unsatisfiable == "DoNotSchedule";
     if ctx.key_present(key) == Some(false) && ctx.eligible_nodes() != Some(0) {
         let nodes = ctx
@@ -36,21 +41,56 @@ fn check_constraint(
             out.push(Finding::deny(
                 RuleId::HA005,
                 format!(
-                    "{what}: {nodes} carries label {key}, so with DoNotSchedule no pod can schedule"
+                    "no pod can schedule: {nodes} carries label {key}, and the constraint is DoNotSchedule; {what}"
                 ),
             ));
         } else {
             out.push(Finding::warn(
                 RuleId::HA005,
-                format!("{what}: {nodes} carries label {key}, so the constraint is inert"),
+                format!("inert: {nodes} carries label {key}; {what}"),
             ));
         }
         return;
     }
-    if !hard || !ctx.policy.is_zone_key(key) {
+    if !hard || !selects_own {
         return;
     }
-    let zones = ctx.eligible_zones() as i64;
+    let max_skew = i64::from(c.max_skew.max(1));
+    let replicas = ctx.replicas;
+    // Unless something else spreads the zones (a soft zone anti-affinity term, such as the
+    // one injected beside a spread).
+    let spread_otherwise = || {
+        ctx.own_anti_affinity_terms()
+            .any(|t| ctx.policy.is_zone_key(&t.term.topology_key))
+    };
+    if ctx.policy.is_zone_key(key) && replicas >= 2 && max_skew >= replicas && !spread_otherwise() {
+        out.push(Finding::warn(
+            RuleId::HA027,
+            format!(
+                "spreads nothing: maxSkew {max_skew} with {} lets every pod share one zone; set maxSkew 1; {what}",
+                plural(replicas, "replica", "replicas"),
+            ),
+        ));
+    }
+    if !ignored_domains(ctx, c, &what, out) {
+        min_domains_cap(ctx, c, &what, out);
+    }
+}
+
+/// HA007: a `minDomains` above the eligible zones treats the global minimum as 0, capping
+/// each zone at `maxSkew`.
+fn min_domains_cap(
+    ctx: &Context<'_>,
+    c: &TopologySpreadConstraint,
+    what: &str,
+    out: &mut Vec<Finding>,
+) {
+    if !ctx.policy.is_zone_key(&c.topology_key) {
+        return;
+    }
+    // A zone a node template can add nodes to will be a domain once the autoscaler adds one:
+    // that is what minDomains waits for.
+    let zones = (ctx.eligible_zones() + ctx.topology.zones_without_nodes_that_can_grow()) as i64;
     let Some(min_domains) = c.min_domains.map(i64::from) else {
         return;
     };
@@ -60,12 +100,70 @@ fn check_constraint(
         out.push(Finding::deny(
             RuleId::HA007,
             format!(
-                "{what}: minDomains {min_domains} > {}, so each zone is capped at maxSkew {max_skew}: {} fit and {} of {} stay Pending",
-                plural(zones, "eligible zone", "eligible zones"),
-                plural(cap, "pod", "pods"),
-                ctx.replicas - cap,
+                "{}, {} fit ({} Pending): minDomains {min_domains} > {} caps each zone at maxSkew {max_skew}; {what}",
                 plural(ctx.replicas, "replica", "replicas"),
+                cap,
+                ctx.replicas - cap,
+                plural(zones, "eligible zone", "eligible zones"),
             ),
         ));
     }
+}
+
+/// HA023: a domain the constraint counts but the pod cannot use keeps the global minimum at
+/// 0, which caps every usable domain at `maxSkew`. `nodeTaintsPolicy` defaults to `Ignore`,
+/// so tainted and cordoned nodes count; `nodeAffinityPolicy: Ignore` counts nodes the pod's
+/// node selection excludes. Returns whether it fired.
+fn ignored_domains(
+    ctx: &Context<'_>,
+    c: &TopologySpreadConstraint,
+    what: &str,
+    out: &mut Vec<Finding>,
+) -> bool {
+    let honor_affinity = c.node_affinity_policy.as_deref() != Some("Ignore");
+    let honor_taints = c.node_taints_policy.as_deref() == Some("Honor");
+    if honor_affinity && honor_taints {
+        return false;
+    }
+    let sched = ctx.workload.scheduling();
+    let key = c.topology_key.as_str();
+    let Some(domains) = ctx
+        .topology
+        .spread_domains(&sched, key, honor_affinity, honor_taints)
+    else {
+        return false;
+    };
+    let Some((domain, why)) = domains.unusable else {
+        return false;
+    };
+    if domains.usable == 0 {
+        return false;
+    }
+    let max_skew = i64::from(c.max_skew.max(1));
+    let cap = domains.usable as i64 * max_skew;
+    let replicas = ctx.replicas;
+    if replicas <= cap {
+        return false;
+    }
+    let place = if ctx.policy.is_zone_key(key) {
+        format!("zone {domain}")
+    } else if key == HOSTNAME_KEY {
+        format!("node {domain}")
+    } else {
+        format!("{key}={domain}")
+    };
+    let (cause, fix) = match why {
+        Unusable::Taints => ("is tainted but counted", "nodeTaintsPolicy: Honor"),
+        Unusable::NodeSelection => ("is not selected but counted", "nodeAffinityPolicy: Honor"),
+    };
+    out.push(Finding::deny(
+        RuleId::HA023,
+        format!(
+            "{}, {cap} fit ({} Pending): {place} {cause}; set {fix}; it holds 0 pods for good, so each of the {} is capped at maxSkew {max_skew}; {what}",
+            plural(replicas, "replica", "replicas"),
+            replicas - cap,
+            plural(domains.usable as i64, "usable domain", "usable domains"),
+        ),
+    ));
+    true
 }
