@@ -355,7 +355,8 @@ proptest! {
     }
 
     /// On UPDATE with an unchanged template nothing is ever patched, and a deny finding the
-    /// old object already had is never a deny again.
+    /// old object already had (the same rule about the same thing: constraint, term, replica
+    /// count) is never a deny again.
     #[test]
     fn updates_with_the_same_template_never_patch_and_ratchet(
         object in workload(),
@@ -375,8 +376,8 @@ proptest! {
         prop_assert!(d.patch.is_empty());
         for f in d.findings.iter().filter(|f| f.severity == Severity::Deny) {
             prop_assert!(
-                !old_decision.findings.iter().any(|o| o.rule == f.rule && o.severity == Severity::Deny),
-                "{} denied again although the old object had it", f.rule
+                !old_decision.findings.iter().any(|o| o.identity() == f.identity() && o.severity == Severity::Deny),
+                "{} denied again although the old object had it: {:?}", f.rule, f.identity()
             );
         }
     }
@@ -453,7 +454,10 @@ mod reference {
         terms: Option<&[NodeSelectorTerm]>,
         tols: &[Toleration],
     ) -> bool {
-        !node.unschedulable
+        // NodeUnschedulable: a cordon keeps off pods that do not tolerate the
+        // node.kubernetes.io/unschedulable:NoSchedule taint.
+        (!node.unschedulable
+            || tolerated(tols, "node.kubernetes.io/unschedulable", "", "NoSchedule"))
             && node
                 .taints
                 .iter()
@@ -571,6 +575,12 @@ fn scheduling() -> impl Strategy<Value = Value> {
         Just(json!({ "key": "dedicated", "value": "web", "effect": "NoSchedule" })),
         Just(json!({ "key": "spot", "operator": "Exists", "effect": "NoExecute" })),
         Just(json!({ "key": "spot", "operator": "Exists", "effect": "NoSchedule" })),
+        Just(
+            json!({ "key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule" })
+        ),
+        Just(
+            json!({ "key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoExecute" })
+        ),
     ];
     let selector_key = prop_oneof![
         Just(ZONE),

@@ -15,7 +15,7 @@ pub mod topology;
 pub mod well_known;
 pub mod workload;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use json_patch::PatchOperation;
 use serde_json::Value;
@@ -174,7 +174,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
     }
     Decision {
         subject: Subject::Workload(workload.kind),
-        findings,
+        findings: cap_per_rule(findings),
         patch,
         injected,
     }
@@ -217,7 +217,9 @@ fn apply_overrides(findings: Vec<Finding>, policy: &Policy) -> Vec<Finding> {
 }
 
 /// A denial the stored object already had is downgraded to a warning, so that legacy
-/// workloads stay editable; only new violations block.
+/// workloads stay editable; only new violations block. "Already had" means the same rule
+/// about the same thing (the same constraint or term, the same replica count), so an UPDATE
+/// cannot add a second violation of a rule under cover of the first.
 fn ratchet(
     findings: &mut [Finding],
     old: &Value,
@@ -228,7 +230,7 @@ fn ratchet(
     if !findings.iter().any(|f| f.severity == Severity::Deny) {
         return;
     }
-    let old_denials: Vec<RuleId> = match classify(old) {
+    let old_findings: Vec<Finding> = match classify(old) {
         Classified::Workload(w) => {
             let explicit = at(old, &["spec", "replicas"]).is_some_and(|v| !v.is_null());
             let ctx = Context::new(&w, topology, policy, explicit, input.hpa_min_replicas)
@@ -236,16 +238,67 @@ fn ratchet(
             apply_overrides(judge(&ctx), policy)
                 .into_iter()
                 .filter(|f| f.severity == Severity::Deny)
-                .map(|f| f.rule)
                 .collect()
         }
         _ => return,
     };
+    let old_denials: HashSet<(RuleId, &str)> = old_findings.iter().map(Finding::identity).collect();
     for f in findings.iter_mut() {
-        if f.severity == Severity::Deny && old_denials.contains(&f.rule) {
+        if f.severity == Severity::Deny && old_denials.contains(&f.identity()) {
             f.severity = Severity::Warn;
-            f.message
-                .push_str(" (already present before this update, so not blocking)");
+            // First, so that a warning cut at 120 characters still says it.
+            f.message = finding::safe_text(
+                format!(
+                    "not blocking, already present before this update: {}",
+                    f.message
+                ),
+                finding::MAX_MESSAGE_CHARS,
+            );
         }
     }
+}
+
+/// Findings of one rule kept per object; the rest are summed up in one finding, so that an
+/// object with a thousand broken constraints costs what one with a few does.
+pub const MAX_FINDINGS_PER_RULE: usize = 5;
+
+/// Keeps at most [`MAX_FINDINGS_PER_RULE`] findings per rule, replacing the rest with one
+/// summary finding (as severe as the worst it stands for).
+fn cap_per_rule(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut per_rule: HashMap<RuleId, usize> = HashMap::new();
+    if findings.len() <= MAX_FINDINGS_PER_RULE {
+        return findings;
+    }
+    let mut kept = Vec::with_capacity(findings.len().min(64));
+    let mut dropped: Vec<(RuleId, usize, Severity)> = Vec::new();
+    for f in findings {
+        let n = per_rule.entry(f.rule).or_insert(0);
+        *n += 1;
+        if *n <= MAX_FINDINGS_PER_RULE {
+            kept.push(f);
+            continue;
+        }
+        match dropped.iter_mut().find(|(r, _, _)| *r == f.rule) {
+            Some((_, count, worst)) => {
+                *count += 1;
+                *worst = (*worst).max(f.severity);
+            }
+            None => dropped.push((f.rule, 1, f.severity)),
+        }
+    }
+    for (rule, count, worst) in dropped {
+        kept.push(
+            Finding::new(
+                rule,
+                worst,
+                format!(
+                    "… and {} more {rule} finding{} like the above",
+                    count,
+                    if count == 1 { "" } else { "s" }
+                ),
+            )
+            .about(format!("more:{rule}:{count}")),
+        );
+    }
+    kept
 }

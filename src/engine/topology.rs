@@ -163,7 +163,7 @@ pub struct Topology {
     groups: Vec<NodeGroup>,
     /// Zones where node templates (node pools that scale from zero) can add nodes.
     growable_zones: BTreeSet<String>,
-    memo: Memo,
+    memo: Memo<Eligibility>,
 }
 
 /// The nodes a workload may land on, summarised. Built on every decision, so it holds

@@ -26,11 +26,18 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         }
         let what =
             format!("podAffinity.requiredDuringSchedulingIgnoredDuringExecution[{i}] ({key})");
+        let about = serde_json::to_string(term).unwrap_or_default();
+        let mut found = Vec::new();
         if ctx.term_selects_own_pods(term) {
-            own_pods(ctx, key, &what, out);
+            own_pods(ctx, key, &what, &mut found);
         } else if zone && term.label_selector.is_some() {
-            other_workloads(ctx, term, &what, out);
+            other_workloads(ctx, term, &what, &mut found);
         }
+        out.extend(
+            found
+                .into_iter()
+                .map(|f| f.about(format!("{about}|replicas={}", ctx.replicas))),
+        );
     }
 }
 

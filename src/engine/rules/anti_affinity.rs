@@ -24,18 +24,28 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
     let key = t.term.topology_key.as_str();
     let what = format!("{} (topologyKey {key})", t.describe());
     let own = &ctx.workload.pod_labels;
+    // What the findings are about, whatever the term's position in the list (computed only
+    // when there is a finding).
+    let about = || {
+        format!(
+            "{}:{}",
+            if t.required { "required" } else { "preferred" },
+            serde_json::to_string(t.term).unwrap_or_default()
+        )
+    };
+    let mut push = |f: Finding| out.push(f.about(about()));
     let selects_own = match selection(t.term.label_selector.as_ref(), own) {
         Selection::Own => ctx.term_covers_own_namespace(t.term),
         Selection::Other => false,
         Selection::Missing => {
-            out.push(Finding::deny(
+            push(Finding::deny(
                 RuleId::HA004,
                 format!("keeps nothing apart: {what} has no labelSelector, so it matches no pods"),
             ));
             false
         }
         Selection::Invalid(e) => {
-            out.push(Finding::deny(
+            push(Finding::deny(
                 RuleId::HA004,
                 format!("keeps nothing apart: {what} labelSelector is invalid ({e})"),
             ));
@@ -43,7 +53,7 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
         }
         Selection::Stray(keys) => {
             let selector = t.term.label_selector.as_ref().expect("a selector");
-            out.push(Finding::warn(
+            push(Finding::warn(
                 RuleId::HA004,
                 format!(
                     "selects {} but the pods carry {}: no pod of this workload has {} (a typo?); {what}",
@@ -61,14 +71,14 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
             .map(|n| format!("none of the {n} eligible nodes"))
             .unwrap_or("no eligible node".into());
         if t.required {
-            out.push(Finding::deny(
+            push(Finding::deny(
                 RuleId::HA005,
                 format!(
                     "constrains nothing: {nodes} carries label {key}, so the required term is void; {what}"
                 ),
             ));
         } else {
-            out.push(Finding::warn(
+            push(Finding::warn(
                 RuleId::HA005,
                 format!("inert: {nodes} carries label {key}; {what}"),
             ));
@@ -91,7 +101,8 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
                     plural(replicas - zones, "pod", "pods"),
                     if replicas - zones == 1 { "s" } else { "" },
                 ),
-            ));
+            )
+            .about(format!("{}|replicas={replicas}", about())));
         }
     } else if key == HOSTNAME_KEY
         && let Some(nodes) = ctx.eligible_nodes()
@@ -107,7 +118,8 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
                     plural(replicas - nodes, "pod", "pods"),
                     if replicas - nodes == 1 { "s" } else { "" },
                 ),
-            ));
+            )
+            .about(format!("{}|replicas={replicas}", about())));
         }
     }
 }

@@ -59,7 +59,11 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                 strategy.describe,
                 &noun[..noun.len() - 1],
             ),
-        ));
+        )
+        .about(format!(
+            "{}|replicas={replicas}",
+            serde_json::to_string(t.term).unwrap_or_default()
+        )));
         return;
     }
 }

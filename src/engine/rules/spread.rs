@@ -4,8 +4,9 @@ use k8s_openapi::api::core::v1::TopologySpreadConstraint;
 
 use crate::engine::context::Context;
 use crate::engine::finding::{Finding, RuleId, plural};
+use crate::engine::mutation::Injection;
 use crate::engine::topology::Unusable;
-use crate::engine::well_known::HOSTNAME_KEY;
+use crate::engine::well_known::{HOSTNAME_KEY, INJECTED_ANNOTATION};
 
 use super::own_pods_selected;
 
@@ -23,11 +24,14 @@ fn check_constraint(
 ) {
     let key = c.topology_key.as_str();
     let what = format!("topologySpreadConstraints[{i}] (topologyKey {key})");
+    // What the findings are about, whatever the constraint's position (computed only when
+    // there is a finding).
+    let about = || serde_json::to_string(c).unwrap_or_default();
     let selects_own =
         match own_pods_selected(c.label_selector.as_ref(), &ctx.workload.pod_labels, &what) {
             Ok(()) => true,
             Err(finding) => {
-                out.push(finding);
+                out.push(finding.about(about()));
                 false
             }
         };
@@ -43,12 +47,15 @@ fn check_constraint(
                 format!(
                     "no pod can schedule: {nodes} carries label {key}, and the constraint is DoNotSchedule; {what}"
                 ),
-            ));
+            ).about(about()));
         } else {
-            out.push(Finding::warn(
-                RuleId::HA005,
-                format!("inert: {nodes} carries label {key}; {what}"),
-            ));
+            out.push(
+                Finding::warn(
+                    RuleId::HA005,
+                    format!("inert: {nodes} carries label {key}; {what}"),
+                )
+                .about(about()),
+            );
         }
         return;
     }
@@ -57,24 +64,42 @@ fn check_constraint(
     }
     let max_skew = i64::from(c.max_skew.max(1));
     let replicas = ctx.replicas;
-    // Unless something else spreads the zones (a soft zone anti-affinity term, such as the
-    // one injected beside a spread).
-    let spread_otherwise = || {
-        ctx.own_anti_affinity_terms()
-            .any(|t| ctx.policy.is_zone_key(&t.term.topology_key))
-    };
-    if ctx.policy.is_zone_key(key) && replicas >= 2 && max_skew >= replicas && !spread_otherwise() {
+    if ctx.policy.is_zone_key(key)
+        && replicas >= 2
+        && max_skew >= replicas
+        && !injected_per_policy(ctx, c)
+    {
         out.push(Finding::warn(
             RuleId::HA027,
             format!(
                 "spreads nothing: maxSkew {max_skew} with {} lets every pod share one zone; set maxSkew 1; {what}",
                 plural(replicas, "replica", "replicas"),
             ),
-        ));
+        ).about(format!("{}|replicas={replicas}", about())));
     }
     if !ignored_domains(ctx, c, &what, out) {
         min_domains_cap(ctx, c, &what, out);
     }
+}
+
+/// Whether spreadguard injected this zone spread as the policy says: then the policy's
+/// `maxSkew` is what it is, and the finding would be about spreadguard's own patch.
+fn injected_per_policy(ctx: &Context<'_>, c: &TopologySpreadConstraint) -> bool {
+    let recorded = ctx
+        .workload
+        .annotation(INJECTED_ANNOTATION)
+        .is_some_and(|a| {
+            a.split(',')
+                .any(|i| i.trim() == Injection::ZoneSpread.as_str())
+        });
+    recorded
+        && i64::from(c.max_skew) == i64::from(ctx.policy.max_skew)
+        && c.when_unsatisfiable == ctx.policy.when_unsatisfiable.as_str()
+        && c.node_taints_policy.as_deref() == Some("Honor")
+}
+
+fn about(c: &TopologySpreadConstraint) -> String {
+    serde_json::to_string(c).unwrap_or_default()
 }
 
 /// HA007: a `minDomains` above the eligible zones treats the global minimum as 0, capping
@@ -106,7 +131,8 @@ fn min_domains_cap(
                 ctx.replicas - cap,
                 plural(zones, "eligible zone", "eligible zones"),
             ),
-        ));
+        )
+        .about(format!("{}|replicas={}", about(c), ctx.replicas)));
     }
 }
 
@@ -164,6 +190,7 @@ fn ignored_domains(
             replicas - cap,
             plural(domains.usable as i64, "usable domain", "usable domains"),
         ),
-    ));
+    )
+    .about(format!("{}|replicas={replicas}", about(c))));
     true
 }

@@ -47,7 +47,8 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                 plural(ctx.replicas.max(1), "replica", "replicas"),
                 ctx.placement_causes(),
             ),
-        ));
+        )
+        .about(format!("zone={zone}")));
     }
 
     if cluster_zones >= 1 && ctx.eligibility.unzoned_nodes > 0 {
@@ -79,7 +80,8 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                 short.taint,
                 short.seconds,
             ),
-        ));
+        )
+        .about(format!("short-lived:{}", short.zone)));
     }
 
     if topo.carries_key(STANDARD_ZONE_KEY) {
