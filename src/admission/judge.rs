@@ -6,12 +6,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde_json::Value;
 
 use super::Context;
-use super::envelope::Request;
+use super::envelope::{Handled, Request};
 use super::response::Refusal;
 use crate::engine::outcome::Outcome;
 use crate::engine::policy::Mode;
 use crate::engine::workload::at;
-use crate::engine::{Decision, Input, RuleId, WorkloadKind};
+use crate::engine::{Decision, Input, RuleId, decide_scale};
 
 /// What judging a request came to.
 pub enum Judged {
@@ -48,7 +48,8 @@ impl Judged {
 }
 
 /// Resolves the mode and, unless it is off, decides the request's object.
-pub fn judge(kind: WorkloadKind, request: &mut Request<'_>, ctx: &Context<'_>) -> Judged {
+pub fn judge(handled: Handled, request: &mut Request<'_>, ctx: &Context<'_>) -> Judged {
+    let kind = handled.kind();
     let policy = ctx.policy;
     let namespace = request.namespace.as_deref().filter(|ns| !ns.is_empty());
     let ns_labels = namespace.and_then(|ns| ctx.namespaces.labels(ns));
@@ -63,7 +64,8 @@ pub fn judge(kind: WorkloadKind, request: &mut Request<'_>, ctx: &Context<'_>) -
     // On UPDATE the engine compares the whole pod template (an image change is a rollout), so
     // both objects are read in full; a CREATE is read without what no decision reads.
     let update = request.is_update();
-    let object = match std::mem::take(&mut request.object).into_value((!update).then_some(kind)) {
+    let prune = (!update && matches!(handled, Handled::Workload(_))).then_some(kind);
+    let object = match std::mem::take(&mut request.object).into_value(prune) {
         Ok(Some(object)) => object,
         Ok(None) => {
             return Judged::warn(format!(
@@ -91,7 +93,12 @@ pub fn judge(kind: WorkloadKind, request: &mut Request<'_>, ctx: &Context<'_>) -
     let input = Input::new(&object)
         .with_old(old.as_ref())
         .with_namespace_labels(ns_labels.as_deref());
-    match catch_unwind(AssertUnwindSafe(|| decide(input, ctx.topology, policy))) {
+    // HPA minimums reach `Input::hpa_min_replicas` once the webhook has an autoscaler cache.
+    let run = || match handled {
+        Handled::Workload(_) => decide(input, ctx.topology, policy),
+        Handled::Scale(kind) => decide_scale(input, kind, policy),
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
         Ok(decision) => Judged::Decided { mode, decision },
         Err(panic) => {
             ctx.metrics.engine_panic();

@@ -66,9 +66,9 @@ pub struct Context<'a> {
 /// Answers one AdmissionReview body: `Ok` is the serialised review to send with HTTP 200.
 pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<u8>, BadReview> {
     let started = Instant::now();
-    let review = envelope::decode(body)?;
+    let review = envelope::decode(body, ctx.policy)?;
     let mut request = review.request;
-    let kind = request.resource.workload_kind();
+    let kind = request.kind;
     let dry_run = request.dry_run.unwrap_or(false);
     let span = tracing::info_span!(
         "admission",
@@ -82,7 +82,7 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
     let _entered = span.enter();
 
     let judged = match request.handled() {
-        Some(kind) => judge::judge(kind, &mut request, ctx),
+        Some(handled) => judge::judge(handled, &mut request, ctx),
         None => Judged::Answer {
             outcome: Outcome::allow(),
             refusal: Refusal::Policy,

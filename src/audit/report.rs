@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::engine::policy::{Mode, Policy};
 use crate::engine::workload::{at, object_name};
 use crate::engine::{
-    Combined, Finding, Injection, Input, Peers, Severity, Subject, Topology, TopologySource,
+    Combined, Finding, Injection, Input, Peers, Severity, Skip, Subject, Topology, TopologySource,
     TopologySummary, combined, decide,
 };
 use crate::load::Sourced;
@@ -20,7 +20,20 @@ use crate::load::Sourced;
 pub struct Report {
     pub topology: TopologySummary,
     pub results: Vec<Entry>,
+    /// The documents that were not judged, by kind and why.
+    pub skipped: Vec<SkippedKind>,
     pub summary: Summary,
+}
+
+/// Documents of one kind that were not judged, for one reason.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedKind {
+    pub api_version: String,
+    pub kind: String,
+    pub reason: &'static str,
+    /// Their `source`s, as in `results[].source`.
+    pub documents: Vec<String>,
 }
 
 /// One workload's verdict.
@@ -91,11 +104,37 @@ impl Report {
             labels.entry(name).or_insert(l);
         }
         let peers = DocPeers(docs);
-        let results: Vec<Entry> =
-            crate::parallel::map(docs, |d| judge(d, &hpas, topology, policy, &labels, &peers))
-                .into_iter()
-                .flatten()
-                .collect();
+        let judged =
+            crate::parallel::map(docs, |d| judge(d, &hpas, topology, policy, &labels, &peers));
+        let mut results: Vec<Entry> = Vec::with_capacity(judged.len());
+        let mut skipped: Vec<SkippedKind> = Vec::new();
+        for (d, j) in docs.iter().zip(judged) {
+            match j {
+                Ok(entry) => results.push(entry),
+                Err(reason) => {
+                    let field = |f: &str| {
+                        d.value
+                            .get(f)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let (api_version, kind) = (field("apiVersion"), field("kind"));
+                    match skipped.iter_mut().find(|s| {
+                        s.api_version == api_version && s.kind == kind && s.reason == reason
+                    }) {
+                        Some(s) => s.documents.push(d.source.clone()),
+                        None => skipped.push(SkippedKind {
+                            api_version,
+                            kind,
+                            reason,
+                            documents: vec![d.source.clone()],
+                        }),
+                    }
+                }
+            }
+        }
+        skipped.sort_by(|a, b| (&a.kind, &a.api_version).cmp(&(&b.kind, &b.api_version)));
         let mut summary = Summary {
             documents: docs.len(),
             workloads: results.len(),
@@ -116,6 +155,7 @@ impl Report {
         Report {
             topology: topology.summary(),
             results,
+            skipped,
             summary,
         }
     }
@@ -184,6 +224,19 @@ impl Report {
                 );
             }
         }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(out, "\nNot judged:");
+            for k in &self.skipped {
+                let _ = writeln!(
+                    out,
+                    "       {} {} {} ({})",
+                    k.documents.len(),
+                    k.api_version,
+                    k.kind,
+                    k.reason
+                );
+            }
+        }
         let s = &self.summary;
         let count = |sev| s.findings.get(&sev).copied().unwrap_or(0);
         let _ = writeln!(
@@ -232,7 +285,7 @@ fn topology_line(t: &TopologySummary) -> String {
     }
 }
 
-/// One document's entry; `None` for documents that are not judged workloads.
+/// One document's entry, or why it is not judged.
 fn judge(
     d: &Sourced,
     hpas: &Autoscalers<'_>,
@@ -240,7 +293,7 @@ fn judge(
     policy: &Policy,
     namespaces: &HashMap<&str, &BTreeMap<String, String>>,
     peers: &DocPeers<'_>,
-) -> Option<Entry> {
+) -> Result<Entry, &'static str> {
     let object = &d.value;
     let (namespace, name) = object_name(object);
     let kind = object
@@ -261,8 +314,19 @@ fn judge(
         topology,
         policy,
     );
-    if matches!(decision.subject, Subject::Skipped(_)) {
-        return None;
+    if let Subject::Skipped(skip) = decision.subject {
+        return Err(match (skip, kind) {
+            (Skip::NotAWorkload, "HorizontalPodAutoscaler") => {
+                "read: its minReplicas is the replica count of its target"
+            }
+            (Skip::NotAWorkload, "Namespace") => "read: its labels are the namespace's",
+            (Skip::NotAWorkload, _) => "not a workload kind spreadguard judges",
+            (Skip::Controlled, _) => "controlled by a workload that is judged instead",
+            (Skip::Referenced, _) => {
+                "its pod template is in the Deployment its workloadRef names, which is judged"
+            }
+            (Skip::Deleting, _) => "being deleted",
+        });
     }
     let outcome = combined(mode, &decision);
     let (findings, patch, injected) = if mode == Mode::Off {
@@ -275,7 +339,7 @@ fn judge(
     } else {
         Verdict::Deny
     };
-    Some(Entry {
+    Ok(Entry {
         source: d.source.clone(),
         kind: kind.to_owned(),
         namespace: namespace.map(str::to_owned),

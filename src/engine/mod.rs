@@ -5,12 +5,14 @@
 
 pub mod context;
 pub mod finding;
+pub mod kinds;
 pub mod labels;
 pub mod memo;
 pub mod mutation;
 pub mod outcome;
 pub mod policy;
 pub mod rules;
+pub mod scale;
 pub mod topology;
 pub mod well_known;
 pub mod workload;
@@ -23,13 +25,14 @@ use serde_json::Value;
 pub use self::finding::{Finding, RuleId, Severity};
 pub use self::mutation::Injection;
 pub use self::outcome::{Combined, Endpoint, Outcome, combined, outcome};
+pub use self::scale::decide_scale;
 pub use self::topology::{NodeInfo, Topology, TopologySource, TopologySummary};
 pub use self::well_known::INJECTED_ANNOTATION;
 pub use self::workload::{Skip, WorkloadKind};
 
 use self::context::Context;
 use self::policy::Policy;
-use self::workload::{Classified, Workload, at, classify};
+use self::workload::{Classified, Workload, classify};
 
 /// What the engine is asked about.
 #[derive(Clone, Copy, Debug)]
@@ -136,7 +139,7 @@ impl Decision {
 
 /// Decides one object.
 pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decision {
-    let workload = match classify(input.object) {
+    let workload = match classify(input.object, policy) {
         Classified::Skip(skip) => return Decision::skipped(skip),
         Classified::Uninterpretable { kind, reason } => {
             return Decision {
@@ -151,7 +154,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         }
         Classified::Workload(w) => w,
     };
-    let explicit = at(input.object, &["spec", "replicas"]).is_some_and(|v| !v.is_null());
+    let explicit = workload.replicas_explicit;
     let ctx = Context::new(
         &workload,
         topology,
@@ -197,9 +200,9 @@ fn may_mutate(workload: &Workload<'_>, input: Input<'_>) -> bool {
     let Some(old) = input.old_object else {
         return true;
     };
-    match workload.kind {
-        WorkloadKind::Pod => false,
-        _ => at(old, &["spec", "template"]) != at(input.object, &["spec", "template"]),
+    match workload.template_path {
+        None => false,
+        Some(path) => path.at(old) != path.at(input.object),
     }
 }
 
@@ -230,9 +233,9 @@ fn ratchet(
     if !findings.iter().any(|f| f.severity == Severity::Deny) {
         return;
     }
-    let old_findings: Vec<Finding> = match classify(old) {
+    let old_findings: Vec<Finding> = match classify(old, policy) {
         Classified::Workload(w) => {
-            let explicit = at(old, &["spec", "replicas"]).is_some_and(|v| !v.is_null());
+            let explicit = w.replicas_explicit;
             let ctx = Context::new(&w, topology, policy, explicit, input.hpa_min_replicas)
                 .with_surroundings(input.namespace_labels, input.peers);
             apply_overrides(judge(&ctx), policy)

@@ -53,7 +53,8 @@ pub fn plan(
     let policy = ctx.policy;
     let mut ops = Vec::new();
     let mut injected = Vec::new();
-    let base = w.kind.pod_spec_path();
+    let base_tokens = w.pod_spec_path.to_vec();
+    let base = base_tokens.as_slice();
 
     let rewrite = policy.rewrite_legacy_zone_key && ctx.topology.carries_key(STANDARD_ZONE_KEY);
     fn rewritten(rewrite: bool, key: &str) -> &str {
@@ -281,22 +282,29 @@ fn spread_constraint(
         "whenUnsatisfiable": when.as_str(),
         "labelSelector": selector,
     });
-    let selector_has_hash = selector.pointer("/matchLabels/pod-template-hash").is_some()
+    if ctx.policy.match_pod_template_hash
+        && let Some(label) = ctx.workload.kind.revision_label(ctx.policy)
+        && !selector_has(selector, label)
+    {
+        c["matchLabelKeys"] = json!([label]);
+    }
+    c["nodeTaintsPolicy"] = json!("Honor");
+    c
+}
+
+/// Whether a selector already pins `label` (then `matchLabelKeys` on it would be redundant).
+fn selector_has(selector: &Value, label: &str) -> bool {
+    selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.contains_key(label))
         || selector
             .get("matchExpressions")
             .and_then(Value::as_array)
             .is_some_and(|e| {
                 e.iter()
-                    .any(|x| x.get("key").and_then(Value::as_str) == Some("pod-template-hash"))
-            });
-    if ctx.policy.match_pod_template_hash
-        && ctx.workload.kind == WorkloadKind::Deployment
-        && !selector_has_hash
-    {
-        c["matchLabelKeys"] = json!(["pod-template-hash"]);
-    }
-    c["nodeTaintsPolicy"] = json!("Honor");
-    c
+                    .any(|x| x.get("key").and_then(Value::as_str) == Some(label))
+            })
 }
 
 /// Adds `items` to the list `field` of `parent`: appended one by one if the list exists,

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::finding::{RuleId, Severity};
+use super::kinds::CustomKind;
 use super::well_known::{ENABLED_LABEL, LEGACY_ZONE_KEY, MODE_KEY, STANDARD_ZONE_KEY};
+use super::workload::WorkloadKind;
 
 /// Errors from reading a policy file.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +140,8 @@ pub struct Policy {
     /// When the engine itself fails (a bug), allow the request with a warning.
     pub fail_open: bool,
     pub rules: BTreeMap<RuleId, RuleSetting>,
+    /// Workload kinds to judge beyond the built-in ones.
+    pub workload_kinds: Vec<CustomKind>,
 }
 
 impl Default for Policy {
@@ -163,6 +167,7 @@ impl Default for Policy {
             assumed_zones: 3,
             fail_open: true,
             rules: BTreeMap::new(),
+            workload_kinds: Vec::new(),
         }
     }
 }
@@ -175,8 +180,11 @@ impl Policy {
         if text.trim().is_empty() {
             return Ok(Policy::default());
         }
-        let policy: Policy = serde_norway::from_str(text).map_err(PolicyError::Parse)?;
+        let mut policy: Policy = serde_norway::from_str(text).map_err(PolicyError::Parse)?;
         policy.validate()?;
+        for k in &mut policy.workload_kinds {
+            k.prepare();
+        }
         Ok(policy)
     }
 
@@ -202,6 +210,29 @@ impl Policy {
         }
         if self.assumed_zones == 0 {
             return invalid("assumedZones", "must be at least 1, got 0".into());
+        }
+        if self.workload_kinds.len() > usize::from(u8::MAX) {
+            return invalid("workloadKinds", "at most 255 kinds".into());
+        }
+        for (i, k) in self.workload_kinds.iter().enumerate() {
+            let built_in = WorkloadKind::from_type(&k.api_version(), &k.kind, &Policy::default());
+            if let Some(b) = built_in {
+                return invalid(
+                    "workloadKinds",
+                    format!(
+                        "[{i}] {} {} is built in ({})",
+                        k.api_version(),
+                        k.kind,
+                        b.as_str()
+                    ),
+                );
+            }
+            if k.version.is_empty() || k.kind.is_empty() || k.resource.is_empty() {
+                return invalid(
+                    "workloadKinds",
+                    format!("[{i}] needs version, kind and resource"),
+                );
+            }
         }
         Ok(())
     }

@@ -107,7 +107,7 @@ fn other_workloads(ctx: &Context<'_>, term: &PodAffinityTerm, what: &str, out: &
     let mut spread_out = false;
     let mut single_anywhere = 0usize;
     peers.for_each(&mut |peer: &Value| {
-        let Classified::Workload(w) = classify(peer) else {
+        let Classified::Workload(w) = classify(peer, ctx.policy) else {
             return;
         };
         if (w.namespace, w.name, w.kind) == own {

@@ -54,7 +54,7 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         out.push(Finding::warn(
             RuleId::HA026,
             format!(
-                "rollouts deadlock: {}, {domains} eligible {noun}, {}: the new pod has no free {} under required anti-affinity ({key}), and no old pod goes first",
+                "rollouts deadlock: {}, {domains} eligible {noun}, {}: new pods find no free {} under required anti-affinity ({key}), and no old pod goes first",
                 plural(replicas, "replica", "replicas"),
                 strategy.describe,
                 &noun[..noun.len() - 1],
@@ -93,6 +93,25 @@ impl Strategy {
                 }
                 let rolling = strategy.and_then(|s| s.get("rollingUpdate"));
                 surge_only(rolling, replicas, "pod-template-hash")
+            }
+            // Argo Rollouts: a canary surges and removes like a Deployment (maxSurge and
+            // maxUnavailable default to 25%); a blue-green brings up a full preview
+            // ReplicaSet (or previewReplicaCount pods) beside the active one before switching.
+            WorkloadKind::Rollout => {
+                let strategy = at(object, &["spec", "strategy"]);
+                if let Some(blue_green) = strategy.and_then(|s| s.get("blueGreen")) {
+                    let preview = blue_green
+                        .get("previewReplicaCount")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(replicas);
+                    return Some(Strategy {
+                        needs_free: preview.max(1),
+                        describe: format!("blueGreen with {preview} preview pods"),
+                        revision_label: "rollouts-pod-template-hash",
+                    });
+                }
+                let canary = strategy.and_then(|s| s.get("canary"));
+                surge_only(canary, replicas, "rollouts-pod-template-hash")
             }
             _ => None,
         }
