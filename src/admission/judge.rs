@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::Context;
 use super::envelope::{Handled, Request};
 use super::response::Refusal;
+use crate::engine::exceptions::Day;
 use crate::engine::outcome::Outcome;
 use crate::engine::policy::Mode;
 use crate::engine::workload::at;
@@ -90,9 +91,12 @@ pub fn judge(handled: Handled, request: &mut Request<'_>, ctx: &Context<'_>) -> 
     }
 
     let decide = ctx.decide;
-    let input = Input::new(&object)
+    let mut input = Input::new(&object)
         .with_old(old.as_ref())
         .with_namespace_labels(ns_labels.as_deref());
+    if !policy.exceptions.is_empty() {
+        input = input.with_today(Day::today_utc());
+    }
     // HPA minimums reach `Input::hpa_min_replicas` once the webhook has an autoscaler cache.
     let run = || match handled {
         Handled::Workload(_) => decide(input, ctx.topology, policy),

@@ -7,6 +7,7 @@ use json_patch::PatchOperation;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::engine::exceptions::Day;
 use crate::engine::policy::{Mode, Policy};
 use crate::engine::workload::{at, object_name};
 use crate::engine::{
@@ -310,7 +311,8 @@ fn judge(
         Input::new(object)
             .with_hpa_min_replicas(hpa)
             .with_namespace_labels(ns_labels)
-            .with_peers(Some(peers)),
+            .with_peers(Some(peers))
+            .with_today(Day::today_utc()),
         topology,
         policy,
     );

@@ -80,6 +80,9 @@ pub struct Finding {
     /// Empty: the message says it.
     #[serde(skip)]
     pub about: String,
+    /// The exception that waived it (its severity is then `info`).
+    #[serde(rename = "waivedBy", default, skip_serializing_if = "Option::is_none")]
+    pub waived_by: Option<String>,
 }
 
 impl Finding {
@@ -91,6 +94,7 @@ impl Finding {
             severity,
             message: safe_text(message.into(), MAX_MESSAGE_CHARS),
             about: String::new(),
+            waived_by: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! all call [`decide`].
 
 pub mod context;
+pub mod exceptions;
 pub mod finding;
 pub mod kinds;
 pub mod labels;
@@ -19,6 +20,8 @@ pub mod workload;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use serde::Deserialize;
+
 use json_patch::PatchOperation;
 use serde_json::Value;
 
@@ -32,7 +35,7 @@ pub use self::workload::{Skip, WorkloadKind};
 
 use self::context::Context;
 use self::policy::Policy;
-use self::workload::{Classified, Workload, classify};
+use self::workload::{Classified, Workload, at, classify};
 
 /// What the engine is asked about.
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +52,9 @@ pub struct Input<'a> {
     /// Other workloads, when known (`audit` sees the whole input): where required pod
     /// affinity to other workloads pins this one.
     pub peers: Option<&'a dyn Peers>,
+    /// Today (UTC), for the policy's exceptions and their expiry; without it no exception
+    /// with an expiry date applies.
+    pub today: Option<exceptions::Day>,
 }
 
 /// Other workloads' raw objects, for rules that look at what a workload's pod affinity
@@ -77,7 +83,13 @@ impl<'a> Input<'a> {
             hpa_min_replicas: None,
             namespace_labels: None,
             peers: None,
+            today: None,
         }
+    }
+
+    pub fn with_today(mut self, today: exceptions::Day) -> Self {
+        self.today = Some(today);
+        self
     }
 
     pub fn with_old(mut self, old: Option<&'a Value>) -> Self {
@@ -119,6 +131,8 @@ pub struct Decision {
     pub findings: Vec<Finding>,
     pub patch: Vec<PatchOperation>,
     pub injected: Vec<Injection>,
+    /// What the workload's owner should know beyond the findings (an exception expired).
+    pub notices: Vec<String>,
 }
 
 impl Decision {
@@ -128,6 +142,7 @@ impl Decision {
             findings: Vec::new(),
             patch: Vec::new(),
             injected: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -150,6 +165,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
                 )],
                 patch: Vec::new(),
                 injected: Vec::new(),
+                notices: Vec::new(),
             };
         }
         Classified::Workload(w) => w,
@@ -165,7 +181,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
     .with_surroundings(input.namespace_labels, input.peers);
     let mut findings = judge(&ctx);
 
-    let (patch, injected) = if may_mutate(&workload, input) {
+    let (mut patch, mut injected) = if may_mutate(&workload, input) {
         mutation::plan(&ctx, &mut findings)
     } else {
         (Vec::new(), Vec::new())
@@ -175,11 +191,38 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
     if let Some(old) = input.old_object {
         ratchet(&mut findings, old, topology, policy, input);
     }
+    let mut notices = Vec::new();
+    if !policy.exceptions.is_empty() {
+        // The workload's own labels (not its pods'), read only when there are exceptions.
+        let labels = at(input.object, &["metadata", "labels"])
+            .and_then(|v| BTreeMap::<String, String>::deserialize(v).ok())
+            .unwrap_or_default();
+        let target = exceptions::Target {
+            namespace: workload.namespace,
+            // The object's own kind: Rollout, CloneSet, a declared kind's name.
+            kind: input
+                .object
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or(workload.kind.as_str()),
+            name: workload.name,
+            labels: &labels,
+        };
+        // Without a date only exceptions that never expire can be told to apply.
+        let today = input.today.unwrap_or(exceptions::Day(time::Date::MAX));
+        let applied = exceptions::apply(&mut findings, &policy.exceptions, &target, today);
+        if applied.no_mutation {
+            patch.clear();
+            injected.clear();
+        }
+        notices = applied.notices;
+    }
     Decision {
         subject: Subject::Workload(workload.kind),
         findings: cap_per_rule(findings),
         patch,
         injected,
+        notices,
     }
 }
 

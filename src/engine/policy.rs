@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::exceptions::Exception;
 use super::finding::{RuleId, Severity};
 use super::kinds::CustomKind;
 use super::well_known::{ENABLED_LABEL, LEGACY_ZONE_KEY, MODE_KEY, STANDARD_ZONE_KEY};
@@ -142,6 +143,8 @@ pub struct Policy {
     pub rules: BTreeMap<RuleId, RuleSetting>,
     /// Workload kinds to judge beyond the built-in ones.
     pub workload_kinds: Vec<CustomKind>,
+    /// Named, reasoned, optionally expiring waivers for chosen workloads.
+    pub exceptions: Vec<Exception>,
 }
 
 impl Default for Policy {
@@ -168,6 +171,7 @@ impl Default for Policy {
             fail_open: true,
             rules: BTreeMap::new(),
             workload_kinds: Vec::new(),
+            exceptions: Vec::new(),
         }
     }
 }
@@ -231,6 +235,21 @@ impl Policy {
                 return invalid(
                     "workloadKinds",
                     format!("[{i}] needs version, kind and resource"),
+                );
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, e) in self.exceptions.iter().enumerate() {
+            if let Err(reason) = e.validate() {
+                return invalid(
+                    "exceptions",
+                    format!("exceptions[{i}] ({}): {reason}", e.name),
+                );
+            }
+            if !names.insert(e.name.as_str()) {
+                return invalid(
+                    "exceptions",
+                    format!("exceptions[{i}]: the name {:?} is used twice", e.name),
                 );
             }
         }
@@ -398,6 +417,18 @@ mod tests {
             ("zoneLabels: []\n", "zoneLabels"),
             ("assumedZones: 0\n", "assumedZones"),
             ("rules: {HA999: warn}\n", "HA999"),
+            (
+                "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [HA001], reason: r}, {name: a, match: {namespace: x, name: z}, rules: [HA001], reason: r}]\n",
+                "used twice",
+            ),
+            (
+                "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [HA001]}]\n",
+                "reason",
+            ),
+            (
+                "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [HA001], reason: r, expires: 31.12.2026}]\n",
+                "YYYY-MM-DD",
+            ),
             ("minReplicas: two\n", "minReplicas"),
         ];
         for (yaml, field) in cases {

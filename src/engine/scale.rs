@@ -21,6 +21,7 @@ pub fn decide_scale(input: Input<'_>, kind: WorkloadKind, policy: &Policy) -> De
         findings: Vec::new(),
         patch: Vec::new(),
         injected: Vec::new(),
+        notices: Vec::new(),
     };
     let requested = match replicas(input.object) {
         Ok(n) => n,

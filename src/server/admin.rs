@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::state::State;
+use crate::engine::exceptions::Day;
 
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
@@ -30,6 +31,9 @@ async fn readyz(Extract(state): Extract<Arc<State>>) -> Response {
 }
 
 async fn metrics(Extract(state): Extract<Arc<State>>) -> Response {
+    state
+        .metrics()
+        .exceptions(&state.policy().exceptions, Day::today_utc());
     (
         [(
             header::CONTENT_TYPE,

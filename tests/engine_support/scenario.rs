@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Map, Value};
+use spreadguard::engine::exceptions::Day;
 use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{NodeInfo, Topology};
 
@@ -18,11 +19,12 @@ pub const SCENARIO_KEYS: &[&str] = &[
     "namespaceLabels",
     "peers",
     "growableZones",
+    "today",
     "object",
     "oldObject",
     "expect",
 ];
-pub const EXPECT_KEYS: &[&str] = &["subject", "findings", "injected", "patch"];
+pub const EXPECT_KEYS: &[&str] = &["subject", "findings", "injected", "patch", "notices"];
 
 /// One scenario file, read.
 pub struct Scenario {
@@ -35,6 +37,8 @@ pub struct Scenario {
     pub namespace_labels: Option<BTreeMap<String, String>>,
     /// Other workloads, as `audit` sees them beside the object.
     pub peers: Option<Vec<Value>>,
+    /// The day (UTC) the decision is made, for exceptions that expire.
+    pub today: Option<Day>,
     pub expect: Map<String, Value>,
 }
 
@@ -107,6 +111,14 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         None => None,
         Some(v) => Some(v.as_i64().ok_or("hpaMinReplicas: an integer")?),
     };
+    let today = match doc.get("today") {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(Day::parse)
+                .ok_or("today: a date, YYYY-MM-DD")?,
+        ),
+    };
     let Some(Value::Object(expect)) = doc.get("expect").cloned() else {
         return Err("no expect map".into());
     };
@@ -126,6 +138,7 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         hpa_min_replicas,
         namespace_labels,
         peers,
+        today,
         expect,
     })
 }
