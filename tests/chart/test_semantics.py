@@ -77,15 +77,30 @@ def test_webhook_settings(case, kind):
     assert hook["sideEffects"] == "None"
     assert hook["timeoutSeconds"] == 5
     assert hook["name"].endswith(".spreadguard.io")
-    rules = {(tuple(r["apiGroups"]), tuple(r["apiVersions"]), r["scope"]):
-             (sorted(r["resources"]), sorted(r["operations"])) for r in hook["rules"]}
-    assert rules == {
-        (("apps",), ("v1",), "Namespaced"):
-            (["deployments", "replicasets", "statefulsets"], ["CREATE", "UPDATE"]),
-        (("",), ("v1",), "Namespaced"): (["pods"], ["CREATE", "UPDATE"]),
-    }
-    # No subresources (scale, status): a `kubectl scale` never reaches spreadguard.
-    assert not any("/" in res for r in hook["rules"] for res in r["resources"])
+    rules = sorted((r["apiGroups"][0], tuple(r["apiVersions"]), tuple(sorted(r["resources"])),
+                    tuple(sorted(r["operations"])), r["scope"]) for r in hook["rules"])
+    objects = [
+        ("", ("v1",), ("pods",), ("CREATE", "UPDATE"), "Namespaced"),
+        ("apps", ("v1",), ("deployments", "replicasets", "statefulsets"), ("CREATE", "UPDATE"),
+         "Namespaced"),
+        ("apps.kruise.io", ("v1alpha1",), ("clonesets",), ("CREATE", "UPDATE"), "Namespaced"),
+        ("apps.kruise.io", ("v1beta1", "v1alpha1"), ("statefulsets",), ("CREATE", "UPDATE"),
+         "Namespaced"),
+        ("argoproj.io", ("v1alpha1",), ("rollouts",), ("CREATE", "UPDATE"), "Namespaced"),
+    ]
+    # `kubectl scale` reaches the validating webhook only (a Scale has nothing to mutate);
+    # status updates reach neither.
+    scales = [
+        ("apps", ("v1",), ("deployments/scale", "replicasets/scale", "statefulsets/scale"),
+         ("UPDATE",), "Namespaced"),
+        ("apps.kruise.io", ("v1alpha1",), ("clonesets/scale",), ("UPDATE",), "Namespaced"),
+        ("apps.kruise.io", ("v1beta1", "v1alpha1"), ("statefulsets/scale",), ("UPDATE",),
+         "Namespaced"),
+        ("argoproj.io", ("v1alpha1",), ("rollouts/scale",), ("UPDATE",), "Namespaced"),
+    ]
+    want = objects + (scales if kind == "ValidatingWebhookConfiguration" else [])
+    assert rules == sorted(want)
+    assert not any(res.endswith("/status") for r in hook["rules"] for res in r["resources"])
 
 
 def test_mutating_webhook_is_reinvoked_if_needed(case):
@@ -563,7 +578,7 @@ def test_policy_file_holds_only_fields_the_server_knows(case):
     known = {"mode", "scope", "minReplicas", "zoneLabels", "maxSkew", "whenUnsatisfiable",
              "matchPodTemplateHash", "antiAffinityWeight", "spreadAcrossNodes",
              "rewriteLegacyZoneKey", "exemptNamespaces", "allowWorkloadOverride",
-             "assumedZones", "failOpen", "rules"}
+             "assumedZones", "failOpen", "rules", "injectMinDomains", "workloadKinds"}
     assert set(case.policy) <= known
 
 

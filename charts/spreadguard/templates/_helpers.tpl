@@ -223,21 +223,43 @@ otherwise; "" means none; anything else is used as given.
 
 {{/*
 The resources both webhooks intercept, and the opt-out label's
-ValidatingAdmissionPolicy guards: the kinds spreadguard judges, on CREATE and
-UPDATE. No subresources: `kubectl scale` (the scale subresource) and status
-updates are not sent.
+ValidatingAdmissionPolicy guards: the kinds spreadguard judges (apps/v1, Argo
+Rollouts, OpenKruise CloneSets and Advanced StatefulSets, and the policy's
+workloadKinds), on CREATE and UPDATE. A rule for a resource the cluster does
+not serve (no Argo Rollouts installed) matches nothing. With "scale" (the
+validating webhook only), also UPDATEs of their scale subresource, which
+`kubectl scale` and autoscalers use: a Scale carries replicas only, so there
+is nothing to mutate, but minReplicas is judged. Status updates are never
+sent. Call with (dict "root" $ "scale" true|false).
 */}}
 {{- define "spreadguard.resourceRules" -}}
-- apiGroups: ["apps"]
-  apiVersions: ["v1"]
-  resources: ["deployments", "statefulsets", "replicasets"]
+{{- $scale := .scale -}}
+{{- $kinds := list
+  (dict "group" "apps" "versions" (list "v1") "resources" (list "deployments" "statefulsets" "replicasets"))
+  (dict "group" "" "versions" (list "v1") "resources" (list "pods") "noScale" true)
+  (dict "group" "argoproj.io" "versions" (list "v1alpha1") "resources" (list "rollouts"))
+  (dict "group" "apps.kruise.io" "versions" (list "v1alpha1") "resources" (list "clonesets"))
+  (dict "group" "apps.kruise.io" "versions" (list "v1beta1" "v1alpha1") "resources" (list "statefulsets"))
+-}}
+{{- range .root.Values.policy.workloadKinds | default list }}
+{{- $kinds = append $kinds (dict "group" (.group | default "") "versions" (list .version) "resources" (list .resource)) }}
+{{- end }}
+{{- range $kinds }}
+- apiGroups: [{{ .group | quote }}]
+  apiVersions: {{ .versions | toJson }}
+  resources: {{ .resources | toJson }}
   operations: ["CREATE", "UPDATE"]
   scope: Namespaced
-- apiGroups: [""]
-  apiVersions: ["v1"]
-  resources: ["pods"]
-  operations: ["CREATE", "UPDATE"]
+{{- if and $scale (not .noScale) }}
+{{- $sub := list }}
+{{- range .resources }}{{ $sub = append $sub (printf "%s/scale" .) }}{{ end }}
+- apiGroups: [{{ .group | quote }}]
+  apiVersions: {{ .versions | toJson }}
+  resources: {{ $sub | toJson }}
+  operations: ["UPDATE"]
   scope: Namespaced
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -345,7 +367,7 @@ clientConfig:
   caBundle: {{ . }}
   {{- end }}
 rules:
-  {{- include "spreadguard.resourceRules" $root | nindent 2 }}
+  {{- include "spreadguard.resourceRules" (dict "root" $root "scale" (eq .path "/validate")) | nindent 2 }}
 namespaceSelector:
   {{- if eq $v.scope "optIn" }}
   matchLabels:
