@@ -564,3 +564,46 @@ async fn max_skew_at_least_the_replicas_lets_them_share_one_zone() {
     let pods = settled(&client, &ns, "tight", 3).await;
     assert_eq!(objects::zone_counts(&refs(&pods), &zones), [1, 1, 1]);
 }
+
+// === 12. scaling around the webhook ===
+
+#[tokio::test]
+async fn kubectl_scale_below_min_replicas_is_denied_through_the_scale_subresource() {
+    use e2e_support::spreadguard::{Options, Spreadguard};
+    let _one = ONE.lock().await;
+    let bed = Bed::shared();
+    let client = bed.client().await;
+    // Opt-in scope: only this test's namespace is judged, the others' stay untouched.
+    let sg = Spreadguard::start(bed, Options::new("scale").values(json!({"scope": "optIn"}))).await;
+    sg.register(bed).await;
+    let ns = api::namespace(&client, "scale", &api::opted_in("enforce")).await;
+    sg.wait_mode(bed, &ns, "enforce").await;
+    let d = deployment(&ns, "web", Some(3));
+    api::create(&client, &d, false).await.expect_ok("create");
+
+    // `kubectl scale --replicas=1`: a PATCH of deployments/scale, which reaches the
+    // validating webhook as an UPDATE of an autoscaling/v1 Scale.
+    let denied = api::merge_patch(&client, &d, "scale", &json!({"spec": {"replicas": 1}})).await;
+    assert_eq!(denied.status, 403, "{:?}", denied.body);
+    assert!(
+        denied
+            .message()
+            .contains("HA001: scale to 1 replica, policy requires at least 2"),
+        "{}",
+        denied.message()
+    );
+    let stored = api::get(&client, &d).await.unwrap();
+    assert_eq!(stored["spec"]["replicas"], 3, "nothing changed");
+    // Up is fine, and so is scaling to 0 (info: not checked until scaled up again).
+    for replicas in [4, 0] {
+        api::merge_patch(
+            &client,
+            &d,
+            "scale",
+            &json!({"spec": {"replicas": replicas}}),
+        )
+        .await
+        .expect_ok(&format!("scale to {replicas}"));
+    }
+    sg.unregister(bed).await;
+}
