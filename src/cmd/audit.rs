@@ -16,8 +16,9 @@ pub struct AuditArgs {
     #[arg(required_unless_present = "cluster", conflicts_with = "cluster")]
     pub paths: Vec<PathBuf>,
     /// Audit the workloads of a live cluster instead (list only: Deployments, StatefulSets,
-    /// ReplicaSets, Pods, HPAs, PDBs, Nodes and Namespaces), with its own nodes and namespace
-    /// labels.
+    /// ReplicaSets, Pods, HPAs, PDBs, Nodes and Namespaces, and Rollouts, CloneSets, Advanced
+    /// StatefulSets and the policy's workloadKinds where served), with its own nodes and
+    /// namespace labels.
     #[arg(long, env = "SPREADGUARD_CLUSTER")]
     pub cluster: bool,
     /// Kubeconfig for `--cluster` [default: in-cluster service account, then KUBECONFIG].
@@ -71,7 +72,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             .build()?;
         let inputs = runtime.block_on(async {
             let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
-            cluster::load(&client).await
+            cluster::load(&client, &policy).await
         })?;
         let topology = match &args.nodes {
             Some(path) => load::topology(Some(path), &policy)?,

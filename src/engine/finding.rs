@@ -57,6 +57,11 @@ rule_ids! {
     HA014 => "losing or draining the workload's largest zone takes more than its PodDisruptionBudget allows",
     HA015 => "a workload with 2 or more replicas and no PodDisruptionBudget",
     HA016 => "a PodDisruptionBudget that selects no workload",
+    HA023 => "a DoNotSchedule spread counts domains the pod cannot use (nodeTaintsPolicy or nodeAffinityPolicy Ignore)",
+    HA024 => "required pod affinity to the workload's own pods puts every replica in one zone",
+    HA025 => "required pod affinity to other workloads pins the workload to their one zone",
+    HA026 => "a rolling update that can never place its surge pod",
+    HA027 => "a spread or an eligible zone that does not hold: maxSkew at least the replicas, or tolerationSeconds",
 }
 
 impl fmt::Display for RuleId {
