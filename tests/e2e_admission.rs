@@ -313,6 +313,47 @@ async fn what_the_api_server_defaults_before_admission_turns_no_acceptable_objec
     assert_eq!(stored["spec"]["podManagementPolicy"], "OrderedReady");
     assert_eq!(stored["spec"]["updateStrategy"]["type"], "RollingUpdate");
 
+    // A bare Pod, as `kubectl run` makes it: admission plugins before the webhooks add
+    // tolerations (DefaultTolerationSeconds) and a priority; spreadguard only warns (a Pod is
+    // one replica by nature) and injects its spread.
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "solo", "namespace": ns, "labels": {"run": "solo"}},
+        "spec": {"containers": [{"name": "solo", "image": "registry.k8s.io/pause:3.10"}]}
+    });
+    let created = api::create(&client, &pod, false)
+        .await
+        .expect_ok("bare pod");
+    assert_eq!(created.warnings.len(), 1, "{:?}", created.warnings);
+    assert!(
+        created.warnings[0].starts_with("HA001: "),
+        "{:?}",
+        created.warnings
+    );
+    let stored = &created.body;
+    let tolerations = stored["spec"]["tolerations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t["key"] == "node.kubernetes.io/not-ready"
+                && t["effect"] == "NoExecute"
+                && t["tolerationSeconds"] == 300),
+        "{tolerations:?}"
+    );
+    assert_eq!(stored["spec"]["priority"], 0);
+    assert_eq!(
+        stored["spec"]["topologySpreadConstraints"]
+            .as_array()
+            .map(|c| c
+                .iter()
+                .map(|c| c["topologyKey"].clone())
+                .collect::<Vec<_>>()),
+        Some(vec![json!(ZONE_KEY), json!(HOSTNAME_KEY)])
+    );
+
     // The StatefulSet rolls out pod by pod (OrderedReady: the status loop marks each Ready)
     // and the scheduler spreads it like the Deployment.
     for prefix in ["sts-", "plain-"] {
