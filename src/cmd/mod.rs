@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod certs;
+pub mod policy;
 pub mod serve;
 pub mod topology;
 
@@ -32,6 +33,8 @@ pub enum Command {
     Certs(certs::CertsArgs),
     /// Print the zones as spreadguard sees them (from the cluster or --nodes).
     Topology(topology::TopologyArgs),
+    /// Check a policy file, or print its JSON schema.
+    Policy(policy::PolicyArgs),
 }
 
 impl Cli {
@@ -50,6 +53,7 @@ impl Cli {
             Command::Serve(args) => serve::run(*args),
             Command::Certs(args) => certs::run(args),
             Command::Topology(args) => topology::run(args),
+            Command::Policy(args) => policy::run(args),
         }
     }
 }
