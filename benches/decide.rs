@@ -279,5 +279,44 @@ fn bench_decide(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_decide);
+/// One whole review through the admission path (decode, judge, outcome, encode), with the
+/// tracing subscriber installed at `info` as in production (writing to nowhere), so that the
+/// per-request span and log line are part of the cost.
+fn bench_review(c: &mut Criterion) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_writer(std::io::sink)
+        .try_init();
+    let policy = Policy::default();
+    let topology = Topology::from_nodes(nodes(10), &policy);
+    let metrics = spreadguard::metrics::Metrics::new();
+    let body = include_bytes!("../tests/fixtures/admission/deployment-create.json");
+    let body: Vec<u8> =
+        serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(body).expect("a review"))
+            .expect("serializes");
+    let ctx = spreadguard::admission::Context {
+        policy: &policy,
+        topology: &topology,
+        namespaces: &spreadguard::admission::UnknownNamespaces,
+        metrics: &metrics,
+        decide,
+    };
+    let mut group = c.benchmark_group("review");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    group.bench_function("mutate_4kb_deployment", |b| {
+        b.iter(|| {
+            spreadguard::admission::review(
+                spreadguard::engine::Endpoint::Mutate,
+                black_box(&body),
+                &ctx,
+            )
+            .expect("answered")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_decide, bench_review);
 criterion_main!(benches);

@@ -41,7 +41,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     local dev
-    dev=$(grep -o '/[^ ]*/spreadguard-dev-[0-9-]*' "$WORK/server.out" 2>/dev/null | head -1 || true)
+    dev=$(grep -o '/[^ ]*/spreadguard-dev-[A-Za-z0-9_-]*' "$WORK/server.out" 2>/dev/null | head -1 || true)
     [[ -n "$dev" ]] && rm -rf "$dev"
     rm -rf "$WORK"
 }
@@ -67,7 +67,7 @@ for _ in $(seq 100); do
     fi
     sleep 0.1
 done
-DEV=$(grep -o '/[^ ]*/spreadguard-dev-[0-9-]*' "$WORK/server.out" | head -1)
+DEV=$(grep -o '/[^ ]*/spreadguard-dev-[A-Za-z0-9_-]*' "$WORK/server.out" | head -1)
 [[ -n "$DEV" ]] || { echo "server did not start:" >&2; cat "$WORK/server.log" >&2; exit 1; }
 
 URL="https://127.0.0.1:$PORT/mutate"

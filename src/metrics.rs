@@ -13,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::engine::exceptions::{Day, Exception};
 use crate::engine::policy::Mode;
 use crate::engine::{Finding, Injection, TopologySummary};
 
@@ -250,6 +251,18 @@ pub struct Metrics {
     rejections: Family<RejectionLabels, Counter>,
     inflight_body_bytes: Gauge,
     namespace_mode_invalid: Counter,
+    exceptions: Family<ExceptionStateLabels, Gauge>,
+    exception_expiry: Family<ExceptionLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExceptionStateLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExceptionLabels {
+    exception: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -428,8 +441,27 @@ impl Metrics {
                 }
             }
         }
+        let exceptions = Family::<ExceptionStateLabels, Gauge>::default();
+        registry.register(
+            "exceptions",
+            "The policy's exceptions, by state (active or expired, as of today in UTC)",
+            exceptions.clone(),
+        );
+        for state in ["active", "expired"] {
+            exceptions
+                .get_or_create(&ExceptionStateLabels { state })
+                .set(0);
+        }
+        let exception_expiry = Family::<ExceptionLabels, Gauge>::default();
+        registry.register(
+            "exception_expiry_timestamp_seconds",
+            "When each expiring exception stops applying (the end of its expires day, UTC), as a Unix timestamp",
+            exception_expiry.clone(),
+        );
         Metrics {
             registry,
+            exceptions,
+            exception_expiry,
             requests,
             latency,
             findings,
@@ -556,6 +588,28 @@ impl Metrics {
 
     pub fn engine_panic(&self) {
         self.engine_panics.inc();
+    }
+
+    /// The policy's exceptions as of `today`: counts by state, and each expiry. Called when
+    /// metrics are scraped, so the states are always current.
+    pub fn exceptions(&self, exceptions: &[Exception], today: Day) {
+        let active = exceptions.iter().filter(|e| e.active_on(today)).count();
+        self.exceptions
+            .get_or_create(&ExceptionStateLabels { state: "active" })
+            .set(active as i64);
+        self.exceptions
+            .get_or_create(&ExceptionStateLabels { state: "expired" })
+            .set((exceptions.len() - active) as i64);
+        self.exception_expiry.clear();
+        for e in exceptions {
+            if let Some(last) = e.expires {
+                self.exception_expiry
+                    .get_or_create(&ExceptionLabels {
+                        exception: e.name.clone(),
+                    })
+                    .set(last.end_unix());
+            }
+        }
     }
 
     /// For the cluster caches: how long ago a cache last heard from the API server.

@@ -47,6 +47,37 @@ fn field(name: &str) -> Option<Value> {
         }
         "failOpen" => json!({
             "description": "Allow (true) or deny (false) a request when the engine itself fails."}),
+        "exceptions" => {
+            let mut waivable: Vec<&str> = vec!["all"];
+            waivable.extend(RuleId::ALL.iter().map(|r| r.as_str()));
+            let text = json!({"type": "string", "pattern": r"\S"});
+            json!({"items": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "match", "rules", "reason"],
+                "properties": {
+                    "name": text,
+                    "match": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["namespace"],
+                        "properties": {
+                            "namespace": text,
+                            "kind": {"type": "string"},
+                            "name": {"type": "string"},
+                            "selector": {"type": "object"},
+                        },
+                        "oneOf": [{"required": ["name"]}, {"required": ["selector"]}],
+                    },
+                    "rules": {"type": "array", "minItems": 1,
+                              "items": {"type": "string", "enum": waivable}},
+                    "reason": text,
+                    "expires": {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$"},
+                    "mutate": {"type": "boolean"},
+                },
+            },
+            "description": "Named, reasoned waivers: a workload matched by namespace and name or selector has the listed rules (or all) waived, until the end of its expires day (UTC). Names must be unique (checked by the binary)."})
+        }
         "rules" => {
             let ids: Vec<&str> = RuleId::ALL.iter().map(|r| r.as_str()).collect();
             json!({"propertyNames": {"enum": ids},
@@ -132,7 +163,7 @@ mod tests {
     fn every_field_and_rule_is_in_the_schema() {
         let schema = schema();
         let properties = schema["properties"].as_object().unwrap();
-        assert_eq!(properties.len(), 15);
+        assert_eq!(properties.len(), 16);
         let rules = &properties["rules"]["propertyNames"]["enum"];
         assert_eq!(rules.as_array().unwrap().len(), RuleId::ALL.len());
         // Enum values are exactly what the policy's serde names are.
@@ -162,6 +193,10 @@ mod tests {
             "minReplicas: -1",
             "whenUnsatisfiable: Never",
             "failOpen: maybe",
+            "exceptions: [{name: a, match: {namespace: x}, rules: [all], reason: r}]",
+            "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [HA999], reason: r}]",
+            "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [], reason: r}]",
+            "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [all]}]",
         ];
         let schema = schema();
         for yaml in cases {
@@ -177,6 +212,7 @@ mod tests {
             "minReplicas: 3\nmaxSkew: 2\nantiAffinityWeight: 100",
             "rules: {HA004: warn, HA009: off}",
             "zoneLabels: [avaliable_zone]",
+            "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [HA001], reason: r, expires: 2030-01-31}]",
         ] {
             Policy::from_yaml(yaml).unwrap();
             let doc: Value = serde_norway::from_str(yaml).unwrap();
@@ -222,6 +258,33 @@ mod tests {
             v.as_object()
                 .is_none_or(|o| o.values().all(|x| value_ok(&p["additionalProperties"], x)))
         });
-        typed && in_enum && min && max && items && names && values
+        let elements = p["items"].as_object().is_none_or(|_| {
+            v.as_array()
+                .is_none_or(|a| a.iter().all(|x| value_ok(&p["items"], x)))
+        });
+        let required = p["required"].as_array().is_none_or(|req| {
+            v.as_object()
+                .is_none_or(|o| req.iter().all(|k| o.contains_key(k.as_str().unwrap())))
+        });
+        let fields = p["properties"].as_object().is_none_or(|props| {
+            v.as_object().is_none_or(|o| {
+                o.iter()
+                    .all(|(k, x)| props.get(k).is_some_and(|q| value_ok(q, x)))
+            })
+        });
+        let one_of = p["oneOf"]
+            .as_array()
+            .is_none_or(|alts| alts.iter().filter(|alt| value_ok(alt, v)).count() == 1);
+        typed
+            && in_enum
+            && min
+            && max
+            && items
+            && names
+            && values
+            && elements
+            && required
+            && fields
+            && one_of
     }
 }

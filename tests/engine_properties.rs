@@ -355,7 +355,8 @@ proptest! {
     }
 
     /// On UPDATE with an unchanged template nothing is ever patched, and a deny finding the
-    /// old object already had is never a deny again.
+    /// old object already had (the same rule about the same thing: constraint, term, replica
+    /// count) is never a deny again.
     #[test]
     fn updates_with_the_same_template_never_patch_and_ratchet(
         object in workload(),
@@ -375,8 +376,8 @@ proptest! {
         prop_assert!(d.patch.is_empty());
         for f in d.findings.iter().filter(|f| f.severity == Severity::Deny) {
             prop_assert!(
-                !old_decision.findings.iter().any(|o| o.rule == f.rule && o.severity == Severity::Deny),
-                "{} denied again although the old object had it", f.rule
+                !old_decision.findings.iter().any(|o| o.identity() == f.identity() && o.severity == Severity::Deny),
+                "{} denied again although the old object had it: {:?}", f.rule, f.identity()
             );
         }
     }

@@ -26,6 +26,7 @@ struct ExpectedFinding {
     rule: RuleId,
     severity: Severity,
     message_contains: Option<String>,
+    waived_by: Option<String>,
 }
 
 fn expected_findings(expect: &Map<String, Value>) -> Result<Vec<ExpectedFinding>, String> {
@@ -42,27 +43,29 @@ fn expected_findings(expect: &Map<String, Value>) -> Result<Vec<ExpectedFinding>
                 .get("messageContains")
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            if let Some(bad) = f
-                .as_object()
-                .into_iter()
-                .flat_map(|m| m.keys())
-                .find(|k| !["rule", "severity", "messageContains"].contains(&k.as_str()))
-            {
+            let waived_by = f.get("waivedBy").and_then(Value::as_str).map(str::to_owned);
+            if let Some(bad) = f.as_object().into_iter().flat_map(|m| m.keys()).find(|k| {
+                !["rule", "severity", "messageContains", "waivedBy"].contains(&k.as_str())
+            }) {
                 return Err(format!("unknown expect.findings key {bad:?}"));
             }
             Ok(ExpectedFinding {
                 rule,
                 severity,
                 message_contains,
+                waived_by,
             })
         })
         .collect()
 }
 
 fn decide_scenario(s: &Scenario, object: &Value) -> Decision {
-    let input = Input::new(object)
+    let mut input = Input::new(object)
         .with_old(s.old_object.as_ref())
         .with_hpa_min_replicas(s.hpa_min_replicas);
+    if let Some(today) = s.today {
+        input = input.with_today(today);
+    }
     decide(input, &s.topology, &s.policy)
 }
 
@@ -121,6 +124,43 @@ fn check_scenario(path: &Path) -> Vec<String> {
     if injected != want_injected {
         problems.push(format!(
             "injected: expected {want_injected:?}, got {injected:?}"
+        ));
+    }
+
+    // Waivers, exactly: each expected waivedBy on a finding of that rule, none elsewhere.
+    if let Ok(expected) = expected_findings(&s.expect) {
+        let mut want: Vec<(RuleId, Option<String>)> = expected
+            .iter()
+            .map(|f| (f.rule, f.waived_by.clone()))
+            .collect();
+        let mut got: Vec<(RuleId, Option<String>)> = decision
+            .findings
+            .iter()
+            .map(|f| (f.rule, f.waived_by.clone()))
+            .collect();
+        want.sort();
+        got.sort();
+        if want != got {
+            problems.push(format!("waivers: expected {want:?}, got {got:?}"));
+        }
+    }
+    let want_notices: Vec<&str> = s
+        .expect
+        .get("notices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if want_notices.len() != decision.notices.len()
+        || !want_notices
+            .iter()
+            .zip(&decision.notices)
+            .all(|(w, n)| n.contains(w))
+    {
+        problems.push(format!(
+            "notices: expected {want_notices:?}, got {:?}",
+            decision.notices
         ));
     }
 
@@ -356,6 +396,7 @@ fn examples_say_what_they_claim() {
                     object: doc.clone(),
                     old_object: None,
                     hpa_min_replicas: hpa_min_for(&docs, doc),
+                    today: None,
                     expect: Map::new(),
                 };
                 let d = decide_scenario(&s, doc);

@@ -824,6 +824,77 @@ async fn field_order_in_the_request_does_not_matter() {
 }
 
 #[tokio::test]
+async fn an_exception_lets_exactly_its_workload_through_with_a_warning() {
+    let review = fixture("deployment-create-1-replica.json");
+    let object = &review["request"]["object"];
+    let (ns, name) = (
+        object["metadata"]["namespace"].as_str().unwrap(),
+        object["metadata"]["name"].as_str().unwrap(),
+    );
+    let policy = |target: &str, expires: &str| {
+        format!(
+            "exceptions:\n- name: singleton\n  match: {{namespace: {ns}, kind: Deployment, name: {target}}}\n  rules: [HA001]\n  reason: leader-elected\n  expires: \"{expires}\"\n"
+        )
+    };
+    let far = "2999-12-31";
+    let answer = send(state(&policy(name, far)), "/validate", &review).await;
+    assert!(answer.allowed(), "{:?}", answer.body);
+    let warnings = answer.warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("HA001: waived by exception singleton until 2999-12-31")),
+        "{warnings:?}"
+    );
+    // Another name in the policy: the workload is judged as usual.
+    let other = send(state(&policy("other", far)), "/validate", &review).await;
+    assert!(!other.allowed());
+    // Expired yesterday at the latest: judged again, and told why.
+    let expired = send(state(&policy(name, "2000-01-01")), "/validate", &review).await;
+    assert!(!expired.allowed());
+    assert!(
+        expired
+            .warnings()
+            .iter()
+            .any(|w| w.contains("exception singleton expired after 2000-01-01")),
+        "{:?}",
+        expired.warnings()
+    );
+}
+
+#[tokio::test]
+async fn exception_states_are_metrics() {
+    let policy = "exceptions:\n- {name: a, match: {namespace: x, name: y}, rules: [all], reason: r, expires: \"2000-01-01\"}\n- {name: b, match: {namespace: x, name: z}, rules: [HA001], reason: r}\n";
+    let state = Arc::new(state(policy));
+    let response = spreadguard::server::admin::router(state)
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("spreadguard_exceptions{state=\"active\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spreadguard_exceptions{state=\"expired\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spreadguard_exception_expiry_timestamp_seconds{exception=\"a\"} 946771200"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_namespace_mode_label_that_is_not_a_mode_falls_back_and_says_so() {
     let lookup = |_: &str| -> Option<Arc<BTreeMap<String, String>>> {
         Some(Arc::new(BTreeMap::from([(

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::Context;
 use super::envelope::Request;
 use super::response::Refusal;
+use crate::engine::exceptions::Day;
 use crate::engine::outcome::Outcome;
 use crate::engine::policy::Mode;
 use crate::engine::well_known::MODE_KEY;
@@ -165,7 +166,10 @@ fn judge_in(
     }
 
     let decide = ctx.decide;
-    let input = Input::new(&object).with_old(old.as_ref());
+    let mut input = Input::new(&object).with_old(old.as_ref());
+    if !policy.exceptions.is_empty() {
+        input = input.with_today(Day::today_utc());
+    }
     match catch_unwind(AssertUnwindSafe(|| decide(input, ctx.topology, policy))) {
         Ok(decision) => Judged::Decided { mode, decision },
         Err(panic) => {

@@ -7,6 +7,7 @@ use json_patch::PatchOperation;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::engine::exceptions::Day;
 use crate::engine::policy::{Mode, Policy};
 use crate::engine::workload::{at, object_name};
 use crate::engine::{
@@ -242,7 +243,9 @@ fn judge(
     let ns_labels = namespaces.and_then(|all| all.get(namespace.unwrap_or_default()));
     let mode = policy.resolve_mode(namespace, ns_labels, annotations);
     let decision = decide(
-        Input::new(object).with_hpa_min_replicas(hpa),
+        Input::new(object)
+            .with_hpa_min_replicas(hpa)
+            .with_today(Day::today_utc()),
         topology,
         policy,
     );

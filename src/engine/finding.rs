@@ -60,21 +60,53 @@ impl fmt::Display for RuleId {
     }
 }
 
+/// A finding's message is at most this many characters: it may quote tenant text (labels,
+/// names, selectors), and it goes into denials, warnings, audit annotations and logs.
+pub const MAX_MESSAGE_CHARS: usize = 1024;
+
 /// One conclusion about a workload: a rule, how much it matters, and the numbers behind it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub rule: RuleId,
     pub severity: Severity,
     pub message: String,
+    /// What the finding is about (a constraint or term, a replica count), so that an UPDATE
+    /// can tell a violation the stored object already had from a new one of the same rule.
+    /// Empty: the message says it.
+    #[serde(skip)]
+    pub about: String,
+    /// The exception that waived it (its severity is then `info`).
+    #[serde(rename = "waivedBy", default, skip_serializing_if = "Option::is_none")]
+    pub waived_by: Option<String>,
 }
 
 impl Finding {
+    /// A finding; the message is made safe to echo (control characters escaped, at most
+    /// [`MAX_MESSAGE_CHARS`] long).
     pub fn new(rule: RuleId, severity: Severity, message: impl Into<String>) -> Self {
         Finding {
             rule,
             severity,
-            message: message.into(),
+            message: safe_text(message.into(), MAX_MESSAGE_CHARS),
+            about: String::new(),
+            waived_by: None,
         }
+    }
+
+    /// Names what the finding is about, for ratcheting.
+    pub fn about(mut self, about: impl Into<String>) -> Self {
+        self.about = about.into();
+        self
+    }
+
+    /// The finding's identity: its rule and what it is about.
+    pub fn identity(&self) -> (RuleId, &str) {
+        let about = if self.about.is_empty() {
+            &self.message
+        } else {
+            &self.about
+        };
+        (self.rule, about)
     }
 
     pub fn deny(rule: RuleId, message: impl Into<String>) -> Self {
@@ -102,6 +134,34 @@ impl fmt::Display for Finding {
     }
 }
 
+/// Text from a tenant's object, made safe to echo: control characters escaped (`\n`,
+/// `\u{1b}`), at most `max` characters (then an ellipsis).
+pub fn safe_text(text: String, max: usize) -> String {
+    let clean = text.chars().count() <= max && !text.chars().any(char::is_control);
+    if clean {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len().min(max * 4));
+    let mut count = 0;
+    for c in text.chars() {
+        let escaped: std::borrow::Cow<'_, str> = match c {
+            '\n' => "\\n".into(),
+            '\r' => "\\r".into(),
+            '\t' => "\\t".into(),
+            c if c.is_control() => format!("\\u{{{:x}}}", c as u32).into(),
+            c => c.to_string().into(),
+        };
+        let n = escaped.chars().count();
+        if count + n > max.saturating_sub(1) {
+            out.push('…');
+            return out;
+        }
+        out.push_str(&escaped);
+        count += n;
+    }
+    out
+}
+
 /// "1 replica", "3 replicas": messages carry numbers, and numbers deserve grammar.
 pub(crate) fn plural(n: impl Into<i64>, one: &str, many: &str) -> String {
     let n = n.into();
@@ -109,5 +169,31 @@ pub(crate) fn plural(n: impl Into<i64>, one: &str, many: &str) -> String {
         format!("{n} {one}")
     } else {
         format!("{n} {many}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_safe_to_echo() {
+        let f = Finding::deny(RuleId::HA004, "label a=\"x\nSet-Cookie: y\u{1b}[31m\"");
+        assert_eq!(f.message, "label a=\"x\\nSet-Cookie: y\\u{1b}[31m\"");
+        assert!(!f.message.chars().any(char::is_control));
+        let long = Finding::warn(RuleId::HA010, "é".repeat(5000));
+        assert_eq!(long.message.chars().count(), MAX_MESSAGE_CHARS);
+        assert!(long.message.ends_with('…'));
+        let plain = "3 replicas, 2 eligible zones".to_owned();
+        assert_eq!(Finding::info(RuleId::HA009, plain.clone()).message, plain);
+    }
+
+    #[test]
+    fn identity_is_what_the_finding_is_about() {
+        let a = Finding::deny(RuleId::HA004, "topologySpreadConstraints[0] ...").about("c1");
+        let b = Finding::deny(RuleId::HA004, "topologySpreadConstraints[1] ...").about("c1");
+        assert_eq!(a.identity(), b.identity());
+        let c = Finding::deny(RuleId::HA001, "1 replica");
+        assert_eq!(c.identity(), (RuleId::HA001, "1 replica"));
     }
 }

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+use super::finding::safe_text;
+
 /// A selector that cannot be evaluated, such as one with an unknown operator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -47,32 +49,42 @@ pub fn selects(
     Ok(true)
 }
 
-/// Renders a selector compactly for messages: `app=web,tier in (a,b)`.
+/// Items a description lists before it says "and N more": a message must stay short however
+/// many labels a tenant's object carries.
+pub const MAX_LISTED: usize = 4;
+/// Characters of one listed item (a label, a requirement).
+const MAX_ITEM_CHARS: usize = 80;
+
+/// Renders a selector compactly for messages: `app=web,tier in (a,b)`, at most
+/// [`MAX_LISTED`] requirements.
 pub fn describe_selector(selector: &LabelSelector) -> String {
-    let mut out = String::new();
-    for (k, v) in selector.match_labels.iter().flatten() {
-        push_sep(&mut out);
-        let _ = write!(out, "{k}={v}");
-    }
-    for e in selector.match_expressions.iter().flatten() {
-        push_sep(&mut out);
-        let values = e.values.as_deref().unwrap_or_default().join(",");
-        let _ = match e.operator.as_str() {
-            "Exists" => write!(out, "{}", e.key),
-            "DoesNotExist" => write!(out, "!{}", e.key),
-            op => write!(out, "{} {} ({values})", e.key, op.to_lowercase()),
-        };
-    }
+    let labels = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"));
+    let exprs = selector.match_expressions.iter().flatten().map(|e| {
+        let values = e.values.as_deref().unwrap_or_default();
+        match e.operator.as_str() {
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            op => format!(
+                "{} {} ({})",
+                e.key,
+                op.to_lowercase(),
+                bounded_list(values.iter().cloned(), values.len())
+            ),
+        }
+    });
+    let total = selector.match_labels.as_ref().map_or(0, |m| m.len())
+        + selector.match_expressions.as_ref().map_or(0, |e| e.len());
+    let out = bounded_list(labels.chain(exprs), total);
     if out.is_empty() { "{}".to_owned() } else { out }
 }
 
-/// Renders a label map for messages: `app=web,tier=api`.
+/// Renders a label map for messages: `app=web,tier=api`, at most [`MAX_LISTED`] labels.
 pub fn describe_labels(labels: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    for (k, v) in labels {
-        push_sep(&mut out);
-        let _ = write!(out, "{k}={v}");
-    }
+    let out = bounded_list(labels.iter().map(|(k, v)| format!("{k}={v}")), labels.len());
     if out.is_empty() {
         "(none)".to_owned()
     } else {
@@ -80,10 +92,20 @@ pub fn describe_labels(labels: &BTreeMap<String, String>) -> String {
     }
 }
 
-fn push_sep(out: &mut String) {
-    if !out.is_empty() {
-        out.push(',');
+/// The first [`MAX_LISTED`] of `total` items, comma-separated, each cut to
+/// [`MAX_ITEM_CHARS`] and made safe to echo, then "… and N more".
+fn bounded_list(items: impl Iterator<Item = String>, total: usize) -> String {
+    let mut out = String::new();
+    for item in items.take(MAX_LISTED) {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&safe_text(item, MAX_ITEM_CHARS));
     }
+    if total > MAX_LISTED {
+        let _ = write!(out, ",… and {} more", total - MAX_LISTED);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -156,6 +178,22 @@ mod tests {
     fn unknown_operator_is_an_error() {
         let s = sel(json!({"matchExpressions": [{"key": "app", "operator": "Matches"}]}));
         assert!(selects(&s, &labels(&[])).unwrap_err().0.contains("Matches"));
+    }
+
+    #[test]
+    fn descriptions_list_a_few_items_then_count_the_rest() {
+        let many: BTreeMap<String, String> = (0..1000)
+            .map(|i| (format!("k{i:04}"), "v".repeat(500)))
+            .collect();
+        let d = describe_labels(&many);
+        assert!(d.ends_with(",… and 996 more"), "{d}");
+        assert!(d.chars().count() < 5 * 90, "{}", d.len());
+        let s = sel(
+            json!({"matchExpressions": [{"key": "app", "operator": "In", "values": (0..500).map(|i| i.to_string()).collect::<Vec<_>>()}]}),
+        );
+        assert_eq!(describe_selector(&s), "app in (0,1,2,3,… and 496 more)");
+        let evil = labels(&[("a", "x\ny")]);
+        assert_eq!(describe_labels(&evil), "a=x\\ny");
     }
 
     #[test]

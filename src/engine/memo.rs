@@ -8,8 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::topology::Eligibility;
-
 /// Answers kept per snapshot; past this, answers are computed and not kept.
 const CAPACITY: usize = 1024;
 
@@ -43,15 +41,22 @@ impl Key {
 }
 
 /// Answers by hash; a bucket holds the (rare) colliding keys.
-type Buckets = HashMap<u64, Vec<(Key, Arc<Eligibility>)>>;
+type Buckets<V> = HashMap<u64, Vec<(Key, Arc<V>)>>;
 
-/// The remembered answers of one snapshot (a new snapshot starts empty).
-#[derive(Default)]
-pub struct Memo {
-    entries: Mutex<Buckets>,
+/// The remembered answers `V` of one snapshot (a new snapshot starts empty).
+pub struct Memo<V> {
+    entries: Mutex<Buckets<V>>,
 }
 
-impl std::fmt::Debug for Memo {
+impl<V> Default for Memo<V> {
+    fn default() -> Self {
+        Memo {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V> std::fmt::Debug for Memo<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self
             .entries
@@ -62,20 +67,21 @@ impl std::fmt::Debug for Memo {
     }
 }
 
-impl Clone for Memo {
+/// A copy of a snapshot starts with no answers.
+impl<V> Clone for Memo<V> {
     fn clone(&self) -> Self {
         Memo::default()
     }
 }
 
-impl Memo {
+impl<V> Memo<V> {
     /// The remembered answer, or `compute`'s, remembered while there is room.
     pub fn get_or_compute(
         &self,
         fields: &SchedulingFields<'_>,
         keys: &[&str],
-        compute: impl FnOnce() -> Eligibility,
-    ) -> Arc<Eligibility> {
+        compute: impl FnOnce() -> V,
+    ) -> Arc<V> {
         let hash = hash_fields(fields, keys);
         if let Ok(entries) = self.entries.lock()
             && let Some(found) = entries
@@ -183,19 +189,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn eligibility(nodes: usize) -> Eligibility {
-        Eligibility {
-            nodes: Some(nodes),
-            zones: 1,
-            sole_zone: None,
-            unzoned_nodes: 0,
-            keys_present: Vec::new(),
-        }
+    fn eligibility(nodes: usize) -> Option<usize> {
+        Some(nodes)
     }
 
     #[test]
     fn equal_fields_in_any_key_order_share_an_answer_and_different_ones_do_not() {
-        let memo = Memo::default();
+        let memo = Memo::<Option<usize>>::default();
         let a = json!({"kubernetes.io/os": "linux", "pool": "x"});
         let b = json!({"pool": "x", "kubernetes.io/os": "linux"});
         let c = json!({"pool": "y", "kubernetes.io/os": "linux"});
@@ -205,22 +205,26 @@ mod tests {
         };
         assert_eq!(
             memo.get_or_compute(&fields(&a), &["k"], || eligibility(1))
-                .nodes,
+                .as_ref()
+                .clone(),
             Some(1)
         );
         assert_eq!(
             memo.get_or_compute(&fields(&b), &["k"], || eligibility(2))
-                .nodes,
+                .as_ref()
+                .clone(),
             Some(1)
         );
         assert_eq!(
             memo.get_or_compute(&fields(&c), &["k"], || eligibility(3))
-                .nodes,
+                .as_ref()
+                .clone(),
             Some(3)
         );
         assert_eq!(
             memo.get_or_compute(&fields(&a), &["k", "other"], || eligibility(4))
-                .nodes,
+                .as_ref()
+                .clone(),
             Some(4)
         );
     }

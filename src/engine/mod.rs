@@ -4,6 +4,7 @@
 //! all call [`decide`].
 
 pub mod context;
+pub mod exceptions;
 pub mod finding;
 pub mod labels;
 pub mod memo;
@@ -14,6 +15,10 @@ pub mod rules;
 pub mod topology;
 pub mod well_known;
 pub mod workload;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Deserialize;
 
 use json_patch::PatchOperation;
 use serde_json::Value;
@@ -37,6 +42,9 @@ pub struct Input<'a> {
     pub old_object: Option<&'a Value>,
     /// `minReplicas` of a HorizontalPodAutoscaler that targets the workload, when known.
     pub hpa_min_replicas: Option<i64>,
+    /// Today (UTC), for the policy's exceptions and their expiry; without it no exception
+    /// with an expiry date applies.
+    pub today: Option<exceptions::Day>,
 }
 
 impl<'a> Input<'a> {
@@ -45,7 +53,13 @@ impl<'a> Input<'a> {
             object,
             old_object: None,
             hpa_min_replicas: None,
+            today: None,
         }
+    }
+
+    pub fn with_today(mut self, today: exceptions::Day) -> Self {
+        self.today = Some(today);
+        self
     }
 
     pub fn with_old(mut self, old: Option<&'a Value>) -> Self {
@@ -77,6 +91,8 @@ pub struct Decision {
     pub findings: Vec<Finding>,
     pub patch: Vec<PatchOperation>,
     pub injected: Vec<Injection>,
+    /// What the workload's owner should know beyond the findings (an exception expired).
+    pub notices: Vec<String>,
 }
 
 impl Decision {
@@ -86,6 +102,7 @@ impl Decision {
             findings: Vec::new(),
             patch: Vec::new(),
             injected: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -108,6 +125,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
                 )],
                 patch: Vec::new(),
                 injected: Vec::new(),
+                notices: Vec::new(),
             };
         }
         Classified::Workload(w) => w,
@@ -122,7 +140,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
     );
     let mut findings = judge(&ctx);
 
-    let (patch, injected) = if may_mutate(&workload, input) {
+    let (mut patch, mut injected) = if may_mutate(&workload, input) {
         mutation::plan(&ctx, &mut findings)
     } else {
         (Vec::new(), Vec::new())
@@ -132,11 +150,33 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
     if let Some(old) = input.old_object {
         ratchet(&mut findings, old, topology, policy, input.hpa_min_replicas);
     }
+    let mut notices = Vec::new();
+    if !policy.exceptions.is_empty() {
+        // The workload's own labels (not its pods'), read only when there are exceptions.
+        let labels = at(input.object, &["metadata", "labels"])
+            .and_then(|v| BTreeMap::<String, String>::deserialize(v).ok())
+            .unwrap_or_default();
+        let target = exceptions::Target {
+            namespace: workload.namespace,
+            kind: workload.kind.as_str(),
+            name: workload.name,
+            labels: &labels,
+        };
+        // Without a date only exceptions that never expire can be told to apply.
+        let today = input.today.unwrap_or(exceptions::Day(time::Date::MAX));
+        let applied = exceptions::apply(&mut findings, &policy.exceptions, &target, today);
+        if applied.no_mutation {
+            patch.clear();
+            injected.clear();
+        }
+        notices = applied.notices;
+    }
     Decision {
         subject: Subject::Workload(workload.kind),
-        findings,
+        findings: cap_per_rule(findings),
         patch,
         injected,
+        notices,
     }
 }
 
@@ -175,7 +215,9 @@ fn apply_overrides(findings: Vec<Finding>, policy: &Policy) -> Vec<Finding> {
 }
 
 /// A denial the stored object already had is downgraded to a warning, so that legacy
-/// workloads stay editable; only new violations block.
+/// workloads stay editable; only new violations block. "Already had" means the same rule
+/// about the same thing (the same constraint or term, the same replica count), so an UPDATE
+/// cannot add a second violation of a rule under cover of the first.
 fn ratchet(
     findings: &mut [Finding],
     old: &Value,
@@ -186,23 +228,73 @@ fn ratchet(
     if !findings.iter().any(|f| f.severity == Severity::Deny) {
         return;
     }
-    let old_denials: Vec<RuleId> = match classify(old) {
+    let old_findings: Vec<Finding> = match classify(old) {
         Classified::Workload(w) => {
             let explicit = at(old, &["spec", "replicas"]).is_some_and(|v| !v.is_null());
             let ctx = Context::new(&w, topology, policy, explicit, hpa);
             apply_overrides(judge(&ctx), policy)
                 .into_iter()
                 .filter(|f| f.severity == Severity::Deny)
-                .map(|f| f.rule)
                 .collect()
         }
         _ => return,
     };
+    let old_denials: HashSet<(RuleId, &str)> = old_findings.iter().map(Finding::identity).collect();
     for f in findings.iter_mut() {
-        if f.severity == Severity::Deny && old_denials.contains(&f.rule) {
+        if f.severity == Severity::Deny && old_denials.contains(&f.identity()) {
             f.severity = Severity::Warn;
-            f.message
-                .push_str(" (already present before this update, so not blocking)");
+            f.message = finding::safe_text(
+                format!(
+                    "{} (already present before this update, so not blocking)",
+                    f.message
+                ),
+                finding::MAX_MESSAGE_CHARS,
+            );
         }
     }
+}
+
+/// Findings of one rule kept per object; the rest are summed up in one finding, so that an
+/// object with a thousand broken constraints costs what one with a few does.
+pub const MAX_FINDINGS_PER_RULE: usize = 5;
+
+/// Keeps at most [`MAX_FINDINGS_PER_RULE`] findings per rule, replacing the rest with one
+/// summary finding (as severe as the worst it stands for).
+fn cap_per_rule(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut per_rule: HashMap<RuleId, usize> = HashMap::new();
+    if findings.len() <= MAX_FINDINGS_PER_RULE {
+        return findings;
+    }
+    let mut kept = Vec::with_capacity(findings.len().min(64));
+    let mut dropped: Vec<(RuleId, usize, Severity)> = Vec::new();
+    for f in findings {
+        let n = per_rule.entry(f.rule).or_insert(0);
+        *n += 1;
+        if *n <= MAX_FINDINGS_PER_RULE {
+            kept.push(f);
+            continue;
+        }
+        match dropped.iter_mut().find(|(r, _, _)| *r == f.rule) {
+            Some((_, count, worst)) => {
+                *count += 1;
+                *worst = (*worst).max(f.severity);
+            }
+            None => dropped.push((f.rule, 1, f.severity)),
+        }
+    }
+    for (rule, count, worst) in dropped {
+        kept.push(
+            Finding::new(
+                rule,
+                worst,
+                format!(
+                    "… and {} more {rule} finding{} like the above",
+                    count,
+                    if count == 1 { "" } else { "s" }
+                ),
+            )
+            .about(format!("more:{rule}:{count}")),
+        );
+    }
+    kept
 }

@@ -195,8 +195,26 @@ fn validate(mode: Mode, decision: &Decision) -> Outcome<'_> {
         .iter()
         .filter(|f| f.severity >= Severity::Warn)
         .collect();
+    let waived: Vec<&Finding> = decision
+        .findings
+        .iter()
+        .filter(|f| f.waived_by.is_some())
+        .collect();
     let mut o = Outcome::allow();
+    if reported.is_empty() && waived.is_empty() && decision.notices.is_empty() {
+        return o;
+    }
+    let mut warnings = Warnings::default();
+    // What the exceptions did comes first: an owner should learn that a waiver is what lets
+    // the workload through, and that one expired.
+    for notice in &decision.notices {
+        warnings.push(notice.clone());
+    }
+    for f in &waived {
+        warnings.push(format!("{}: {}", f.rule, f.message));
+    }
     if reported.is_empty() {
+        o.warnings = warnings.finish();
         return o;
     }
     o.detail = joined(
@@ -206,7 +224,6 @@ fn validate(mode: Mode, decision: &Decision) -> Outcome<'_> {
     );
     o.audit
         .push((AuditKey::Violations, violations_annotation(&reported)));
-    let mut warnings = Warnings::default();
     match mode {
         Mode::Enforce => {
             for f in reported.iter().filter(|f| f.severity == Severity::Warn) {
@@ -379,6 +396,7 @@ mod tests {
             findings,
             patch: Vec::new(),
             injected: Vec::new(),
+            notices: Vec::new(),
         }
     }
 

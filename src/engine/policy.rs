@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::exceptions::Exception;
 use super::finding::{RuleId, Severity};
 use super::well_known::{ENABLED_LABEL, LEGACY_ZONE_KEY, MODE_KEY, STANDARD_ZONE_KEY};
 
@@ -122,6 +123,8 @@ pub struct Policy {
     /// When the engine itself fails (a bug), allow the request with a warning.
     pub fail_open: bool,
     pub rules: BTreeMap<RuleId, RuleSetting>,
+    /// Named, reasoned, optionally expiring waivers for chosen workloads.
+    pub exceptions: Vec<Exception>,
 }
 
 impl Default for Policy {
@@ -146,6 +149,7 @@ impl Default for Policy {
             assumed_zones: 3,
             fail_open: true,
             rules: BTreeMap::new(),
+            exceptions: Vec::new(),
         }
     }
 }
@@ -185,6 +189,21 @@ impl Policy {
         }
         if self.assumed_zones == 0 {
             return invalid("assumedZones", "must be at least 1, got 0".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, e) in self.exceptions.iter().enumerate() {
+            if let Err(reason) = e.validate() {
+                return invalid(
+                    "exceptions",
+                    format!("exceptions[{i}] ({}): {reason}", e.name),
+                );
+            }
+            if !names.insert(e.name.as_str()) {
+                return invalid(
+                    "exceptions",
+                    format!("exceptions[{i}]: the name {:?} is used twice", e.name),
+                );
+            }
         }
         Ok(())
     }
@@ -350,6 +369,18 @@ mod tests {
             ("zoneLabels: []\n", "zoneLabels"),
             ("assumedZones: 0\n", "assumedZones"),
             ("rules: {HA999: warn}\n", "HA999"),
+            (
+                "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [HA001], reason: r}, {name: a, match: {namespace: x, name: z}, rules: [HA001], reason: r}]\n",
+                "used twice",
+            ),
+            (
+                "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [HA001]}]\n",
+                "reason",
+            ),
+            (
+                "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [HA001], reason: r, expires: 31.12.2026}]\n",
+                "YYYY-MM-DD",
+            ),
             ("minReplicas: two\n", "minReplicas"),
         ];
         for (yaml, field) in cases {

@@ -152,7 +152,7 @@ pub struct Topology {
     keys: HashSet<String>,
     per_node_keys: HashSet<String>,
     groups: Vec<NodeGroup>,
-    memo: Memo,
+    memo: Memo<Eligibility>,
 }
 
 /// The nodes a workload may land on, summarised. Built on every decision, so it holds

@@ -110,7 +110,7 @@ pub fn classify(object: &Value) -> Classified<'_> {
     if at(object, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null()) {
         return Classified::Skip(Skip::Deleting);
     }
-    if matches!(kind, WorkloadKind::Pod | WorkloadKind::ReplicaSet) && has_controller(object) {
+    if controlled_by_judged_kind(kind, object) {
         return Classified::Skip(Skip::Controlled);
     }
     match read(kind, object) {
@@ -134,13 +134,39 @@ pub fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(value, |v, key| v.get(*key))
 }
 
-fn has_controller(object: &Value) -> bool {
-    at(object, &["metadata", "ownerReferences"])
-        .and_then(Value::as_array)
-        .is_some_and(|refs| {
-            refs.iter()
-                .any(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
-        })
+/// Controllers whose children are judged through them: a ReplicaSet of a Deployment, a Pod
+/// of a ReplicaSet, StatefulSet, Job or DaemonSet (`apiVersion` group, kind). Any other
+/// controller (a tenant's ConfigMap, say) leaves its child to be judged on its own.
+pub const JUDGED_CONTROLLERS: &[(WorkloadKind, &str, &str)] = &[
+    (WorkloadKind::ReplicaSet, "apps", "Deployment"),
+    (WorkloadKind::Pod, "apps", "ReplicaSet"),
+    (WorkloadKind::Pod, "apps", "StatefulSet"),
+    (WorkloadKind::Pod, "apps", "DaemonSet"),
+    (WorkloadKind::Pod, "batch", "Job"),
+];
+
+/// Whether the object's controller owner is one that is judged instead of it.
+fn controlled_by_judged_kind(kind: WorkloadKind, object: &Value) -> bool {
+    let Some(refs) = at(object, &["metadata", "ownerReferences"]).and_then(Value::as_array) else {
+        return false;
+    };
+    let Some(controller) = refs
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+    else {
+        return false;
+    };
+    let field = |f: &str| {
+        controller
+            .get(f)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let group = field("apiVersion").rsplit_once('/').map_or("", |(g, _)| g);
+    let owner_kind = field("kind");
+    JUDGED_CONTROLLERS
+        .iter()
+        .any(|(child, g, k)| *child == kind && *g == group && *k == owner_kind)
 }
 
 fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, String> {

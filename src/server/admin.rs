@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::state::State;
+use crate::engine::exceptions::Day;
 
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
@@ -35,6 +36,9 @@ async fn metrics(Extract(state): Extract<Arc<State>>) -> Response {
     state
         .metrics()
         .set_inflight_body_bytes(state.http.body_budget.in_use());
+    state
+        .metrics()
+        .exceptions(&state.policy().exceptions, Day::today_utc());
     (
         [(
             header::CONTENT_TYPE,

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use serde_json::{Map, Value};
+use spreadguard::engine::exceptions::Day;
 use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{NodeInfo, Topology};
 
@@ -14,11 +15,12 @@ pub const SCENARIO_KEYS: &[&str] = &[
     "nodesFile",
     "policy",
     "hpaMinReplicas",
+    "today",
     "object",
     "oldObject",
     "expect",
 ];
-pub const EXPECT_KEYS: &[&str] = &["subject", "findings", "injected", "patch"];
+pub const EXPECT_KEYS: &[&str] = &["subject", "findings", "injected", "patch", "notices"];
 
 /// One scenario file, read.
 pub struct Scenario {
@@ -27,6 +29,8 @@ pub struct Scenario {
     pub object: Value,
     pub old_object: Option<Value>,
     pub hpa_min_replicas: Option<i64>,
+    /// The day (UTC) the decision is made, for exceptions that expire.
+    pub today: Option<Day>,
     pub expect: Map<String, Value>,
 }
 
@@ -72,6 +76,14 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         None => None,
         Some(v) => Some(v.as_i64().ok_or("hpaMinReplicas: an integer")?),
     };
+    let today = match doc.get("today") {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(Day::parse)
+                .ok_or("today: a date, YYYY-MM-DD")?,
+        ),
+    };
     let Some(Value::Object(expect)) = doc.get("expect").cloned() else {
         return Err("no expect map".into());
     };
@@ -89,6 +101,7 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         object,
         old_object,
         hpa_min_replicas,
+        today,
         expect,
     })
 }

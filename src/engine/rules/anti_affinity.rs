@@ -16,6 +16,16 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
 fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding>) {
     let key = t.term.topology_key.as_str();
     let what = format!("{} (topologyKey {key})", t.describe());
+    // What the findings are about, whatever the term's position in the list (computed only
+    // when there is a finding).
+    let about = || {
+        format!(
+            "{}:{}",
+            if t.required { "required" } else { "preferred" },
+            serde_json::to_string(t.term).unwrap_or_default()
+        )
+    };
+    let mut push = |f: Finding| out.push(f.about(about()));
     let selects_own = match own_pods_selected(
         t.term.label_selector.as_ref(),
         &ctx.workload.pod_labels,
@@ -23,7 +33,7 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
     ) {
         Ok(()) => ctx.term_covers_own_namespace(t.term),
         Err(finding) => {
-            out.push(finding);
+            push(finding);
             false
         }
     };
@@ -33,14 +43,14 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
             .map(|n| format!("none of the {n} eligible nodes"))
             .unwrap_or("no eligible node".into());
         if t.required {
-            out.push(Finding::deny(
+            push(Finding::deny(
                 RuleId::HA005,
                 format!(
                     "{what}: {nodes} carries label {key}, so the required term constrains nothing"
                 ),
             ));
         } else {
-            out.push(Finding::warn(
+            push(Finding::warn(
                 RuleId::HA005,
                 format!("{what}: {nodes} carries label {key}, so the term is inert"),
             ));
@@ -62,7 +72,8 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
                     plural(zones, "eligible zone", "eligible zones"),
                     plural(replicas - zones, "pod", "pods"),
                 ),
-            ));
+            )
+            .about(format!("{}|replicas={replicas}", about())));
         }
     } else if key == HOSTNAME_KEY
         && let Some(nodes) = ctx.eligible_nodes()
@@ -77,7 +88,8 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
                     plural(nodes, "eligible node", "eligible nodes"),
                     plural(replicas - nodes, "pod", "pods"),
                 ),
-            ));
+            )
+            .about(format!("{}|replicas={replicas}", about())));
         }
     }
 }

@@ -36,8 +36,11 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         ),
         ReplicaSource::Autoscaler => format!("HorizontalPodAutoscaler minReplicas {replicas}"),
     };
-    out.push(Finding::deny(
-        RuleId::HA001,
-        format!("{what}, policy requires at least {min}: losing one zone or node takes the workload down"),
-    ));
+    out.push(
+        Finding::deny(
+            RuleId::HA001,
+            format!("{what}, policy requires at least {min}: losing one zone or node takes the workload down"),
+        )
+        .about(format!("replicas={replicas}")),
+    );
 }

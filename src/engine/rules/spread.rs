@@ -21,10 +21,13 @@ fn check_constraint(
 ) {
     let key = c.topology_key.as_str();
     let what = format!("topologySpreadConstraints[{i}] (topologyKey {key})");
+    // What the findings are about, whatever the constraint's position (computed only when
+    // there is a finding).
+    let about = || serde_json::to_string(c).unwrap_or_default();
     if let Err(finding) =
         own_pods_selected(c.label_selector.as_ref(), &ctx.workload.pod_labels, &what)
     {
-        out.push(finding);
+        out.push(finding.about(about()));
     }
     let hard = c.when_unsatisfiable == "DoNotSchedule";
     if ctx.key_present(key) == Some(false) && ctx.eligible_nodes() != Some(0) {
@@ -33,12 +36,15 @@ fn check_constraint(
             .map(|n| format!("none of the {n} eligible nodes"))
             .unwrap_or("no eligible node".into());
         if hard {
-            out.push(Finding::deny(
-                RuleId::HA005,
-                format!(
-                    "{what}: {nodes} carries label {key}, so with DoNotSchedule no pod can schedule"
-                ),
-            ));
+            out.push(
+                Finding::deny(
+                    RuleId::HA005,
+                    format!(
+                        "{what}: {nodes} carries label {key}, so with DoNotSchedule no pod can schedule"
+                    ),
+                )
+                .about(about()),
+            );
         } else {
             out.push(Finding::warn(
                 RuleId::HA005,
@@ -66,6 +72,7 @@ fn check_constraint(
                 ctx.replicas - cap,
                 plural(ctx.replicas, "replica", "replicas"),
             ),
-        ));
+        )
+        .about(format!("{}|replicas={}", about(), ctx.replicas)));
     }
 }

@@ -41,7 +41,8 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                 ctx.placement_causes(),
                 plural(ctx.replicas.max(1), "replica", "replicas"),
             ),
-        ));
+        )
+        .about(format!("zone={zone}")));
     }
 
     if cluster_zones >= 1 && ctx.eligibility.unzoned_nodes > 0 {
