@@ -222,11 +222,10 @@ struct Shape {
     endpoint: Endpoint,
 }
 
-fn shapes(size: usize) -> Vec<Shape> {
+fn shapes(size: usize, emit: &mut dyn FnMut(Shape)) {
     let containers: Value = serde_json::from_str(CONTAINERS).unwrap();
-    let mut out = Vec::new();
     let mut add = |name: String, endpoint: Endpoint, body: Vec<u8>| {
-        out.push(Shape {
+        emit(Shape {
             name,
             body,
             endpoint,
@@ -313,7 +312,6 @@ fn shapes(size: usize) -> Vec<Shape> {
         Endpoint::Validate,
         body,
     );
-    out
 }
 
 struct Measured {

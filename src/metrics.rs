@@ -251,6 +251,7 @@ pub struct Metrics {
     rejections: Family<RejectionLabels, Counter>,
     inflight_body_bytes: Gauge,
     namespace_mode_invalid: Counter,
+    cached_objects: Family<CacheLabels, Gauge>,
     exceptions: Family<ExceptionStateLabels, Gauge>,
     exception_expiry: Family<ExceptionLabels, Gauge>,
 }
@@ -441,6 +442,12 @@ impl Metrics {
                 }
             }
         }
+        let cached_objects = Family::<CacheLabels, Gauge>::default();
+        registry.register(
+            "cached_objects",
+            "Objects a cluster cache holds for decisions (autoscalers, budgets)",
+            cached_objects.clone(),
+        );
         let exceptions = Family::<ExceptionStateLabels, Gauge>::default();
         registry.register(
             "exceptions",
@@ -480,6 +487,7 @@ impl Metrics {
             rejections,
             inflight_body_bytes,
             namespace_mode_invalid,
+            cached_objects,
         }
     }
 
@@ -610,6 +618,13 @@ impl Metrics {
                     .set(last.end_unix());
             }
         }
+    }
+
+    /// How many objects a cache publishes for decisions.
+    pub fn cached(&self, cache: &'static str, count: usize) {
+        self.cached_objects
+            .get_or_create(&CacheLabels { cache })
+            .set(count as i64);
     }
 
     /// For the cluster caches: how long ago a cache last heard from the API server.

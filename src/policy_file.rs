@@ -78,6 +78,8 @@ fn field(name: &str) -> Option<Value> {
             },
             "description": "Named, reasoned waivers: a workload matched by namespace and name or selector has the listed rules (or all) waived, until the end of its expires day (UTC). Names must be unique (checked by the binary)."})
         }
+        "defaultedReplicas" => json!({"enum": ["warn", "deny"],
+            "description": "HA001 for a replica count of 1 nobody wrote (an HPA may set it later): warn or deny."}),
         "rules" => {
             let ids: Vec<&str> = RuleId::ALL.iter().map(|r| r.as_str()).collect();
             json!({"propertyNames": {"enum": ids},
@@ -163,7 +165,7 @@ mod tests {
     fn every_field_and_rule_is_in_the_schema() {
         let schema = schema();
         let properties = schema["properties"].as_object().unwrap();
-        assert_eq!(properties.len(), 16);
+        assert_eq!(properties.len(), 17);
         let rules = &properties["rules"]["propertyNames"]["enum"];
         assert_eq!(rules.as_array().unwrap().len(), RuleId::ALL.len());
         // Enum values are exactly what the policy's serde names are.

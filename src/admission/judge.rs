@@ -8,6 +8,7 @@ use std::sync::{LazyLock, Mutex};
 use serde_json::Value;
 
 use super::Context;
+use super::envelope::Handled;
 use super::envelope::Request;
 use super::response::Refusal;
 use crate::engine::exceptions::Day;
@@ -15,7 +16,7 @@ use crate::engine::outcome::Outcome;
 use crate::engine::policy::Mode;
 use crate::engine::well_known::MODE_KEY;
 use crate::engine::workload::at;
-use crate::engine::{Decision, Input, RuleId, WorkloadKind};
+use crate::engine::{Decision, Input, RuleId};
 
 /// What judging a request came to.
 pub enum Judged {
@@ -55,7 +56,7 @@ impl Judged {
 /// is a warning for the response when the namespace's `spreadguard.io/mode` label is not a
 /// mode (the policy's mode applies instead: safe, but the namespace's owner should know).
 pub fn judge(
-    kind: WorkloadKind,
+    kind: Handled,
     request: &mut Request<'_>,
     ctx: &Context<'_>,
 ) -> (Judged, Option<String>) {
@@ -123,7 +124,7 @@ fn first_time(namespace: &str, value: &str) -> bool {
 }
 
 fn judge_in(
-    kind: WorkloadKind,
+    kind: Handled,
     request: &mut Request<'_>,
     ctx: &Context<'_>,
     ns_labels: Option<&BTreeMap<String, String>>,
@@ -141,16 +142,17 @@ fn judge_in(
     // On UPDATE the engine compares the whole pod template (an image change is a rollout), so
     // both objects are read in full; a CREATE is read without what no decision reads.
     let update = request.is_update();
-    let object = match std::mem::take(&mut request.object).into_value((!update).then_some(kind)) {
-        Ok(Some(object)) => object,
-        Ok(None) => {
-            return Judged::warn(format!(
-                "{}: not checked: the request carries no object",
-                RuleId::HA000
-            ));
-        }
-        Err(e) => return Judged::warn(format!("{}: not checked: {e}", RuleId::HA000)),
-    };
+    let object =
+        match std::mem::take(&mut request.object).into_value(kind.prune_as().filter(|_| !update)) {
+            Ok(Some(object)) => object,
+            Ok(None) => {
+                return Judged::warn(format!(
+                    "{}: not checked: the request carries no object",
+                    RuleId::HA000
+                ));
+            }
+            Err(e) => return Judged::warn(format!("{}: not checked: {e}", RuleId::HA000)),
+        };
     let old = if update {
         std::mem::take(&mut request.old_object)
             .into_value(None)
@@ -167,6 +169,8 @@ fn judge_in(
 
     let decide = ctx.decide;
     let mut input = Input::new(&object).with_old(old.as_ref());
+    input.autoscalers = ctx.autoscalers;
+    input.budgets = ctx.budgets;
     if !policy.exceptions.is_empty() {
         input = input.with_today(Day::today_utc());
     }

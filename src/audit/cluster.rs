@@ -1,5 +1,6 @@
-//! `spreadguard audit --cluster`: the workloads, autoscalers, nodes and namespace labels of a
-//! live cluster, read once (list only) and judged by the same engine as manifest files.
+//! `spreadguard audit --cluster`: the workloads, autoscalers, disruption budgets, nodes and
+//! namespace labels of a live cluster, read once (list only) and judged by the same engine as
+//! manifest files.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -29,6 +30,11 @@ const WORKLOADS: &[(&str, &str, &str)] = &[
         "autoscaling/v2",
         "HorizontalPodAutoscaler",
     ),
+    (
+        "/apis/policy/v1/poddisruptionbudgets",
+        "policy/v1",
+        "PodDisruptionBudget",
+    ),
 ];
 
 /// Lists everything the audit needs, page by page.
@@ -37,7 +43,7 @@ pub async fn load(client: &Client) -> anyhow::Result<ClusterInputs> {
     for node in list(client, "/api/v1/nodes", "v1", "Node").await? {
         inputs
             .nodes
-            .push(NodeInfo::from_json(&node).map_err(anyhow::Error::msg)?);
+            .push(NodeInfo::from_json(&node).context("reading a Node")?);
     }
     for ns in list(client, "/api/v1/namespaces", "v1", "Namespace").await? {
         let name = ns

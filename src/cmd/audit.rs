@@ -16,7 +16,8 @@ pub struct AuditArgs {
     #[arg(required_unless_present = "cluster", conflicts_with = "cluster")]
     pub paths: Vec<PathBuf>,
     /// Audit the workloads of a live cluster instead (list only: Deployments, StatefulSets,
-    /// ReplicaSets, Pods, HPAs, Nodes and Namespaces), with its own nodes and namespace labels.
+    /// ReplicaSets, Pods, HPAs, PDBs, Nodes and Namespaces), with its own nodes and namespace
+    /// labels.
     #[arg(long, env = "SPREADGUARD_CLUSTER")]
     pub cluster: bool,
     /// Kubeconfig for `--cluster` [default: in-cluster service account, then KUBECONFIG].

@@ -52,6 +52,11 @@ rule_ids! {
     HA009 => "the cluster has a single zone",
     HA010 => "some eligible nodes carry no zone label",
     HA011 => "no usable selector or pod labels, so nothing can be injected",
+    HA012 => "a HorizontalPodAutoscaler whose minReplicas is below the policy's minReplicas",
+    HA013 => "a PodDisruptionBudget that allows no voluntary eviction",
+    HA014 => "losing or draining the workload's largest zone takes more than its PodDisruptionBudget allows",
+    HA015 => "a workload with 2 or more replicas and no PodDisruptionBudget",
+    HA016 => "a PodDisruptionBudget that selects no workload",
 }
 
 impl fmt::Display for RuleId {
