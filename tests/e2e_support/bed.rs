@@ -291,8 +291,9 @@ impl Bed {
                 ))
                 .arg("--leader-elect=false")
                 // The taint eviction controller evicts pods from NoExecute-tainted Nodes once their
-                // tolerationSeconds run out (HA027's short-lived zones).
-                .arg("--controllers=deployment-controller,replicaset-controller,statefulset-controller,taint-eviction-controller")
+                // tolerationSeconds run out (HA027's short-lived zones); the aggregation
+                // controller fills the aggregated ClusterRoles (`edit`, `view`) users are bound to.
+                .arg("--controllers=deployment-controller,replicaset-controller,statefulset-controller,taint-eviction-controller,clusterrole-aggregation-controller")
                 .arg("--bind-address=127.0.0.1")
                 .arg(format!("--secure-port={}", free_port()));
             procs.push(Proc::spawn(
