@@ -117,10 +117,7 @@ async fn webhook(s: &Scenario, mode: Mode) -> Said {
 fn audit(s: &Scenario, mode: Mode) -> Option<Said> {
     let mut policy = s.policy.clone();
     policy.mode = mode;
-    let docs = [Sourced {
-        source: "scenario".into(),
-        value: s.object.clone(),
-    }];
+    let docs = [Sourced::new("scenario", s.object.clone())];
     let report = Report::build(&docs, &s.topology, &policy);
     let json: Value = serde_json::from_str(&report.to_json()).unwrap();
     let entry = json["results"].as_array().unwrap().first()?.clone();

@@ -18,12 +18,12 @@ pub struct ClusterInputs {
     pub namespaces: HashMap<String, BTreeMap<String, String>>,
 }
 
-/// (API path, apiVersion, kind) of every list the audit reads.
+/// (API path, apiVersion, kind) of every list the audit reads whole. Pods are streamed and
+/// counted by [`super::pods`] instead, which keeps the bare ones.
 const WORKLOADS: &[(&str, &str, &str)] = &[
     ("/apis/apps/v1/deployments", "apps/v1", "Deployment"),
     ("/apis/apps/v1/statefulsets", "apps/v1", "StatefulSet"),
     ("/apis/apps/v1/replicasets", "apps/v1", "ReplicaSet"),
-    ("/api/v1/pods", "v1", "Pod"),
     (
         "/apis/autoscaling/v2/horizontalpodautoscalers",
         "autoscaling/v2",
@@ -67,10 +67,9 @@ pub async fn load(client: &Client) -> anyhow::Result<ClusterInputs> {
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            inputs.docs.push(Sourced {
-                source: format!("{resource}/{ns}/{name}"),
-                value: object,
-            });
+            inputs
+                .docs
+                .push(Sourced::new(format!("{resource}/{ns}/{name}"), object));
         }
     }
     Ok(inputs)
@@ -123,7 +122,7 @@ async fn list(
 }
 
 /// Continue tokens are base64: only `+`, `/` and `=` need escaping in a query.
-fn percent_encode(token: &str) -> String {
+pub(crate) fn percent_encode(token: &str) -> String {
     token
         .replace('+', "%2B")
         .replace('/', "%2F")

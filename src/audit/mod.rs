@@ -3,7 +3,10 @@
 //! would answer.
 
 pub mod cluster;
+pub mod formats;
+pub mod pods;
 mod report;
+pub mod zone_loss;
 
-pub use self::report::{Entry, Report, Summary, Verdict};
+pub use self::report::{Entry, Origin, Report, Summary, Verdict};
 pub use crate::load::Sourced;

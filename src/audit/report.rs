@@ -14,7 +14,9 @@ use crate::engine::{
     Combined, Finding, Injection, Input, Severity, Subject, Topology, TopologySource,
     TopologySummary, combined, decide,
 };
-use crate::load::Sourced;
+use crate::load::{Location, Sourced};
+
+use super::zone_loss::{self, Actual, ZoneSummary};
 
 /// The whole report; its JSON form is a documented, stable format.
 #[derive(Debug, Serialize)]
@@ -22,6 +24,9 @@ pub struct Report {
     pub topology: TopologySummary,
     pub results: Vec<Entry>,
     pub summary: Summary,
+    /// `--cluster`: per zone, what its loss would take from what runs now.
+    #[serde(rename = "zoneLoss", skip_serializing_if = "Option::is_none")]
+    pub zone_loss: Option<BTreeMap<String, ZoneSummary>>,
 }
 
 /// One workload's verdict.
@@ -41,6 +46,22 @@ pub struct Entry {
     pub patch: Vec<PatchOperation>,
     /// What the webhook would answer in this mode: the same function answers its reviews.
     pub outcome: Combined,
+    /// `--cluster`: where its pods run now, and what losing a zone would take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<Actual>,
+    /// Where the object came from, for the report formats (not in the JSON).
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// Where a result's object came from, beyond its `source`.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub api_version: String,
+    /// The object's uid (objects read from a cluster).
+    pub uid: Option<String>,
+    /// The file and line (objects read from files).
+    pub location: Option<Location>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -107,6 +128,7 @@ impl Report {
             topology: topology.summary(),
             results,
             summary,
+            zone_loss: None,
         }
     }
 
@@ -131,6 +153,10 @@ impl Report {
         };
         let mut out = String::new();
         let _ = writeln!(out, "{}", topology_line(&self.topology));
+        if let Some(zones) = &self.zone_loss {
+            out.push('\n');
+            out.push_str(&zone_loss::summary_table(zones));
+        }
         for e in &self.results {
             out.push('\n');
             let verdict = match e.decision {
@@ -162,6 +188,9 @@ impl Report {
                     Severity::Info => paint("36", "info"),
                 };
                 let _ = writeln!(out, "       {} {sev}  {}", f.rule, f.message);
+            }
+            if let Some(actual) = &e.actual {
+                let _ = writeln!(out, "       {}", zone_loss::actual_line(actual));
             }
             if !e.patch.is_empty() {
                 let items: Vec<&str> = e.injected.iter().map(|i| i.as_str()).collect();
@@ -263,7 +292,20 @@ fn judge(
     } else {
         Verdict::Deny
     };
+    let origin = Origin {
+        api_version: object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        uid: at(object, &["metadata", "uid"])
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        location: d.location.clone(),
+    };
     Some(Entry {
+        actual: None,
+        origin,
         source: d.source.clone(),
         kind: kind.to_owned(),
         namespace: namespace.map(str::to_owned),

@@ -35,6 +35,11 @@ macro_rules! rule_ids {
             pub fn as_str(self) -> &'static str {
                 match self { $(RuleId::$id => stringify!($id),)* }
             }
+
+            /// What the rule is about, in a line (for report formats that describe rules).
+            pub fn summary(self) -> &'static str {
+                match self { $(RuleId::$id => $summary,)* }
+            }
         }
     };
 }

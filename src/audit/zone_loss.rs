@@ -1,0 +1,247 @@
+//! What a zone loss takes: per workload from its running pods (`audit --cluster`), and per
+//! zone over the whole cluster, the workloads that would lose every ready pod.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::pods::{PodCounts, Tally};
+use super::report::{Entry, Report};
+
+/// The replicas the loss of one zone takes and leaves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ZoneLoss {
+    pub zone: String,
+    pub lost: u32,
+    pub left: u32,
+}
+
+/// Where a running workload's pods are now (`results[].actual`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Actual {
+    /// Ready pods per zone, every zone of the cluster listed (0 where none runs).
+    pub zones: BTreeMap<String, u32>,
+    /// Ready pods in all, including `unzoned`.
+    pub ready: u32,
+    /// Ready pods on nodes without a zone label (or nodes the topology does not know).
+    pub unzoned: u32,
+    /// Pods on a node but not ready (starting, failing probes).
+    pub not_ready: u32,
+    /// Pods no node was found for yet (Pending).
+    pub unscheduled: u32,
+    /// Losing the zone with the most ready pods; absent when no pod is ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worst_zone_loss: Option<ZoneLoss>,
+}
+
+impl Actual {
+    pub fn from_tally(zones: &[String], tally: &Tally) -> Actual {
+        let unzoned = tally.ready.get(zones.len()).copied().unwrap_or(0);
+        let per_zone: BTreeMap<String, u32> = zones
+            .iter()
+            .zip(&tally.ready)
+            .map(|(z, n)| (z.clone(), *n))
+            .collect();
+        let ready = tally.ready.iter().sum();
+        Actual {
+            worst_zone_loss: worst(&per_zone, ready),
+            zones: per_zone,
+            ready,
+            unzoned,
+            not_ready: tally.not_ready,
+            unscheduled: tally.unscheduled,
+        }
+    }
+
+    /// A workload none of whose pods runs: every zone at 0.
+    pub fn none(zones: &[String]) -> Actual {
+        Actual {
+            zones: zones.iter().map(|z| (z.clone(), 0)).collect(),
+            ..Actual::default()
+        }
+    }
+}
+
+/// The zone whose loss takes the most of `ready` (the first in name order on a tie).
+pub fn worst(per_zone: &BTreeMap<String, u32>, ready: u32) -> Option<ZoneLoss> {
+    if ready == 0 {
+        return None;
+    }
+    let mut best: Option<(&String, u32)> = None;
+    for (z, n) in per_zone {
+        if best.is_none_or(|(_, b)| *n > b) {
+            best = Some((z, *n));
+        }
+    }
+    best.map(|(zone, lost)| ZoneLoss {
+        zone: zone.clone(),
+        lost,
+        left: ready - lost,
+    })
+}
+
+/// A workload named in the cluster summary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WorkloadRef {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    /// Its ready pods now, all of them in the zone.
+    pub ready: u32,
+}
+
+/// What the loss of one zone does to what runs (`zoneLoss.<zone>`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneSummary {
+    /// Workloads with ready pods in the zone.
+    pub workloads: usize,
+    /// Ready pods in the zone, over all judged workloads.
+    pub ready_pods: u64,
+    /// Workloads whose every ready pod is in the zone: the zone's loss leaves them none.
+    pub lose_all: Vec<WorkloadRef>,
+}
+
+/// Sets `results[].actual` from the counted pods and builds the per-zone summary.
+pub fn attach(report: &mut Report, pods: &PodCounts) {
+    let mut summary: BTreeMap<String, ZoneSummary> = pods
+        .zones
+        .iter()
+        .map(|z| (z.clone(), ZoneSummary::default()))
+        .collect();
+    for e in &mut report.results {
+        let ns = e.namespace.as_deref().unwrap_or_default();
+        let actual = match pods.get(ns, &e.kind, &e.name) {
+            Some(t) => Actual::from_tally(&pods.zones, t),
+            None => Actual::none(&pods.zones),
+        };
+        for (zone, n) in &actual.zones {
+            if *n == 0 {
+                continue;
+            }
+            let s = summary.entry(zone.clone()).or_default();
+            s.workloads += 1;
+            s.ready_pods += u64::from(*n);
+            if *n == actual.ready {
+                s.lose_all.push(WorkloadRef {
+                    kind: e.kind.clone(),
+                    namespace: e.namespace.clone(),
+                    name: e.name.clone(),
+                    ready: *n,
+                });
+            }
+        }
+        e.actual = Some(actual);
+    }
+    report.zone_loss = Some(summary);
+}
+
+/// The zone-loss figures of a result as report properties (string values, as the policy
+/// report CRDs require).
+pub fn properties(entry: &Entry) -> BTreeMap<String, String> {
+    let mut p = BTreeMap::new();
+    if let Some(a) = &entry.actual {
+        p.insert("readyPods".to_owned(), a.ready.to_string());
+        p.insert("readyPerZone".to_owned(), per_zone(&a.zones));
+        if let Some(w) = &a.worst_zone_loss {
+            p.insert("actualWorstZone".to_owned(), w.zone.clone());
+            p.insert("actualLostWithWorstZone".to_owned(), w.lost.to_string());
+            p.insert("actualLeftAfterWorstZone".to_owned(), w.left.to_string());
+        }
+    }
+    p
+}
+
+/// `a=2,b=1,c=0`.
+pub fn per_zone(zones: &BTreeMap<String, u32>) -> String {
+    zones
+        .iter()
+        .map(|(z, n)| format!("{z}={n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Workloads named per zone in the table; the rest are counted.
+const NAMED_PER_ZONE: usize = 10;
+
+/// The cluster summary as the table prints it first.
+pub fn summary_table(summary: &BTreeMap<String, ZoneSummary>) -> String {
+    let mut out = String::from("If a zone is lost (ready pods now):\n");
+    for (zone, s) in summary {
+        let _ = writeln!(
+            out,
+            "  {zone}: {} ready pod{} of {} workload{}; {} would lose every ready pod",
+            s.ready_pods,
+            if s.ready_pods == 1 { "" } else { "s" },
+            s.workloads,
+            if s.workloads == 1 { "" } else { "s" },
+            s.lose_all.len(),
+        );
+        for w in s.lose_all.iter().take(NAMED_PER_ZONE) {
+            let ns = w
+                .namespace
+                .as_deref()
+                .map(|n| format!("{n}/"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "      {} {ns}{} ({} ready)", w.kind, w.name, w.ready);
+        }
+        if s.lose_all.len() > NAMED_PER_ZONE {
+            let _ = writeln!(
+                out,
+                "      … and {} more",
+                s.lose_all.len() - NAMED_PER_ZONE
+            );
+        }
+    }
+    out
+}
+
+/// The actual placement of one workload as the table prints it under its verdict.
+pub fn actual_line(a: &Actual) -> String {
+    let mut line = format!("running: {} ready ({})", a.ready, per_zone(&a.zones));
+    if a.unzoned > 0 {
+        let _ = write!(line, ", {} on unzoned nodes", a.unzoned);
+    }
+    if a.not_ready > 0 {
+        let _ = write!(line, ", {} not ready", a.not_ready);
+    }
+    if a.unscheduled > 0 {
+        let _ = write!(line, ", {} unscheduled", a.unscheduled);
+    }
+    if let Some(w) = &a.worst_zone_loss {
+        let _ = write!(line, "; losing {} leaves {} of {}", w.zone, w.left, a.ready);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_zone_is_the_one_with_most_ready_pods() {
+        let zones = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let a = Actual::from_tally(
+            &zones,
+            &Tally {
+                ready: vec![1, 3, 3, 1],
+                not_ready: 2,
+                unscheduled: 1,
+            },
+        );
+        assert_eq!(a.ready, 8);
+        assert_eq!(a.unzoned, 1);
+        assert_eq!(
+            a.worst_zone_loss,
+            Some(ZoneLoss {
+                zone: "b".into(),
+                lost: 3,
+                left: 5
+            })
+        );
+        assert_eq!(Actual::none(&zones).worst_zone_loss, None);
+        assert_eq!(per_zone(&a.zones), "a=1,b=3,c=3");
+    }
+}
