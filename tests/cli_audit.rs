@@ -218,13 +218,49 @@ fn the_table_names_every_finding_and_the_summary() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("Deployment jobs/worker"), "{text}");
     assert!(text.contains("HA001"), "{text}");
+    // The HPA is judged too: it may scale the worker down to 1.
+    assert!(
+        text.contains("HorizontalPodAutoscaler jobs/worker"),
+        "{text}"
+    );
+    assert!(text.contains("HA012"), "{text}");
     assert!(text.contains("\x1b[1;31mDENY"), "{text}");
     assert!(text.contains("would inject: zone-spread"), "{text}");
     assert!(
         text.lines()
             .last()
             .unwrap()
-            .starts_with("Summary: 1 workload in 2 documents: 1 denied"),
+            .starts_with("Summary: 1 workload, 1 autoscaler in 2 documents: 2 denied"),
         "{text}"
     );
+}
+
+#[test]
+fn a_nodes_file_without_any_node_exits_two_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("empty.yaml", ""),
+        (
+            "empty-list.yaml",
+            "apiVersion: v1\nkind: NodeList\nitems: []\n",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = audit(
+            &[
+                "--nodes",
+                path.to_str().unwrap(),
+                "clean-deployment-3-replicas.yaml",
+            ],
+            None,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(out.stdout.is_empty(), "{name}");
+        assert!(
+            err.contains(name) && err.contains("no Node"),
+            "{name}: {err}"
+        );
+    }
 }

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use super::ExitCode;
 use crate::audit::formats::policy_report::{self, Flavour};
 use crate::audit::formats::sarif;
-use crate::audit::{Report, cluster, pods, zone_loss};
-use crate::engine::Topology;
+use crate::audit::{Live, Report, cluster, pods, zone_loss};
+use crate::engine::budget::is_budget;
+use crate::engine::{Budget, Budgets, Topology};
 use crate::load;
 
 /// Arguments of `spreadguard audit`.
@@ -19,7 +20,9 @@ pub struct AuditArgs {
     #[arg(required_unless_present = "cluster", conflicts_with = "cluster")]
     pub paths: Vec<PathBuf>,
     /// Audit the workloads of a live cluster instead (list only: Deployments, StatefulSets,
-    /// ReplicaSets, Pods, HPAs, Nodes and Namespaces), with its own nodes and namespace labels.
+    /// ReplicaSets, Pods, HPAs, PDBs, Nodes and Namespaces, and Rollouts, CloneSets, Advanced
+    /// StatefulSets and the policy's workloadKinds where served), with its own nodes and
+    /// namespace labels.
     #[arg(long, env = "SPREADGUARD_CLUSTER")]
     pub cluster: bool,
     /// Kubeconfig for `--cluster` [default: in-cluster service account, then KUBECONFIG].
@@ -80,7 +83,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         let progress = progress_bar(args.output);
         let (mut inputs, client) = runtime.block_on(async {
             let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
-            anyhow::Ok((cluster::load(&client).await?, client))
+            anyhow::Ok((cluster::load(&client, &policy).await?, client))
         })?;
         let topology = match &args.nodes {
             Some(path) => load::topology(Some(path), &policy)?,
@@ -90,6 +93,13 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             zones: topology.summary().zones.into_keys().collect(),
             node_zone: HashMap::new(),
             replica_sets: pods::Owners::replica_sets_of(&inputs.docs),
+            budgets: Budgets::new(
+                inputs
+                    .docs
+                    .iter()
+                    .filter(|d| is_budget(&d.value))
+                    .filter_map(|d| Budget::from_json(&d.value).ok()),
+            ),
         }
         .with_nodes(&topology);
         let mut counted = runtime.block_on(pods::count(&client, &owners, |listed, total| {
@@ -100,11 +110,14 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         }))?;
         progress.finish_and_clear();
         inputs.docs.append(&mut counted.bare);
-        let mut report = Report::build_with_namespaces(
+        let mut report = Report::build_live(
             &inputs.docs,
             &topology,
             &policy,
-            Some(&inputs.namespaces),
+            &Live {
+                namespaces: &inputs.namespaces,
+                selected_budgets: &counted.selected_budgets,
+            },
         );
         zone_loss::attach(&mut report, &counted);
         report

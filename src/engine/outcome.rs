@@ -396,6 +396,7 @@ mod tests {
             findings,
             patch: Vec::new(),
             injected: Vec::new(),
+            considered: Default::default(),
             notices: Vec::new(),
         }
     }
