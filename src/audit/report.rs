@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::engine::autoscaler::is_autoscaler;
 use crate::engine::budget::{is_budget, pod_labels};
 use crate::engine::exceptions::Day;
+use crate::engine::placement::{Placement, PlacementReport};
 use crate::engine::policy::{Mode, Policy};
 use crate::engine::rules::disruption;
 use crate::engine::workload::{at, object_name};
@@ -74,6 +75,14 @@ pub struct Entry {
     pub patch: Vec<PatchOperation>,
     /// What the webhook would answer in this mode: the same function answers its reviews.
     pub outcome: Combined,
+    /// Where its replicas are predicted to run (after what spreadguard injects) and what the
+    /// worst zone loss leaves; absent for what is not a workload or in mode `off`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementReport>,
+    /// The prediction for the object as written (without the patch), which its running pods
+    /// were scheduled by (`--cluster`, HA022). Not in the JSON.
+    #[serde(skip)]
+    pub placement_as_written: Option<Placement>,
     /// `--cluster`: where its pods run now, and what losing a zone would take.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actual: Option<Actual>,
@@ -302,6 +311,9 @@ impl Report {
                 };
                 let _ = writeln!(out, "       {} {sev}  {}", f.rule, f.message);
             }
+            if let Some(p) = &e.placement {
+                let _ = writeln!(out, "       {}", zone_loss::placement_line(p));
+            }
             if let Some(actual) = &e.actual {
                 let _ = writeln!(out, "       {}", zone_loss::actual_line(actual));
             }
@@ -444,6 +456,11 @@ fn judge(
     }
     let outcome = combined(mode, &decision);
     let considered = decision.considered;
+    let placement = decision
+        .placement
+        .filter(|_| mode != Mode::Off)
+        .map(|p| p.report());
+    let placement_as_written = decision.placement_as_written;
     let (findings, patch, injected) = if mode == Mode::Off {
         (Vec::new(), Vec::new(), Vec::new())
     } else {
@@ -478,6 +495,8 @@ fn judge(
         injected,
         patch,
         outcome,
+        placement,
+        placement_as_written,
         autoscaler: considered.autoscaler,
         disruption_budgets: considered.disruption_budgets,
     })

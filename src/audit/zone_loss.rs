@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::pods::{PodCounts, Tally};
 use super::report::{Entry, Report};
+use crate::engine::placement::{Basis, PlacementReport};
 
 /// The replicas the loss of one zone takes and leaves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -142,6 +143,18 @@ pub fn attach(report: &mut Report, pods: &PodCounts) {
 /// report CRDs require).
 pub fn properties(entry: &Entry) -> BTreeMap<String, String> {
     let mut p = BTreeMap::new();
+    if let Some(pl) = &entry.placement {
+        p.insert("placement".to_owned(), pl.basis.as_str().to_owned());
+        if pl.basis != Basis::Unconstrained {
+            p.insert("predictedPerZone".to_owned(), per_zone(&pl.zones));
+        }
+        let w = &pl.worst_zone_loss;
+        if let Some(zone) = &w.zone {
+            p.insert("predictedWorstZone".to_owned(), zone.clone());
+        }
+        p.insert("predictedLostWithWorstZone".to_owned(), w.lost.to_string());
+        p.insert("predictedLeftAfterWorstZone".to_owned(), w.left.to_string());
+    }
     if let Some(a) = &entry.actual {
         p.insert("readyPods".to_owned(), a.ready.to_string());
         p.insert("readyPerZone".to_owned(), per_zone(&a.zones));
@@ -154,8 +167,34 @@ pub fn properties(entry: &Entry) -> BTreeMap<String, String> {
     p
 }
 
+/// The predicted placement of one workload as the table prints it under its verdict:
+/// `placement: a=2,b=1,c=1 (expected); losing a leaves 2 of 4`.
+pub fn placement_line(p: &PlacementReport) -> String {
+    let w = &p.worst_zone_loss;
+    let placed = p.replicas - p.pending;
+    let mut line = match p.basis {
+        Basis::Unconstrained => format!(
+            "placement: unconstrained over {} zone{}; losing one may leave {} of {placed}",
+            p.eligible_zones,
+            if p.eligible_zones == 1 { "" } else { "s" },
+            w.left
+        ),
+        basis => format!(
+            "placement: {} ({}); losing {} leaves {} of {placed}",
+            per_zone(&p.zones),
+            basis.as_str(),
+            w.zone.as_deref().unwrap_or("a zone"),
+            w.left
+        ),
+    };
+    if p.pending > 0 {
+        let _ = write!(line, ", {} Pending", p.pending);
+    }
+    line
+}
+
 /// `a=2,b=1,c=0`.
-pub fn per_zone(zones: &BTreeMap<String, u32>) -> String {
+pub fn per_zone<N: std::fmt::Display>(zones: &BTreeMap<String, N>) -> String {
     zones
         .iter()
         .map(|(z, n)| format!("{z}={n}"))

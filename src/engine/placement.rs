@@ -1,27 +1,34 @@
 //! Where a workload's replicas are expected to land over its eligible zones, as its zone
-//! constraints make the scheduler place them.
+//! constraints make the scheduler place them, and what the loss of the worst zone leaves.
 //!
 //! [`place`] is the arithmetic on plain inputs (replicas, zone names, the zone rules);
 //! [`for_workload`] reads the rules off a workload, counting what spreadguard injects into
-//! it, so that the prediction holds for the object as it will be stored.
+//! it, so that the prediction holds for the object as it will be stored. Both the webhook
+//! and `audit` get the prediction from [`decide`](super::decide), which calls it once.
 //!
 //! - A required zone anti-affinity term that selects the workload's own pods: one replica
 //!   per zone, the rest Pending. Guaranteed.
-//! - A `DoNotSchedule` zone spread of `maxSkew` k: as even as the skew allows; with
-//!   `minDomains` above the eligible zones the global minimum counts as 0, so each zone is
-//!   capped at k and the rest stay Pending. Guaranteed when k is 1 (the counts differ by at
-//!   most one) or every zone is at its cap; otherwise expected.
+//! - A `DoNotSchedule` zone spread of `maxSkew` k: as even as the skew allows. When the
+//!   global minimum stays 0 for good (fewer counted domains than `minDomains`, or a domain
+//!   the constraint counts that the pod cannot use: a tainted zone under the default
+//!   `nodeTaintsPolicy: Ignore`), each zone is capped at k and the rest stay Pending.
+//!   Guaranteed when k is 1 (the counts differ by at most one) or every zone is at its cap;
+//!   otherwise expected.
 //! - A `ScheduleAnyway` zone spread or a preferred zone anti-affinity term: the scheduler's
 //!   scores favour the emptiest zone, so an even spread is expected, not promised.
+//! - Required pod affinity to its own pods on the zone key: every replica joins the first
+//!   one's zone (capped by a hard spread or anti-affinity). Guaranteed.
 //! - Nothing on a zone key: unconstrained; nothing keeps every replica out of one zone.
 //!
 //! Which zone gets the odd replica is the scheduler's choice: here the first zones in name
 //! order do.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::context::Context;
-use super::mutation::Injection;
+use super::mutation::{self, Injection};
 use super::policy::WhenUnsatisfiable;
 use super::rules::own_pods_selected;
 
@@ -34,12 +41,18 @@ pub enum ZoneRule {
         min_domains: Option<i64>,
         /// `DoNotSchedule`.
         hard: bool,
+        /// The zones the constraint counts (its inclusion policies applied), when more than
+        /// the eligible ones: the extra ones hold 0 pods for good. `None`: the eligible ones.
+        counted: Option<usize>,
     },
     /// A pod anti-affinity term on the zone key that selects the workload's own pods.
     AntiAffinity {
         /// `requiredDuringScheduling...`.
         hard: bool,
     },
+    /// Required pod affinity on the zone key to the workload's own pods: every replica in the
+    /// first one's zone.
+    Together,
 }
 
 /// How far the predicted counts can be relied on.
@@ -52,6 +65,16 @@ pub enum Basis {
     Expected,
     /// Nothing spreads the replicas over zones: one zone may hold them all.
     Unconstrained,
+}
+
+impl Basis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Guaranteed => "guaranteed",
+            Basis::Expected => "expected",
+            Basis::Unconstrained => "unconstrained",
+        }
+    }
 }
 
 /// The predicted placement of one workload.
@@ -75,16 +98,49 @@ pub struct ZoneShare {
     pub replicas: i64,
 }
 
+/// What losing the worst zone does (`worstZoneLoss` in reports).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ZoneLoss {
+    /// `None` (`null`) when unconstrained: any zone may hold them all.
+    pub zone: Option<String>,
+    /// Running replicas it takes.
+    pub lost: i64,
+    /// Running replicas it leaves.
+    pub left: i64,
+}
+
+/// A placement as reports show it (`results[].placement`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementReport {
+    /// Zone → predicted replicas; empty when unconstrained.
+    pub zones: BTreeMap<String, i64>,
+    pub worst_zone_loss: ZoneLoss,
+    /// True only when hard constraints force the counts.
+    pub guaranteed: bool,
+    /// `guaranteed`, `expected` or `unconstrained`.
+    pub basis: Basis,
+    pub replicas: i64,
+    /// Replicas the constraints leave Pending.
+    pub pending: i64,
+    pub eligible_zones: usize,
+}
+
 // === impl Placement ===
 
 impl Placement {
+    /// Replicas that find a node.
+    pub fn placed(&self) -> i64 {
+        self.replicas - self.pending
+    }
+
     /// The zone holding the most replicas (the first such zone in name order); when
     /// unconstrained, every replica that may be placed.
     pub fn largest_zone(&self) -> ZoneShare {
         match self.basis {
             Basis::Unconstrained => ZoneShare {
                 zone: None,
-                replicas: self.replicas - self.pending,
+                replicas: self.placed(),
             },
             _ => {
                 let mut best: Option<&(String, i64)> = None;
@@ -98,6 +154,40 @@ impl Placement {
                     replicas: best.map_or(0, |b| b.1),
                 }
             }
+        }
+    }
+
+    /// What losing the zone with the most replicas takes and leaves.
+    pub fn worst_zone_loss(&self) -> ZoneLoss {
+        let share = self.largest_zone();
+        ZoneLoss {
+            left: self.placed() - share.replicas,
+            zone: share.zone,
+            lost: share.replicas,
+        }
+    }
+
+    /// `a=2,b=1,c=1`, or `unconstrained`.
+    pub fn describe_zones(&self) -> String {
+        if self.basis == Basis::Unconstrained {
+            return "unconstrained".to_owned();
+        }
+        self.zones
+            .iter()
+            .map(|(z, n)| format!("{z}={n}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn report(&self) -> PlacementReport {
+        PlacementReport {
+            zones: self.zones.iter().cloned().collect(),
+            worst_zone_loss: self.worst_zone_loss(),
+            guaranteed: self.basis == Basis::Guaranteed,
+            basis: self.basis,
+            replicas: self.replicas,
+            pending: self.pending,
+            eligible_zones: self.eligible_zones,
         }
     }
 }
@@ -119,28 +209,45 @@ pub fn place(replicas: i64, zones: &[&str], rules: &[ZoneRule]) -> Placement {
     let hard_anti = rules
         .iter()
         .any(|r| matches!(r, ZoneRule::AntiAffinity { hard: true }));
-    let hard_spreads = rules.iter().filter_map(|r| match *r {
-        ZoneRule::Spread {
+    let together = rules.contains(&ZoneRule::Together);
+    // The tightest hard skew, and the per-zone cap when the global minimum stays 0.
+    let mut cap: Option<i64> = hard_anti.then_some(1);
+    let mut skew: Option<i64> = hard_anti.then_some(1);
+    for r in rules {
+        if let ZoneRule::Spread {
             max_skew,
             min_domains,
             hard: true,
-        } => Some((max_skew.max(1), min_domains)),
-        _ => None,
-    });
-    let (cap, skew) = if hard_anti {
-        (Some(1), Some(1))
-    } else {
-        let mut cap: Option<i64> = None;
-        let mut skew: Option<i64> = None;
-        for (max_skew, min_domains) in hard_spreads {
-            skew = Some(skew.map_or(max_skew, |s| s.min(max_skew)));
-            // Fewer eligible domains than minDomains: the global minimum counts as 0.
-            if min_domains.is_some_and(|m| m > z) {
-                cap = Some(cap.map_or(max_skew, |c| c.min(max_skew)));
+            counted,
+        } = *r
+        {
+            let k = max_skew.max(1);
+            let counted = counted.map_or(z, |c| (c as i64).max(z));
+            skew = Some(skew.map_or(k, |s| s.min(k)));
+            // Fewer counted domains than minDomains, or a counted domain the pod cannot
+            // use (it keeps 0 pods): the global minimum is 0, so no zone passes k.
+            // Gathered in one zone, the empty others do the same.
+            if min_domains.is_some_and(|m| m > counted) || counted > z || (together && counted > 1)
+            {
+                cap = Some(cap.map_or(k, |c| c.min(k)));
             }
         }
-        (cap, skew)
-    };
+    }
+    if together {
+        let placed = cap.map_or(replicas, |c| replicas.min(c));
+        let counts = zones
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.to_string(), if i == 0 { placed } else { 0 }))
+            .collect();
+        return Placement {
+            replicas,
+            zones: counts,
+            pending: replicas - placed,
+            basis: Basis::Guaranteed,
+            eligible_zones: zones.len(),
+        };
+    }
     let soft = rules.iter().any(|r| {
         matches!(
             r,
@@ -178,15 +285,31 @@ pub fn zone_rules(ctx: &Context<'_>, injected: &[Injection]) -> Vec<ZoneRule> {
     let w = ctx.workload;
     let policy = ctx.policy;
     let counts = |key: &str| policy.is_zone_key(key) && ctx.key_present(key) != Some(false);
+    let sched = w.scheduling();
+    let counted = |key: &str, honor_affinity: bool, honor_taints: bool| {
+        ctx.topology
+            .spread_domains(&sched, key, honor_affinity, honor_taints)
+            .map(|d| d.counted)
+    };
     let mut rules = Vec::new();
     for c in &w.scheduling.spread {
         if counts(&c.topology_key)
             && own_pods_selected(c.label_selector.as_ref(), &w.pod_labels, "").is_ok()
         {
+            let hard = c.when_unsatisfiable == "DoNotSchedule";
             rules.push(ZoneRule::Spread {
                 max_skew: i64::from(c.max_skew).max(1),
                 min_domains: c.min_domains.map(i64::from),
-                hard: c.when_unsatisfiable == "DoNotSchedule",
+                hard,
+                counted: if hard {
+                    counted(
+                        &c.topology_key,
+                        c.node_affinity_policy.as_deref() != Some("Ignore"),
+                        c.node_taints_policy.as_deref() == Some("Honor"),
+                    )
+                } else {
+                    None
+                },
             });
         }
     }
@@ -198,16 +321,25 @@ pub fn zone_rules(ctx: &Context<'_>, injected: &[Injection]) -> Vec<ZoneRule> {
             rules.push(ZoneRule::AntiAffinity { hard: t.required });
         }
     }
+    for (_, term) in w.required_affinity_terms() {
+        if counts(&term.topology_key) && ctx.term_selects_own_pods(term) {
+            rules.push(ZoneRule::Together);
+        }
+    }
     for i in injected {
         match i {
             Injection::ZoneSpread => {
                 let hard = policy.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule;
+                // As injected: nodeTaintsPolicy Honor, nodeAffinityPolicy by default.
                 rules.push(ZoneRule::Spread {
                     max_skew: i64::from(policy.max_skew).max(1),
-                    min_domains: hard
-                        .then(|| (ctx.eligible_zones() as i64).min(ctx.replicas))
-                        .filter(|m| *m > 0),
+                    min_domains: mutation::min_domains(ctx),
                     hard,
+                    counted: if hard {
+                        counted(ctx.topology.zone_key(), true, true)
+                    } else {
+                        None
+                    },
                 });
             }
             Injection::ZoneAntiAffinity => rules.push(ZoneRule::AntiAffinity { hard: false }),
@@ -243,6 +375,7 @@ mod tests {
             max_skew,
             min_domains,
             hard,
+            counted: None,
         }
     }
 

@@ -429,13 +429,11 @@ fn read<'a>(
     let pod_spec = match at_tokens(spec_path) {
         Some(Value::Object(map)) => map,
         None | Some(Value::Null) => {
-            return Err(FieldError::Missing {
-                field: spec_name.into(),
-            });
+            return Err(FieldError::Missing { field: spec_name });
         }
         Some(other) => {
             return Err(FieldError::WrongType {
-                field: spec_name.into(),
+                field: spec_name,
                 expected: "an object",
                 got: type_name(other),
             });
