@@ -288,10 +288,12 @@ fn universal_checks(s: &Scenario, decision: &Decision) -> Vec<String> {
         ));
     }
     // The prediction counts what is injected as the stored object will carry it.
-    if again.placement != decision.placement {
+    let report = |d: &Decision| d.placement.as_ref().map(|p| p.report());
+    if report(&again) != report(decision) {
         problems.push(format!(
             "the placement changes once the patch is applied: {:?} then {:?}",
-            decision.placement, again.placement
+            report(decision),
+            report(&again)
         ));
     }
     for e in escalations(&decision.findings, &again.findings) {

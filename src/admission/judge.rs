@@ -25,7 +25,7 @@ pub enum Judged {
         engine_failed: bool,
     },
     /// The engine decided; the mode says what that becomes.
-    Decided { mode: Mode, decision: Decision },
+    Decided { mode: Mode, decision: Box<Decision> },
 }
 
 impl Judged {
@@ -105,7 +105,10 @@ pub fn judge(handled: Handled, request: &mut Request<'_>, ctx: &Context<'_>) -> 
         }
     };
     match catch_unwind(AssertUnwindSafe(run)) {
-        Ok(decision) => Judged::Decided { mode, decision },
+        Ok(decision) => Judged::Decided {
+            mode,
+            decision: Box::new(decision),
+        },
         Err(panic) => {
             ctx.metrics.engine_panic();
             let what = panic

@@ -274,11 +274,12 @@ impl Report {
             }
         };
         let mut out = String::new();
-        let _ = writeln!(out, "{}", topology_line(&self.topology));
+        // `--cluster`: what each zone's loss takes comes first.
         if let Some(zones) = &self.zone_loss {
-            out.push('\n');
             out.push_str(&zone_loss::summary_table(zones));
+            out.push('\n');
         }
+        let _ = writeln!(out, "{}", topology_line(&self.topology));
         for e in &self.results {
             out.push('\n');
             let verdict = match e.decision {
@@ -316,6 +317,9 @@ impl Report {
             }
             if let Some(actual) = &e.actual {
                 let _ = writeln!(out, "       {}", zone_loss::actual_line(actual));
+                if let Some(b) = &actual.budget {
+                    let _ = writeln!(out, "       {}", zone_loss::budget_line(b));
+                }
             }
             if !e.patch.is_empty() {
                 let items: Vec<&str> = e.injected.iter().map(|i| i.as_str()).collect();

@@ -119,7 +119,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 selected_budgets: &counted.selected_budgets,
             },
         );
-        zone_loss::attach(&mut report, &counted);
+        zone_loss::attach(&mut report, &counted, &policy);
         report
     } else {
         let topology = load::topology(args.nodes.as_deref(), &policy)?;

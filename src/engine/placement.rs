@@ -88,6 +88,8 @@ pub struct Placement {
     pub basis: Basis,
     /// Eligible zones (also when unconstrained).
     pub eligible_zones: usize,
+    /// The rules it was predicted from (to predict another count, [`Placement::for_count`]).
+    pub rules: Vec<ZoneRule>,
 }
 
 /// The replicas a zone loss takes.
@@ -132,6 +134,19 @@ impl Placement {
     /// Replicas that find a node.
     pub fn placed(&self) -> i64 {
         self.replicas - self.pending
+    }
+
+    /// The same rules over the same zones for `replicas` pods (the ready pods of a running
+    /// workload, say); unconstrained stays unconstrained.
+    pub fn for_count(&self, replicas: i64) -> Placement {
+        let names: Vec<&str> = self.zones.iter().map(|(z, _)| z.as_str()).collect();
+        match self.basis {
+            Basis::Unconstrained => Placement {
+                replicas,
+                ..self.clone()
+            },
+            _ => place(replicas, &names, &self.rules),
+        }
     }
 
     /// The zone holding the most replicas (the first such zone in name order); when
@@ -202,6 +217,7 @@ pub fn place(replicas: i64, zones: &[&str], rules: &[ZoneRule]) -> Placement {
         pending: 0,
         basis: Basis::Unconstrained,
         eligible_zones: zones.len(),
+        rules: rules.to_vec(),
     };
     if z == 0 {
         return unconstrained;
@@ -246,6 +262,7 @@ pub fn place(replicas: i64, zones: &[&str], rules: &[ZoneRule]) -> Placement {
             pending: replicas - placed,
             basis: Basis::Guaranteed,
             eligible_zones: zones.len(),
+            rules: rules.to_vec(),
         };
     }
     let soft = rules.iter().any(|r| {
@@ -276,6 +293,7 @@ pub fn place(replicas: i64, zones: &[&str], rules: &[ZoneRule]) -> Placement {
         pending: replicas - placed,
         basis,
         eligible_zones: zones.len(),
+        rules: rules.to_vec(),
     }
 }
 

@@ -59,6 +59,59 @@ pub fn check(ctx: &Context<'_>, placement: &Placement, out: &mut Vec<Finding>) {
     );
 }
 
+/// HA022 for a running workload: its ready pods per zone (`ready`, every zone with pods)
+/// against what its constraints, as written, promise for that many pods (`placement`, the
+/// prediction for the object as stored: its pods were scheduled by it). Fires when the
+/// fullest zone holds more than the prediction's fullest would, so that losing it leaves
+/// fewer; nothing is promised when unconstrained.
+pub fn running(placement: &Placement, ready: &[(&str, i64)]) -> Option<Finding> {
+    if placement.basis == Basis::Unconstrained || placement.eligible_zones < 2 {
+        return None;
+    }
+    let n: i64 = ready.iter().map(|(_, c)| c).sum();
+    if n < 2 {
+        return None;
+    }
+    let promised = placement.for_count(n);
+    if promised.pending > 0 {
+        // More run than the constraints admit (they changed since): nothing to compare.
+        return None;
+    }
+    let most = promised.largest_zone().replicas;
+    let (zone, count) =
+        ready
+            .iter()
+            .copied()
+            .fold(None, |best: Option<(&str, i64)>, z| match best {
+                Some(b) if b.1 >= z.1 => Some(b),
+                _ => Some(z),
+            })?;
+    if count <= most {
+        return None;
+    }
+    let what = match placement.basis {
+        Basis::Guaranteed => "its hard zone constraints allow",
+        _ => "its zone spread aims for",
+    };
+    let now = ready
+        .iter()
+        .map(|(z, c)| format!("{z}={c}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Some(
+        Finding::warn(
+            RuleId::HA022,
+            format!(
+                "{count} of {n} ready pods in zone {zone}, {what} {most} there (now {now}, expected {}): losing {zone} leaves {}, not {}; a rollout (kubectl rollout restart) would re-spread them",
+                promised.describe_zones(),
+                n - count,
+                n - most,
+            ),
+        )
+        .about(format!("{zone}={count}/{n}")),
+    )
+}
+
 /// The fewest replicas that, spread as evenly as possible over `zones`, leave at least
 /// `min` after the largest zone is lost: n − ⌈n / zones⌉ ≥ min.
 pub fn replicas_needed(min: i64, zones: i64) -> i64 {
@@ -73,6 +126,33 @@ pub fn replicas_needed(min: i64, zones: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::engine::placement::{ZoneRule, place};
+
+    #[test]
+    fn running_pods_crowded_in_one_zone_are_worse_than_a_soft_spread_promises() {
+        let soft = ZoneRule::Spread {
+            max_skew: 1,
+            min_domains: None,
+            hard: false,
+            counted: None,
+        };
+        let p = place(3, &["a", "b", "c"], &[soft]);
+        let f = running(&p, &[("a", 3), ("b", 0), ("c", 0)]).expect("HA022");
+        assert!(
+            f.message.starts_with(
+                "3 of 3 ready pods in zone a, its zone spread aims for 1 there (now a=3,b=0,c=0, expected a=1,b=1,c=1): losing a leaves 0, not 2"
+            ),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("a rollout"));
+        // As promised, or fewer ready pods than replicas but still even: nothing.
+        assert_eq!(running(&p, &[("a", 1), ("b", 1), ("c", 1)]), None);
+        assert_eq!(running(&p, &[("a", 1), ("c", 1)]), None);
+        // Unconstrained promises nothing.
+        assert_eq!(running(&place(3, &["a", "b", "c"], &[]), &[("a", 3)]), None);
+    }
 
     #[test]
     fn replicas_needed_to_survive_a_zone() {
