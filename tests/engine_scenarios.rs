@@ -200,20 +200,26 @@ fn check_scenario(path: &Path) -> Vec<String> {
         ));
     }
 
-    // The placement, in the keys the scenario names (as `results[].placement` shows it).
-    if let Some(want) = s.expect.get("placement") {
-        let got = decision
-            .placement
+    // The placement, in the keys the scenario names (as `results[].placement` shows it), after
+    // the patch and as written.
+    for (key, placement) in [
+        ("placement", &decision.placement),
+        ("placementAsWritten", &decision.placement_as_written),
+    ] {
+        let Some(want) = s.expect.get(key) else {
+            continue;
+        };
+        let got = placement
             .as_ref()
             .map(|p| serde_json::to_value(p.report()).expect("serializes"))
             .unwrap_or(Value::Null);
         match want.as_object() {
-            None => problems.push("expect.placement: a map".into()),
+            None => problems.push(format!("expect.{key}: a map")),
             Some(want) => {
                 for (k, v) in want {
                     if got.get(k) != Some(v) {
                         problems.push(format!(
-                            "placement.{k}: expected {v}, got {}",
+                            "{key}.{k}: expected {v}, got {}",
                             got.get(k).unwrap_or(&Value::Null)
                         ));
                     }

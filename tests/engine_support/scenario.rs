@@ -33,6 +33,7 @@ pub const EXPECT_KEYS: &[&str] = &[
     "patch",
     "notices",
     "placement",
+    "placementAsWritten",
 ];
 
 /// One scenario file, read.

@@ -90,7 +90,7 @@ pub fn running(placement: &Placement, ready: &[(&str, i64)]) -> Option<Finding> 
         return None;
     }
     let what = match placement.basis {
-        Basis::Guaranteed => "its hard zone constraints allow",
+        Basis::Guaranteed | Basis::Bounded => "its hard zone constraints allow",
         _ => "its zone spread aims for",
     };
     let now = ready
