@@ -8,9 +8,53 @@ use anyhow::Context as _;
 use kube::Client;
 use serde_json::Value;
 
-use crate::engine::NodeInfo;
+use crate::engine::budget::is_budget;
 use crate::engine::policy::Policy;
+use crate::engine::{Budget, Budgets, NodeInfo, Topology};
 use crate::load::Sourced;
+
+use super::{Live, Report, pods, zone_loss};
+
+/// The whole report over a live cluster, as `audit --cluster` prints it and `serve
+/// --reports` writes it: its objects listed, its pods counted as they stream (`progress`
+/// is told how many so far, and of how many when known), judged against `topology` (its own
+/// Nodes when `None`).
+pub async fn report(
+    client: &Client,
+    policy: &Policy,
+    topology: Option<Topology>,
+    progress: impl FnMut(usize, Option<u64>),
+) -> anyhow::Result<Report> {
+    let mut inputs = load(client, policy).await?;
+    let topology =
+        topology.unwrap_or_else(|| Topology::from_nodes(std::mem::take(&mut inputs.nodes), policy));
+    let owners = pods::Owners {
+        zones: topology.summary().zones.into_keys().collect(),
+        node_zone: HashMap::new(),
+        replica_sets: pods::Owners::replica_sets_of(&inputs.docs),
+        budgets: Budgets::new(
+            inputs
+                .docs
+                .iter()
+                .filter(|d| is_budget(&d.value))
+                .filter_map(|d| Budget::from_json(&d.value).ok()),
+        ),
+    }
+    .with_nodes(&topology);
+    let mut counted = pods::count(client, &owners, progress).await?;
+    inputs.docs.append(&mut counted.bare);
+    let mut report = Report::build_live(
+        &inputs.docs,
+        &topology,
+        policy,
+        &Live {
+            namespaces: &inputs.namespaces,
+            selected_budgets: &counted.selected_budgets,
+        },
+    );
+    zone_loss::attach(&mut report, &counted, policy);
+    Ok(report)
+}
 
 /// What an audit of a live cluster judges.
 #[derive(Debug, Default)]

@@ -1,16 +1,13 @@
 //! `spreadguard audit`: the engine over manifest files (or a live cluster) and a node
 //! snapshot, so that CI sees exactly what the webhook would decide.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use super::ExitCode;
 use crate::audit::formats::policy_report::{self, Flavour};
 use crate::audit::formats::sarif;
-use crate::audit::{Live, Report, cluster, pods, zone_loss};
-use crate::engine::budget::is_budget;
-use crate::engine::{Budget, Budgets, Topology};
+use crate::audit::{Report, cluster};
 use crate::load;
 
 /// Arguments of `spreadguard audit`.
@@ -81,45 +78,21 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             .enable_all()
             .build()?;
         let progress = progress_bar(args.output);
-        let (mut inputs, client) = runtime.block_on(async {
-            let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
-            anyhow::Ok((cluster::load(&client, &policy).await?, client))
-        })?;
         let topology = match &args.nodes {
-            Some(path) => load::topology(Some(path), &policy)?,
-            None => Topology::from_nodes(std::mem::take(&mut inputs.nodes), &policy),
+            Some(path) => Some(load::topology(Some(path), &policy)?),
+            None => None,
         };
-        let owners = pods::Owners {
-            zones: topology.summary().zones.into_keys().collect(),
-            node_zone: HashMap::new(),
-            replica_sets: pods::Owners::replica_sets_of(&inputs.docs),
-            budgets: Budgets::new(
-                inputs
-                    .docs
-                    .iter()
-                    .filter(|d| is_budget(&d.value))
-                    .filter_map(|d| Budget::from_json(&d.value).ok()),
-            ),
-        }
-        .with_nodes(&topology);
-        let mut counted = runtime.block_on(pods::count(&client, &owners, |listed, total| {
-            if let Some(total) = total {
-                progress.set_length(total);
-            }
-            progress.set_position(listed as u64);
-        }))?;
+        let report = runtime.block_on(async {
+            let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
+            cluster::report(&client, &policy, topology, |listed, total| {
+                if let Some(total) = total {
+                    progress.set_length(total);
+                }
+                progress.set_position(listed as u64);
+            })
+            .await
+        })?;
         progress.finish_and_clear();
-        inputs.docs.append(&mut counted.bare);
-        let mut report = Report::build_live(
-            &inputs.docs,
-            &topology,
-            &policy,
-            &Live {
-                namespaces: &inputs.namespaces,
-                selected_budgets: &counted.selected_budgets,
-            },
-        );
-        zone_loss::attach(&mut report, &counted, &policy);
         report
     } else {
         let topology = load::topology(args.nodes.as_deref(), &policy)?;
