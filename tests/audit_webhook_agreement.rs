@@ -130,24 +130,18 @@ async fn webhook(s: &Scenario, mode: Mode) -> Said {
 fn audit(s: &Scenario, mode: Mode) -> Option<Said> {
     let mut policy = s.policy.clone();
     policy.mode = mode;
-    let mut docs = vec![Sourced {
-        source: "scenario".into(),
-        value: s.object.clone(),
-    }];
+    let mut docs = vec![Sourced::new("scenario", s.object.clone())];
     for (i, other) in s.hpas.iter().chain(&s.pdbs).enumerate() {
-        docs.push(Sourced {
-            source: format!("companion-{i}"),
-            value: other.clone(),
-        });
+        docs.push(Sourced::new(format!("companion-{i}"), other.clone()));
     }
     // The namespace's labels reach the audit as they would offline: a Namespace among the
     // manifests.
     if let (Some(labels), Some(ns)) = (&s.namespace_labels, s.object.pointer("/metadata/namespace"))
     {
-        docs.push(Sourced {
-            source: "namespace".into(),
-            value: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
-        });
+        docs.push(Sourced::new(
+            "namespace",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
+        ));
     }
     let report = Report::build(&docs, &s.topology, &policy);
     let json: Value = serde_json::from_str(&report.to_json()).unwrap();

@@ -8,9 +8,53 @@ use anyhow::Context as _;
 use kube::Client;
 use serde_json::Value;
 
-use crate::engine::NodeInfo;
+use crate::engine::budget::is_budget;
 use crate::engine::policy::Policy;
+use crate::engine::{Budget, Budgets, NodeInfo, Topology};
 use crate::load::Sourced;
+
+use super::{Live, Report, pods, zone_loss};
+
+/// The whole report over a live cluster, as `audit --cluster` prints it and `serve
+/// --reports` writes it: its objects listed, its pods counted as they stream (`progress`
+/// is told how many so far, and of how many when known), judged against `topology` (its own
+/// Nodes when `None`).
+pub async fn report(
+    client: &Client,
+    policy: &Policy,
+    topology: Option<Topology>,
+    progress: impl FnMut(usize, Option<u64>),
+) -> anyhow::Result<Report> {
+    let mut inputs = load(client, policy).await?;
+    let topology =
+        topology.unwrap_or_else(|| Topology::from_nodes(std::mem::take(&mut inputs.nodes), policy));
+    let owners = pods::Owners {
+        zones: topology.summary().zones.into_keys().collect(),
+        node_zone: HashMap::new(),
+        replica_sets: pods::Owners::replica_sets_of(&inputs.docs),
+        budgets: Budgets::new(
+            inputs
+                .docs
+                .iter()
+                .filter(|d| is_budget(&d.value))
+                .filter_map(|d| Budget::from_json(&d.value).ok()),
+        ),
+    }
+    .with_nodes(&topology);
+    let mut counted = pods::count(client, &owners, progress).await?;
+    inputs.docs.append(&mut counted.bare);
+    let mut report = Report::build_live(
+        &inputs.docs,
+        &topology,
+        policy,
+        &Live {
+            namespaces: &inputs.namespaces,
+            selected_budgets: &counted.selected_budgets,
+        },
+    );
+    zone_loss::attach(&mut report, &counted, policy);
+    Ok(report)
+}
 
 /// What an audit of a live cluster judges.
 #[derive(Debug, Default)]
@@ -20,12 +64,12 @@ pub struct ClusterInputs {
     pub namespaces: HashMap<String, BTreeMap<String, String>>,
 }
 
-/// (API path, apiVersion, kind) of every list the audit reads.
+/// (API path, apiVersion, kind) of every list the audit reads whole. Pods are streamed and
+/// counted by [`super::pods`] instead, which keeps the bare ones.
 const WORKLOADS: &[(&str, &str, &str)] = &[
     ("/apis/apps/v1/deployments", "apps/v1", "Deployment"),
     ("/apis/apps/v1/statefulsets", "apps/v1", "StatefulSet"),
     ("/apis/apps/v1/replicasets", "apps/v1", "ReplicaSet"),
-    ("/api/v1/pods", "v1", "Pod"),
     (
         "/apis/autoscaling/v2/horizontalpodautoscalers",
         "autoscaling/v2",
@@ -128,10 +172,9 @@ pub async fn load(client: &Client, policy: &Policy) -> anyhow::Result<ClusterInp
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            inputs.docs.push(Sourced {
-                source: format!("{resource}/{ns}/{name}"),
-                value: object,
-            });
+            inputs
+                .docs
+                .push(Sourced::new(format!("{resource}/{ns}/{name}"), object));
         }
     }
     Ok(inputs)
@@ -192,7 +235,7 @@ fn not_served(e: &anyhow::Error) -> bool {
 }
 
 /// Continue tokens are base64: only `+`, `/` and `=` need escaping in a query.
-fn percent_encode(token: &str) -> String {
+pub(crate) fn percent_encode(token: &str) -> String {
     token
         .replace('+', "%2B")
         .replace('/', "%2F")

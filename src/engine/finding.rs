@@ -35,6 +35,11 @@ macro_rules! rule_ids {
             pub fn as_str(self) -> &'static str {
                 match self { $(RuleId::$id => stringify!($id),)* }
             }
+
+            /// What the rule is about, in a line (for report formats that describe rules).
+            pub fn summary(self) -> &'static str {
+                match self { $(RuleId::$id => $summary,)* }
+            }
         }
     };
 }
@@ -57,6 +62,8 @@ rule_ids! {
     HA014 => "losing or draining the workload's largest zone takes more than its PodDisruptionBudget allows",
     HA015 => "a workload with 2 or more replicas and no PodDisruptionBudget",
     HA016 => "a PodDisruptionBudget that selects no workload",
+    HA021 => "the predicted placement leaves fewer than minSurvivingReplicas after the worst zone loss",
+    HA022 => "a running workload's ready pods lie worse over zones than its constraints promise",
     HA023 => "a DoNotSchedule spread counts domains the pod cannot use (nodeTaintsPolicy or nodeAffinityPolicy Ignore)",
     HA024 => "required pod affinity to the workload's own pods puts every replica in one zone",
     HA025 => "required pod affinity to other workloads pins the workload to their one zone",

@@ -212,7 +212,7 @@ pub fn plan(
 /// injected only when node templates say a zone without nodes can gain some
 /// ([`Topology::growable_zones`](super::topology::Topology::growable_zones)), counting those
 /// zones; `always` injects the eligible zones (capped by the replicas), `never` never.
-fn min_domains(ctx: &Context<'_>) -> Option<i64> {
+pub(crate) fn min_domains(ctx: &Context<'_>) -> Option<i64> {
     if ctx.policy.when_unsatisfiable != WhenUnsatisfiable::DoNotSchedule {
         return None;
     }

@@ -398,6 +398,8 @@ mod tests {
             injected: Vec::new(),
             considered: Default::default(),
             notices: Vec::new(),
+            placement: None,
+            placement_as_written: None,
         }
     }
 

@@ -8,7 +8,7 @@ mod nodes;
 
 use std::path::{Path, PathBuf};
 
-pub use self::files::Sourced;
+pub use self::files::{Location, Sourced};
 pub use self::nodes::{NodesError, parse_nodes};
 use crate::engine::policy::{Policy, PolicyError};
 use crate::engine::{NodeInfo, Topology};

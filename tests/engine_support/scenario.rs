@@ -26,7 +26,15 @@ pub const SCENARIO_KEYS: &[&str] = &[
     "oldObject",
     "expect",
 ];
-pub const EXPECT_KEYS: &[&str] = &["subject", "findings", "injected", "patch", "notices"];
+pub const EXPECT_KEYS: &[&str] = &[
+    "subject",
+    "findings",
+    "injected",
+    "patch",
+    "notices",
+    "placement",
+    "placementAsWritten",
+];
 
 /// One scenario file, read.
 pub struct Scenario {
