@@ -1,5 +1,8 @@
 //! `spreadguard audit --cluster`: the workloads, autoscalers, nodes and namespace labels of a
 //! live cluster, read once (list only) and judged by the same engine as manifest files.
+//!
+//! `serve --ui` scans the cluster through the same functions ([`load_workloads`],
+//! [`owners`], [`report`]), with the nodes and namespace labels of its own caches.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,7 +10,10 @@ use anyhow::Context as _;
 use kube::Client;
 use serde_json::Value;
 
-use crate::engine::NodeInfo;
+use super::pods::{self, PodCounts};
+use super::{Report, zone_loss};
+use crate::engine::policy::Policy;
+use crate::engine::{NodeInfo, Topology};
 use crate::load::Sourced;
 
 /// What an audit of a live cluster judges.
@@ -56,6 +62,13 @@ pub async fn load(client: &Client) -> anyhow::Result<ClusterInputs> {
             .unwrap_or_default();
         inputs.namespaces.insert(name, labels);
     }
+    inputs.docs = load_workloads(client).await?;
+    Ok(inputs)
+}
+
+/// Lists the workloads and autoscalers (not the pods), page by page.
+pub async fn load_workloads(client: &Client) -> anyhow::Result<Vec<Sourced>> {
+    let mut docs = Vec::new();
     for (path, api_version, kind) in WORKLOADS {
         let resource = path.rsplit('/').next().unwrap_or_default();
         for object in list(client, path, api_version, kind).await? {
@@ -67,12 +80,40 @@ pub async fn load(client: &Client) -> anyhow::Result<ClusterInputs> {
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            inputs
-                .docs
-                .push(Sourced::new(format!("{resource}/{ns}/{name}"), object));
+            docs.push(Sourced::new(format!("{resource}/{ns}/{name}"), object));
         }
     }
-    Ok(inputs)
+    Ok(docs)
+}
+
+/// What counting the pods needs: the zone of each node and the owner of each ReplicaSet.
+pub fn owners(topology: &Topology, docs: &[Sourced]) -> pods::Owners {
+    pods::Owners {
+        zones: topology.summary().zones.into_keys().collect(),
+        node_zone: HashMap::new(),
+        replica_sets: pods::Owners::replica_sets_of(docs),
+    }
+    .with_nodes(topology)
+}
+
+/// Judges a cluster's workloads; with the counted pods (when they could be read) the bare
+/// Pods are judged too and every result gets its actual placement and the zone-loss summary.
+pub fn report(
+    mut docs: Vec<Sourced>,
+    namespaces: &HashMap<String, BTreeMap<String, String>>,
+    topology: &Topology,
+    policy: &Policy,
+    pods: Option<PodCounts>,
+) -> Report {
+    let mut pods = pods;
+    if let Some(counted) = &mut pods {
+        docs.append(&mut counted.bare);
+    }
+    let mut report = Report::build_with_namespaces(&docs, topology, policy, Some(namespaces));
+    if let Some(counted) = &pods {
+        zone_loss::attach(&mut report, counted);
+    }
+    report
 }
 
 /// All items of a list, with the `apiVersion` and `kind` the API server leaves out of items.

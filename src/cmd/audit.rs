@@ -1,14 +1,13 @@
 //! `spreadguard audit`: the engine over manifest files (or a live cluster) and a node
 //! snapshot, so that CI sees exactly what the webhook would decide.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use super::ExitCode;
 use crate::audit::formats::policy_report::{self, Flavour};
 use crate::audit::formats::sarif;
-use crate::audit::{Report, cluster, pods, zone_loss};
+use crate::audit::{Report, cluster, pods};
 use crate::engine::Topology;
 use crate::load;
 
@@ -49,6 +48,8 @@ pub enum Format {
     Policyreport,
     /// SARIF 2.1.0, for CI code scanning.
     Sarif,
+    /// The posture page: one self-contained HTML file with the JSON document inlined.
+    Html,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -86,28 +87,21 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             Some(path) => load::topology(Some(path), &policy)?,
             None => Topology::from_nodes(std::mem::take(&mut inputs.nodes), &policy),
         };
-        let owners = pods::Owners {
-            zones: topology.summary().zones.into_keys().collect(),
-            node_zone: HashMap::new(),
-            replica_sets: pods::Owners::replica_sets_of(&inputs.docs),
-        }
-        .with_nodes(&topology);
-        let mut counted = runtime.block_on(pods::count(&client, &owners, |listed, total| {
+        let owners = cluster::owners(&topology, &inputs.docs);
+        let counted = runtime.block_on(pods::count(&client, &owners, |listed, total| {
             if let Some(total) = total {
                 progress.set_length(total);
             }
             progress.set_position(listed as u64);
         }))?;
         progress.finish_and_clear();
-        inputs.docs.append(&mut counted.bare);
-        let mut report = Report::build_with_namespaces(
-            &inputs.docs,
+        cluster::report(
+            inputs.docs,
+            &inputs.namespaces,
             &topology,
             &policy,
-            Some(&inputs.namespaces),
-        );
-        zone_loss::attach(&mut report, &counted);
-        report
+            Some(counted),
+        )
     } else {
         let topology = load::topology(args.nodes.as_deref(), &policy)?;
         let docs = load::manifests(&args.paths)?;
@@ -119,7 +113,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let text = match args.output {
-        Format::Json => report.to_json(),
+        Format::Json => crate::posture::document(&report),
+        Format::Html => crate::posture::html(&report),
         Format::Openreports => {
             policy_report::to_yaml(&policy_report::objects(&report, Flavour::OpenReports, now))
         }
