@@ -260,14 +260,14 @@
     const loss = sortButton('risk', 'Zone loss');
     const fnd = sortButton('finding', 'Worst finding');
     const cols = `<colgroup><col class="wl">${zones.map(() => '<col class="z">').join('')}<col class="loss"><col class="fnd"></colgroup>`;
-    const zoneTh = zones.map((z) => `<th scope="col" class="zone"><button type="button" data-zone="${esc(z)}" aria-expanded="${st.zone === z}" aria-controls="zone-panel" title="What losing ${esc(z)} takes">${esc(z)}</button></th>`).join('');
+    const zoneTh = zones.map((z) => `<th scope="col" class="zone"><button type="button" data-zone="${esc(z)}" aria-expanded="${st.zone === z}" aria-controls="zone-panel" title="What losing ${esc(z)} takes">${esc(z)} ${st.zone === z ? '▾' : '▸'}</button></th>`).join('');
     const table = $('matrix');
     const old = table.querySelector('colgroup');
     if (old) old.remove();
     table.insertAdjacentHTML('afterbegin', cols);
-    table.style.minWidth = `${420 + zones.length * 96 + 480}px`;
+    table.style.minWidth = `${360 + zones.length * 135 + 520}px`;
     $('matrix-head').innerHTML = `<tr><th scope="col" ${wl.attr}>${wl.html}</th>${zoneTh}` +
-      `<th scope="col" ${loss.attr} style="width:17em">${loss.html}</th><th scope="col" ${fnd.attr}>${fnd.html}</th></tr>`;
+      `<th scope="col" ${loss.attr}>${loss.html}</th><th scope="col" ${fnd.attr}>${fnd.html}</th></tr>`;
   }
 
   function compare(a, b) {
@@ -345,7 +345,8 @@
     const lv = LEVELS[l.level];
     if (l.level === 'unknown') return `<span class="lvl lvl-unknown">${lv.shape} ${lv.text}</span>`;
     if (l.level === 'down') return `<span class="lvl lvl-down">${lv.shape} ${lv.text}</span>`;
-    return `<span class="lvl lvl-${l.level}">${lv.shape} ${lv.text}</span>: ${esc(l.zone)} leaves ${l.left} of ${l.total}${l.basis === 'predicted' ? ' (predicted)' : ''}`;
+    const sentence = `losing ${l.zone} leaves ${l.left} of ${l.total}${l.basis === 'predicted' ? ' (predicted)' : ''}`;
+    return `<span class="lvl lvl-${l.level}" title="${esc(sentence)}">${lv.shape} ${lv.text}</span>: ${l.left} of ${l.total} left${l.basis === 'predicted' ? ' (pred.)' : ''}`;
   }
 
   function findingText(w) {
@@ -482,15 +483,24 @@
     html += '</div>';
     panel.innerHTML = html;
     panel.hidden = false;
-    for (const b of document.querySelectorAll('button[data-zone]')) b.setAttribute('aria-expanded', String(b.dataset.zone === z));
+    zoneButtons();
     if (focus) $('zone-panel-h').focus();
+  }
+
+  // The zone headers say which zone's panel is open: aria-expanded, and ▾ against ▸.
+  function zoneButtons() {
+    for (const b of $('matrix-head').querySelectorAll('button[data-zone]')) {
+      const open = b.dataset.zone === st.zone;
+      b.setAttribute('aria-expanded', String(open));
+      b.textContent = `${b.dataset.zone} ${open ? '▾' : '▸'}`;
+    }
   }
 
   function closeZonePanel() {
     const z = st.zone;
     st.zone = null;
     $('zone-panel').hidden = true;
-    for (const b of document.querySelectorAll('button[data-zone]')) b.setAttribute('aria-expanded', 'false');
+    zoneButtons();
     const back = document.querySelector(`#matrix-head button[data-zone="${CSS.escape(z || '')}"]`);
     if (back) back.focus();
   }
