@@ -105,3 +105,27 @@ export const AT_ZERO = {
   'zone-b': ['StatefulSet shop/cache'],
   'zone-c': ['Deployment batch/report'],
 };
+
+/// A cluster of `n` Deployments (each with its ReplicaSet and 1 to 6 ready pods) in 97
+/// namespaces over three zones: what `serve --ui` scans for the scale test.
+export function largeCluster(n) {
+  serial = 0;
+  const objects = [];
+  const zones = ['zone-a', 'zone-b', 'zone-c'];
+  for (const z of zones) for (let k = 0; k < 4; k++) objects.push(node(`${z}-${k}`, z));
+  const namespaces = new Set();
+  for (let i = 0; i < n; i++) {
+    const ns = `team-${String(i % 97).padStart(2, '0')}`;
+    namespaces.add(ns);
+    const name = `service-${i}`;
+    const replicas = 1 + (i % 6);
+    objects.push(deployment(ns, name, replicas), replicaSet(ns, name, 'h' + i, replicas));
+    const spread = i % 5 !== 0;
+    for (let r = 0; r < replicas; r++) {
+      const z = spread ? r % 3 : 0;
+      objects.push(pod(ns, ['ReplicaSet', `${name}-h${i}`], `${zones[z]}-${r % 4}`));
+    }
+  }
+  for (const ns of namespaces) objects.push(namespace(ns));
+  return objects;
+}
