@@ -3,8 +3,10 @@
 //! `/mutate` and `/validate` and judged by the audit report, in every mode; the audit's
 //! `results[].outcome` must say exactly what the two endpoints answered.
 //!
-//! Scenarios with an HPA (`hpaMinReplicas`) are judged by the audit only until the webhook
-//! has an autoscaler cache of its own; they are listed, not silently dropped.
+//! The scenario's HPAs and PDBs (`hpaMinReplicas`, `hpas`, `pdbs`) are published to the
+//! webhook's snapshots as its caches would publish them, and given to the audit as
+//! documents beside the object. Scenarios with other workloads (`peers`) are judged by the
+//! audit only, as the webhook has no workload cache; they are counted, not silently dropped.
 
 mod engine_support;
 
@@ -38,7 +40,11 @@ fn resource(object: &Value) -> Value {
         .and_then(Value::as_str)
         .unwrap_or("");
     let (group, version) = api.split_once('/').unwrap_or(("", api));
-    let plural = format!("{}s", kind.to_lowercase());
+    let plural = match kind {
+        "HorizontalPodAutoscaler" => "horizontalpodautoscalers".to_owned(),
+        "PodDisruptionBudget" => "poddisruptionbudgets".to_owned(),
+        _ => format!("{}s", kind.to_lowercase()),
+    };
     json!({"group": group, "version": version, "resource": plural})
 }
 
@@ -99,8 +105,15 @@ async fn send(state: &Arc<State>, path: &str, body: &Value) -> Said {
 async fn webhook(s: &Scenario, mode: Mode) -> Said {
     let mut policy = s.policy.clone();
     policy.mode = mode;
-    let state = Arc::new(State::new(policy));
+    let mut state = State::new(policy);
+    if let Some(labels) = &s.namespace_labels {
+        let labels = Arc::new(labels.clone());
+        state = state.with_namespaces(Arc::new(move |_: &str| Some(labels.clone())));
+    }
+    let state = Arc::new(state);
     state.publish_topology(s.topology.clone());
+    state.publish_autoscalers(s.autoscalers());
+    state.publish_budgets(s.budgets());
     let body = review(&s.object);
     let m = send(&state, "/mutate", &body).await;
     let v = send(&state, "/validate", &body).await;
@@ -117,10 +130,27 @@ async fn webhook(s: &Scenario, mode: Mode) -> Said {
 fn audit(s: &Scenario, mode: Mode) -> Option<Said> {
     let mut policy = s.policy.clone();
     policy.mode = mode;
-    let docs = [Sourced::new("scenario", s.object.clone())];
+    let mut docs = vec![Sourced::new("scenario", s.object.clone())];
+    for (i, other) in s.hpas.iter().chain(&s.pdbs).enumerate() {
+        docs.push(Sourced::new(format!("companion-{i}"), other.clone()));
+    }
+    // The namespace's labels reach the audit as they would offline: a Namespace among the
+    // manifests.
+    if let (Some(labels), Some(ns)) = (&s.namespace_labels, s.object.pointer("/metadata/namespace"))
+    {
+        docs.push(Sourced::new(
+            "namespace",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
+        ));
+    }
     let report = Report::build(&docs, &s.topology, &policy);
     let json: Value = serde_json::from_str(&report.to_json()).unwrap();
-    let entry = json["results"].as_array().unwrap().first()?.clone();
+    let entry = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["source"] == "scenario")?
+        .clone();
     let outcome = &entry["outcome"];
     let said = Said {
         allowed: outcome["allowed"].as_bool().unwrap(),
@@ -143,13 +173,19 @@ async fn audit_and_webhook_agree_on_every_scenario_in_every_mode() {
     let files = yaml_files(&repo_path("tests/fixtures/engine"));
     assert!(files.len() > 50, "scenarios went missing");
     let mut compared = 0;
-    let mut with_hpa = Vec::new();
+    let mut with_companions = 0;
+    let mut with_peers = Vec::new();
     let mut failures = Vec::new();
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let s = load(path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        if s.hpa_min_replicas.is_some() {
-            with_hpa.push(name);
+        if !s.hpas.is_empty() || !s.pdbs.is_empty() {
+            with_companions += 1;
+        }
+        // The webhook has no workload cache: what other workloads the audit sees beside the
+        // object is not compared.
+        if s.peers.is_some() {
+            with_peers.push(name);
             continue;
         }
         for mode in [Mode::Enforce, Mode::Warn, Mode::Audit, Mode::Off] {
@@ -170,8 +206,14 @@ async fn audit_and_webhook_agree_on_every_scenario_in_every_mode() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(compared > 200, "only {compared} comparisons");
-    // Until the webhook has an HPA cache, these are compared by the audit alone.
-    assert!(with_hpa.len() < 10, "HPA scenarios: {with_hpa:?}");
+    assert!(
+        with_peers.len() < 10,
+        "scenarios with peers: {with_peers:?}"
+    );
+    assert!(
+        with_companions >= 10,
+        "only {with_companions} scenarios with HPAs or PDBs were compared"
+    );
 }
 
 #[test]

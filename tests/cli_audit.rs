@@ -85,6 +85,17 @@ fn a_clean_workload_exits_zero_and_skips_other_kinds() {
     );
     assert_eq!(r["decision"], "allow");
     assert_eq!(r["patch"], serde_json::json!([]));
+    // Its own ScheduleAnyway zone spread aims for one replica per zone, without a promise.
+    assert_eq!(
+        r["placement"]["zones"],
+        serde_json::json!({"eu-west-1a": 1, "eu-west-1b": 1, "eu-west-1c": 1})
+    );
+    assert_eq!(
+        r["placement"]["worstZoneLoss"],
+        serde_json::json!({"zone": "eu-west-1a", "lost": 1, "left": 2})
+    );
+    assert_eq!(r["placement"]["guaranteed"], false);
+    assert_eq!(r["placement"]["basis"], "expected");
     assert_eq!(report["topology"]["zoneKey"], "topology.kubernetes.io/zone");
     assert_eq!(report["topology"]["zones"].as_object().unwrap().len(), 3);
     assert!(report["topology"]["unzonedNodes"].is_number());
@@ -218,15 +229,56 @@ fn the_table_names_every_finding_and_the_summary() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("Deployment jobs/worker"), "{text}");
     assert!(text.contains("HA001"), "{text}");
+    // The HPA is judged too: it may scale the worker down to 1.
+    assert!(
+        text.contains("HorizontalPodAutoscaler jobs/worker"),
+        "{text}"
+    );
+    assert!(text.contains("HA012"), "{text}");
     assert!(text.contains("\x1b[1;31mDENY"), "{text}");
     assert!(text.contains("would inject: zone-spread"), "{text}");
+    // 1 replica (the autoscaler's minimum) over 3 zones, as the injected soft spread puts it.
+    assert!(
+        text.contains("placement: eu-west-1a=1,eu-west-1b=0,eu-west-1c=0 (expected); losing eu-west-1a leaves 0 of 1"),
+        "{text}"
+    );
     assert!(
         text.lines()
             .last()
             .unwrap()
-            .starts_with("Summary: 1 workload in 2 documents: 1 denied"),
+            .starts_with("Summary: 1 workload, 1 autoscaler in 2 documents: 2 denied"),
         "{text}"
     );
+}
+
+#[test]
+fn a_nodes_file_without_any_node_exits_two_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("empty.yaml", ""),
+        (
+            "empty-list.yaml",
+            "apiVersion: v1\nkind: NodeList\nitems: []\n",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = audit(
+            &[
+                "--nodes",
+                path.to_str().unwrap(),
+                "clean-deployment-3-replicas.yaml",
+            ],
+            None,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(out.stdout.is_empty(), "{name}");
+        assert!(
+            err.contains(name) && err.contains("no Node"),
+            "{name}: {err}"
+        );
+    }
 }
 
 /// `-o html`: one self-contained page whose data block is the `-o json` document, and which

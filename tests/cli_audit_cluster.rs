@@ -13,9 +13,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_spreadguard");
 const ZONE: &str = "topology.kubernetes.io/zone";
 
 /// A 3-zone cluster (two nodes in a, one each in b and c, one unzoned) running:
-/// - `web`: 3 ready pods, all in zone a;
-/// - `api`: one ready pod per zone and one Pending;
-/// - `db` (StatefulSet): ready in a and c, not ready in b;
+/// - `web`: 3 ready pods, all in zone a, though its ScheduleAnyway zone spread aims for one
+///   per zone (HA022);
+/// - `api`: one ready pod per zone and one Pending, PDB minAvailable 2;
+/// - `db` (StatefulSet): ready in a and c, not ready in b, PDB minAvailable 2 (losing a or
+///   c leaves 1);
 /// - `debug`: a bare pod in b;
 /// - `batch`: 1,200 ready pods round-robin over a, b, c (so the pod list takes 3 pages);
 /// - a finished Job pod, which is not counted.
@@ -36,13 +38,27 @@ async fn cluster() -> FakeApiServer {
     }
     api.put_namespace("shop", &[]);
     for (name, replicas) in [("web", 3), ("api", 4), ("batch", 1200)] {
-        api.put_object("deployments", deployment("shop", name, replicas));
+        let mut d = deployment("shop", name, replicas);
+        if name == "web" {
+            d["spec"]["template"]["spec"]["topologySpreadConstraints"] = json!([{
+                "maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app": "web"}}}]);
+        }
+        api.put_object("deployments", d);
         api.put_object(
             "replicasets",
             replicaset("shop", &format!("{name}-5d9"), name, replicas),
         );
     }
     api.put_object("statefulsets", statefulset("shop", "db", 3));
+    for app in ["api", "db"] {
+        api.put_object(
+            "poddisruptionbudgets",
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                   "metadata": {"name": app, "namespace": "shop"},
+                   "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": app}}}}),
+        );
+    }
     let rs = |n: &'static str| Some(("ReplicaSet", n));
     let mut pods = vec![
         pod("shop", "web-1", rs("web-5d9"), Some("a1"), PodState::Ready),
@@ -136,7 +152,31 @@ async fn actual_placement_per_workload_and_what_each_zone_loss_takes() {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(api.lists("pods"), 3, "1,212 pods in pages of 500");
 
-    let web = &result(&report, "Deployment", "web")["actual"];
+    let web_entry = result(&report, "Deployment", "web");
+    let ha022: Vec<&Value> = web_entry["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "HA022")
+        .collect();
+    assert_eq!(ha022.len(), 1, "{web_entry}");
+    assert_eq!(ha022[0]["severity"], "warn");
+    let message = ha022[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("3 of 3 ready pods in zone a, its zone spread aims for 1 there (now a=3,b=0,c=0, expected a=1,b=1,c=1): losing a leaves 0, not 2; a rollout"),
+        "{message}"
+    );
+    assert_eq!(
+        web_entry["outcome"]["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w.as_str().unwrap().contains("HA022"))
+            .count(),
+        0,
+        "HA022 is the audit's alone: the webhook's answer does not carry it"
+    );
+    let web = &web_entry["actual"];
     assert_eq!(web["zones"], json!({"a": 3, "b": 0, "c": 0}));
     assert_eq!(
         web["worstZoneLoss"],
@@ -154,9 +194,30 @@ async fn actual_placement_per_workload_and_what_each_zone_loss_takes() {
         json!({"zone": "a", "lost": 1, "left": 2})
     );
 
+    // The budget's view of a zone drain: 2 of 3 must stay ready, 1 may go now.
+    assert_eq!(
+        api_["budget"],
+        json!({"name": "api", "desiredHealthy": 2, "disruptionsAllowed": 1, "zones": {
+            "a": {"ready": 1, "evictable": 1, "left": 2, "belowBudget": false},
+            "b": {"ready": 1, "evictable": 1, "left": 2, "belowBudget": false},
+            "c": {"ready": 1, "evictable": 1, "left": 2, "belowBudget": false}}})
+    );
+    assert_eq!(
+        result(&report, "Deployment", "api")["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "HA022")
+            .count(),
+        0,
+        "api has no zone constraint of its own as stored: nothing is promised"
+    );
+
     let db = &result(&report, "StatefulSet", "db")["actual"];
     assert_eq!(db["zones"], json!({"a": 1, "b": 0, "c": 1}));
     assert_eq!(db["notReady"], 1);
+    assert_eq!(db["budget"]["disruptionsAllowed"], 0);
+    assert_eq!(db["budget"]["zones"]["a"]["belowBudget"], true);
 
     let debug = &result(&report, "Pod", "debug")["actual"];
     assert_eq!(debug["zones"], json!({"a": 0, "b": 1, "c": 0}));
@@ -198,6 +259,16 @@ async fn actual_placement_per_workload_and_what_each_zone_loss_takes() {
     assert_eq!(names("b"), ["Pod/debug"]);
     assert_eq!(names("c"), Vec::<String>::new());
     assert_eq!(zones["a"]["workloads"], 4, "web, api, batch, db");
+    assert_eq!(
+        zones["a"]["belowBudget"],
+        json!([{"kind": "StatefulSet", "namespace": "shop", "name": "db", "budget": "db",
+                "left": 1, "desiredHealthy": 2}])
+    );
+    assert_eq!(
+        zones["b"]["belowBudget"],
+        json!([]),
+        "db has no ready pod in b"
+    );
     assert_eq!(zones["a"]["readyPods"], 3 + 1 + 400 + 1);
 }
 
@@ -206,6 +277,7 @@ async fn the_table_starts_with_the_zone_summary_and_shows_what_runs() {
     let api = cluster().await;
     let out = run(&api, &["--color", "never"]).await;
     let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("If a zone is lost"), "{text}");
     let summary = text.find("If a zone is lost").expect(&text);
     let first_verdict = text
         .find("ALLOW")
@@ -214,7 +286,15 @@ async fn the_table_starts_with_the_zone_summary_and_shows_what_runs() {
         .min()
         .unwrap();
     assert!(summary < first_verdict, "{text}");
-    assert!(text.contains("  a: 405 ready pods of 4 workloads; 1 would lose every ready pod\n      Deployment shop/web (3 ready)"), "{text}");
+    assert!(text.contains("  a: 405 ready pods of 4 workloads; 1 would lose every ready pod, 1 fall below their PodDisruptionBudget\n      Deployment shop/web (3 ready)\n      StatefulSet shop/db (1 left, PodDisruptionBudget db requires 2)\n"), "{text}");
+    assert!(
+        text.contains("budget db: 2 must stay ready, 0 evictions allowed now; losing a (leaves 1), c (leaves 1) takes it below; a drain blocks in a after 0 of 1, c after 0 of 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("HA022 warn  3 of 3 ready pods in zone a"),
+        "{text}"
+    );
     assert!(
         text.contains("running: 3 ready (a=3,b=0,c=0); losing a leaves 0 of 3"),
         "{text}"

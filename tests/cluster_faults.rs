@@ -40,6 +40,8 @@ struct Garbage {
     /// List requests seen, per resource.
     node_lists: AtomicUsize,
     namespace_lists: AtomicUsize,
+    /// HorizontalPodAutoscalers and PodDisruptionBudgets.
+    companion_lists: AtomicUsize,
 }
 
 async fn handle(
@@ -51,6 +53,7 @@ async fn handle(
     let counter = match resource.as_str() {
         "nodes" => &g.node_lists,
         "namespaces" => &g.namespace_lists,
+        "horizontalpodautoscalers" | "poddisruptionbudgets" => &g.companion_lists,
         _ => return (axum::http::StatusCode::NOT_FOUND, "no such resource").into_response(),
     };
     if g.on.load(Ordering::SeqCst) {
@@ -78,9 +81,11 @@ async fn handle(
             })
             .collect();
         json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
-    } else {
+    } else if resource == "namespaces" {
         json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
                "items": [{"metadata": {"name": "team", "resourceVersion": "1"}}]})
+    } else {
+        json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": []})
     };
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -89,9 +94,18 @@ async fn handle(
         .into_response()
 }
 
+async fn handle_group(
+    state: State<Arc<Garbage>>,
+    Path((_group, _version, resource)): Path<(String, String, String)>,
+    query: RawQuery,
+) -> Response {
+    handle(state, Path(resource), query).await
+}
+
 async fn start(g: Arc<Garbage>) -> SocketAddr {
     let app = Router::new()
         .route("/api/v1/{resource}", get(handle))
+        .route("/apis/{group}/{version}/{resource}", get(handle_group))
         .with_state(g);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -136,6 +150,7 @@ async fn garbage_from_the_api_server_is_logged_and_retried_until_it_recovers() {
     let sink = Arc::new(Sink::default());
     caches.spawn(
         client,
+        sink.clone(),
         sink.clone(),
         Arc::new(Metrics::new()),
         Duration::from_millis(50),

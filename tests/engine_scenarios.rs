@@ -12,9 +12,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::{Map, Value};
+use spreadguard::audit::{Report, Sourced};
 use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{
-    Decision, INJECTED_ANNOTATION, Injection, Input, RuleId, Severity, Subject, Topology, decide,
+    Decision, INJECTED_ANNOTATION, Injection, Input, Peers, RuleId, Severity, Subject, Topology,
+    decide,
 };
 
 use engine_support::scenario::{Scenario, load};
@@ -60,9 +62,13 @@ fn expected_findings(expect: &Map<String, Value>) -> Result<Vec<ExpectedFinding>
 }
 
 fn decide_scenario(s: &Scenario, object: &Value) -> Decision {
+    let (autoscalers, budgets) = (s.autoscalers(), s.budgets());
     let mut input = Input::new(object)
         .with_old(s.old_object.as_ref())
-        .with_hpa_min_replicas(s.hpa_min_replicas);
+        .with_autoscalers(&autoscalers)
+        .with_budgets(&budgets)
+        .with_namespace_labels(s.namespace_labels.as_ref())
+        .with_peers(s.peers.as_ref().map(|p| p as &dyn Peers));
     if let Some(today) = s.today {
         input = input.with_today(today);
     }
@@ -168,6 +174,8 @@ fn check_scenario(path: &Path) -> Vec<String> {
         Subject::Workload(_) => "workload",
         Subject::Skipped(_) => "skipped",
         Subject::Uninterpretable(_) => "uninterpretable",
+        Subject::Autoscaler => "autoscaler",
+        Subject::DisruptionBudget => "disruptionBudget",
     };
     let want_subject = s
         .expect
@@ -192,6 +200,34 @@ fn check_scenario(path: &Path) -> Vec<String> {
         ));
     }
 
+    // The placement, in the keys the scenario names (as `results[].placement` shows it), after
+    // the patch and as written.
+    for (key, placement) in [
+        ("placement", &decision.placement),
+        ("placementAsWritten", &decision.placement_as_written),
+    ] {
+        let Some(want) = s.expect.get(key) else {
+            continue;
+        };
+        let got = placement
+            .as_ref()
+            .map(|p| serde_json::to_value(p.report()).expect("serializes"))
+            .unwrap_or(Value::Null);
+        match want.as_object() {
+            None => problems.push(format!("expect.{key}: a map")),
+            Some(want) => {
+                for (k, v) in want {
+                    if got.get(k) != Some(v) {
+                        problems.push(format!(
+                            "{key}.{k}: expected {v}, got {}",
+                            got.get(k).unwrap_or(&Value::Null)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
     problems.extend(universal_checks(&s, &decision));
     problems
 }
@@ -210,8 +246,15 @@ fn universal_checks(s: &Scenario, decision: &Decision) -> Vec<String> {
         .iter()
         .all(|f| f.rule == RuleId::HA000 && f.severity == Severity::Warn);
     let judged = matches!(decision.subject, Subject::Workload(_));
-    if !judged && (!decision.patch.is_empty() || !only_ha000) {
+    let alone = matches!(
+        decision.subject,
+        Subject::Autoscaler | Subject::DisruptionBudget
+    );
+    if !judged && !alone && (!decision.patch.is_empty() || !only_ha000) {
         problems.push("a skipped or uninterpretable object got a patch or findings".into());
+    }
+    if alone && !decision.patch.is_empty() {
+        problems.push("an autoscaler or budget got a patch".into());
     }
     let (patched, undone) = match apply_and_undo(&s.object, &decision.patch) {
         Ok(pair) => pair,
@@ -248,6 +291,15 @@ fn universal_checks(s: &Scenario, decision: &Decision) -> Vec<String> {
         problems.push(format!(
             "not idempotent: deciding the patched object again patches {}",
             serde_json::to_string(&again.patch).unwrap_or_default()
+        ));
+    }
+    // The prediction counts what is injected as the stored object will carry it.
+    let report = |d: &Decision| d.placement.as_ref().map(|p| p.report());
+    if report(&again) != report(decision) {
+        problems.push(format!(
+            "the placement changes once the patch is applied: {:?} then {:?}",
+            report(decision),
+            report(&again)
         ));
     }
     for e in escalations(&decision.findings, &again.findings) {
@@ -296,6 +348,13 @@ fn scenarios_cover_every_rule_and_injection() {
             injections.insert(i.as_str().unwrap_or_default().to_owned());
         }
     }
+    // HA016 (a budget that selects no workload) needs every document at once: only the
+    // audit reports it (examples/workloads/ha016-pdb-selects-nothing.yaml in the examples test
+    // below, and tests/cluster_cache.rs for --cluster).
+    rules.insert(RuleId::HA016);
+    // HA022 (running pods worse than the constraints promise) needs the pods: only
+    // `audit --cluster` reports it (tests/cli_audit_cluster.rs).
+    rules.insert(RuleId::HA022);
     let missing: Vec<&RuleId> = RuleId::ALL.iter().filter(|r| !rules.contains(r)).collect();
     assert!(missing.is_empty(), "rules without a scenario: {missing:?}");
     let missing: Vec<&Injection> = Injection::ALL
@@ -358,19 +417,6 @@ fn example_claims(text: &str) -> Vec<ExampleClaim> {
     claims
 }
 
-/// The `minReplicas` of an HPA in `docs` that targets `workload`.
-fn hpa_min_for(docs: &[Value], workload: &Value) -> Option<i64> {
-    docs.iter()
-        .filter(|d| d.get("kind").and_then(Value::as_str) == Some("HorizontalPodAutoscaler"))
-        .find(|h| {
-            h.pointer("/spec/scaleTargetRef/kind") == workload.get("kind")
-                && h.pointer("/spec/scaleTargetRef/name") == workload.pointer("/metadata/name")
-                && h.pointer("/metadata/namespace") == workload.pointer("/metadata/namespace")
-        })
-        .and_then(|h| h.pointer("/spec/minReplicas"))
-        .and_then(Value::as_i64)
-}
-
 #[test]
 fn examples_say_what_they_claim() {
     let files = yaml_files(&repo_path("examples/workloads"));
@@ -385,26 +431,47 @@ fn examples_say_what_they_claim() {
             failures.push(format!("{name}: no `# expect:` line in the header"));
         }
         let docs = flatten_lists(yaml_documents(&text).expect("valid YAML"));
+        let of_kind = |kind: &str| -> Vec<Value> {
+            docs.iter()
+                .filter(|d| d.get("kind").and_then(Value::as_str) == Some(kind))
+                .cloned()
+                .collect()
+        };
         for claim in claims {
             let policy = Policy::default();
             let topology = Topology::from_nodes(nodes_file(&claim.nodes), &policy);
-            let mut got = Vec::new();
             for doc in &docs {
                 let s = Scenario {
                     topology: topology.clone(),
                     policy: policy.clone(),
                     object: doc.clone(),
                     old_object: None,
-                    hpa_min_replicas: hpa_min_for(&docs, doc),
+                    hpa_min_replicas: None,
+                    hpas: of_kind("HorizontalPodAutoscaler"),
+                    pdbs: of_kind("PodDisruptionBudget"),
+                    namespace_labels: None,
+                    // As `audit` judges a file: every document sees the others.
+                    peers: Some(docs.clone()),
                     today: None,
                     expect: Map::new(),
                 };
                 let d = decide_scenario(&s, doc);
-                got.extend(d.findings.iter().map(|f| (f.rule, f.severity)));
                 for p in universal_checks(&s, &d) {
                     failures.push(format!("{name}: {p}"));
                 }
             }
+            // The claims are what `spreadguard audit` reports for the file, HA016 included.
+            let sourced: Vec<Sourced> = docs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| Sourced::new(format!("{name}#{i}"), d.clone()))
+                .collect();
+            let report = Report::build(&sourced, &topology, &policy);
+            let mut got: Vec<(RuleId, Severity)> = report
+                .results
+                .iter()
+                .flat_map(|e| e.findings.iter().map(|f| (f.rule, f.severity)))
+                .collect();
             let mut want = claim.findings.clone();
             want.sort();
             got.sort();
@@ -418,9 +485,13 @@ fn examples_say_what_they_claim() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // HA015 is off under the default policy the examples are judged with; HA022 needs
+    // running pods (`audit --cluster`).
     let missing: Vec<&RuleId> = RuleId::ALL
         .iter()
-        .filter(|r| **r != RuleId::HA000 && !rules_shown.contains(r))
+        .filter(|r| {
+            !matches!(r, RuleId::HA000 | RuleId::HA015 | RuleId::HA022) && !rules_shown.contains(r)
+        })
         .collect();
     assert!(missing.is_empty(), "no example shows {missing:?}");
 }

@@ -303,6 +303,8 @@ impl World {
             policy: &self.policy,
             topology: &self.topology,
             namespaces: &UnknownNamespaces,
+            autoscalers: None,
+            budgets: None,
             metrics: &self.metrics,
             decide: engine::decide,
         };

@@ -6,13 +6,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde_json::Value;
 
 use super::Context;
-use super::envelope::Request;
+use super::envelope::{Handled, Request};
 use super::response::Refusal;
 use crate::engine::exceptions::Day;
 use crate::engine::outcome::Outcome;
 use crate::engine::policy::Mode;
 use crate::engine::workload::at;
-use crate::engine::{Decision, Input, RuleId, WorkloadKind};
+use crate::engine::{Decision, Input, RuleId, decide_scale};
 
 /// What judging a request came to.
 pub enum Judged {
@@ -25,7 +25,7 @@ pub enum Judged {
         engine_failed: bool,
     },
     /// The engine decided; the mode says what that becomes.
-    Decided { mode: Mode, decision: Decision },
+    Decided { mode: Mode, decision: Box<Decision> },
 }
 
 impl Judged {
@@ -49,7 +49,7 @@ impl Judged {
 }
 
 /// Resolves the mode and, unless it is off, decides the request's object.
-pub fn judge(kind: WorkloadKind, request: &mut Request<'_>, ctx: &Context<'_>) -> Judged {
+pub fn judge(handled: Handled, request: &mut Request<'_>, ctx: &Context<'_>) -> Judged {
     let policy = ctx.policy;
     let namespace = request.namespace.as_deref().filter(|ns| !ns.is_empty());
     let ns_labels = namespace.and_then(|ns| ctx.namespaces.labels(ns));
@@ -64,7 +64,8 @@ pub fn judge(kind: WorkloadKind, request: &mut Request<'_>, ctx: &Context<'_>) -
     // On UPDATE the engine compares the whole pod template (an image change is a rollout), so
     // both objects are read in full; a CREATE is read without what no decision reads.
     let update = request.is_update();
-    let object = match std::mem::take(&mut request.object).into_value((!update).then_some(kind)) {
+    let prune = handled.prune_as().filter(|_| !update);
+    let object = match std::mem::take(&mut request.object).into_value(prune) {
         Ok(Some(object)) => object,
         Ok(None) => {
             return Judged::warn(format!(
@@ -89,12 +90,25 @@ pub fn judge(kind: WorkloadKind, request: &mut Request<'_>, ctx: &Context<'_>) -
     }
 
     let decide = ctx.decide;
-    let mut input = Input::new(&object).with_old(old.as_ref());
+    let mut input = Input::new(&object)
+        .with_old(old.as_ref())
+        .with_namespace_labels(ns_labels.as_deref());
+    input.autoscalers = ctx.autoscalers;
+    input.budgets = ctx.budgets;
     if !policy.exceptions.is_empty() {
         input = input.with_today(Day::today_utc());
     }
-    match catch_unwind(AssertUnwindSafe(|| decide(input, ctx.topology, policy))) {
-        Ok(decision) => Judged::Decided { mode, decision },
+    let run = || match handled {
+        Handled::Scale(kind) => decide_scale(input, kind, policy),
+        Handled::Workload(_) | Handled::Autoscaler | Handled::DisruptionBudget => {
+            decide(input, ctx.topology, policy)
+        }
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(decision) => Judged::Decided {
+            mode,
+            decision: Box::new(decision),
+        },
         Err(panic) => {
             ctx.metrics.engine_panic();
             let what = panic

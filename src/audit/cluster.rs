@@ -1,8 +1,6 @@
-//! `spreadguard audit --cluster`: the workloads, autoscalers, nodes and namespace labels of a
-//! live cluster, read once (list only) and judged by the same engine as manifest files.
-//!
-//! `serve --ui` scans the cluster through the same functions ([`load_workloads`],
-//! [`owners`], [`report`]), with the nodes and namespace labels of its own caches.
+//! `spreadguard audit --cluster`: the workloads, autoscalers, disruption budgets, nodes and
+//! namespace labels of a live cluster, read once (list only) and judged by the same engine as
+//! manifest files.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,11 +8,53 @@ use anyhow::Context as _;
 use kube::Client;
 use serde_json::Value;
 
-use super::pods::{self, PodCounts};
-use super::{Report, zone_loss};
+use crate::engine::budget::is_budget;
 use crate::engine::policy::Policy;
-use crate::engine::{NodeInfo, Topology};
+use crate::engine::{Budget, Budgets, NodeInfo, Topology};
 use crate::load::Sourced;
+
+use super::{Live, Report, pods, zone_loss};
+
+/// The whole report over a live cluster, as `audit --cluster` prints it and `serve
+/// --reports` writes it: its objects listed, its pods counted as they stream (`progress`
+/// is told how many so far, and of how many when known), judged against `topology` (its own
+/// Nodes when `None`).
+pub async fn report(
+    client: &Client,
+    policy: &Policy,
+    topology: Option<Topology>,
+    progress: impl FnMut(usize, Option<u64>),
+) -> anyhow::Result<Report> {
+    let mut inputs = load(client, policy).await?;
+    let topology =
+        topology.unwrap_or_else(|| Topology::from_nodes(std::mem::take(&mut inputs.nodes), policy));
+    let owners = pods::Owners {
+        zones: topology.summary().zones.into_keys().collect(),
+        node_zone: HashMap::new(),
+        replica_sets: pods::Owners::replica_sets_of(&inputs.docs),
+        budgets: Budgets::new(
+            inputs
+                .docs
+                .iter()
+                .filter(|d| is_budget(&d.value))
+                .filter_map(|d| Budget::from_json(&d.value).ok()),
+        ),
+    }
+    .with_nodes(&topology);
+    let mut counted = pods::count(client, &owners, progress).await?;
+    inputs.docs.append(&mut counted.bare);
+    let mut report = Report::build_live(
+        &inputs.docs,
+        &topology,
+        policy,
+        &Live {
+            namespaces: &inputs.namespaces,
+            selected_budgets: &counted.selected_budgets,
+        },
+    );
+    zone_loss::attach(&mut report, &counted, policy);
+    Ok(report)
+}
 
 /// What an audit of a live cluster judges.
 #[derive(Debug, Default)]
@@ -35,15 +75,41 @@ const WORKLOADS: &[(&str, &str, &str)] = &[
         "autoscaling/v2",
         "HorizontalPodAutoscaler",
     ),
+    (
+        "/apis/policy/v1/poddisruptionbudgets",
+        "policy/v1",
+        "PodDisruptionBudget",
+    ),
 ];
 
-/// Lists everything the audit needs, page by page.
-pub async fn load(client: &Client) -> anyhow::Result<ClusterInputs> {
+/// Workload kinds that exist only where their controller is installed (Argo Rollouts,
+/// OpenKruise): listed when the API server serves them.
+const OPTIONAL_WORKLOADS: &[(&str, &str, &str)] = &[
+    (
+        "/apis/argoproj.io/v1alpha1/rollouts",
+        "argoproj.io/v1alpha1",
+        "Rollout",
+    ),
+    (
+        "/apis/apps.kruise.io/v1alpha1/clonesets",
+        "apps.kruise.io/v1alpha1",
+        "CloneSet",
+    ),
+    (
+        "/apis/apps.kruise.io/v1beta1/statefulsets",
+        "apps.kruise.io/v1beta1",
+        "StatefulSet",
+    ),
+];
+
+/// Lists everything the audit needs, page by page: the built-in kinds, the optional ones
+/// where installed, and the kinds the policy declares.
+pub async fn load(client: &Client, policy: &Policy) -> anyhow::Result<ClusterInputs> {
     let mut inputs = ClusterInputs::default();
     for node in list(client, "/api/v1/nodes", "v1", "Node").await? {
         inputs
             .nodes
-            .push(NodeInfo::from_json(&node).map_err(anyhow::Error::msg)?);
+            .push(NodeInfo::from_json(&node).context("reading a Node")?);
     }
     for ns in list(client, "/api/v1/namespaces", "v1", "Namespace").await? {
         let name = ns
@@ -62,16 +128,42 @@ pub async fn load(client: &Client) -> anyhow::Result<ClusterInputs> {
             .unwrap_or_default();
         inputs.namespaces.insert(name, labels);
     }
-    inputs.docs = load_workloads(client).await?;
-    Ok(inputs)
-}
-
-/// Lists the workloads and autoscalers (not the pods), page by page.
-pub async fn load_workloads(client: &Client) -> anyhow::Result<Vec<Sourced>> {
-    let mut docs = Vec::new();
-    for (path, api_version, kind) in WORKLOADS {
+    let declared: Vec<(String, String, String)> = policy
+        .workload_kinds
+        .iter()
+        .map(|k| {
+            let base = if k.group.is_empty() {
+                format!("/api/{}", k.version)
+            } else {
+                format!("/apis/{}/{}", k.group, k.version)
+            };
+            (
+                format!("{base}/{}", k.resource),
+                k.api_version(),
+                k.kind.clone(),
+            )
+        })
+        .collect();
+    let optional = OPTIONAL_WORKLOADS
+        .iter()
+        .map(|(p, a, k)| (*p, *a, *k))
+        .chain(
+            declared
+                .iter()
+                .map(|(p, a, k)| (p.as_str(), a.as_str(), k.as_str())),
+        );
+    let all = WORKLOADS
+        .iter()
+        .map(|(p, a, k)| (*p, *a, *k, false))
+        .chain(optional.map(|(p, a, k)| (p, a, k, true)));
+    for (path, api_version, kind, optional) in all {
         let resource = path.rsplit('/').next().unwrap_or_default();
-        for object in list(client, path, api_version, kind).await? {
+        let objects = match list(client, path, api_version, kind).await {
+            Ok(objects) => objects,
+            Err(e) if optional && not_served(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        for object in objects {
             let ns = object
                 .pointer("/metadata/namespace")
                 .and_then(Value::as_str)
@@ -80,40 +172,12 @@ pub async fn load_workloads(client: &Client) -> anyhow::Result<Vec<Sourced>> {
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            docs.push(Sourced::new(format!("{resource}/{ns}/{name}"), object));
+            inputs
+                .docs
+                .push(Sourced::new(format!("{resource}/{ns}/{name}"), object));
         }
     }
-    Ok(docs)
-}
-
-/// What counting the pods needs: the zone of each node and the owner of each ReplicaSet.
-pub fn owners(topology: &Topology, docs: &[Sourced]) -> pods::Owners {
-    pods::Owners {
-        zones: topology.summary().zones.into_keys().collect(),
-        node_zone: HashMap::new(),
-        replica_sets: pods::Owners::replica_sets_of(docs),
-    }
-    .with_nodes(topology)
-}
-
-/// Judges a cluster's workloads; with the counted pods (when they could be read) the bare
-/// Pods are judged too and every result gets its actual placement and the zone-loss summary.
-pub fn report(
-    mut docs: Vec<Sourced>,
-    namespaces: &HashMap<String, BTreeMap<String, String>>,
-    topology: &Topology,
-    policy: &Policy,
-    pods: Option<PodCounts>,
-) -> Report {
-    let mut pods = pods;
-    if let Some(counted) = &mut pods {
-        docs.append(&mut counted.bare);
-    }
-    let mut report = Report::build_with_namespaces(&docs, topology, policy, Some(namespaces));
-    if let Some(counted) = &pods {
-        zone_loss::attach(&mut report, counted);
-    }
-    report
+    Ok(inputs)
 }
 
 /// All items of a list, with the `apiVersion` and `kind` the API server leaves out of items.
@@ -160,6 +224,14 @@ async fn list(
             return Ok(items);
         }
     }
+}
+
+/// Whether a list failed because the API server does not serve the resource (its
+/// controller is not installed).
+fn not_served(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(c.downcast_ref::<kube::Error>(), Some(kube::Error::Api(status)) if status.code == 404)
+    })
 }
 
 /// Continue tokens are base64: only `+`, `/` and `=` need escaping in a query.

@@ -6,7 +6,7 @@
 //! dropped before the next one is requested. Only bare Pods (no controller) are kept whole,
 //! because they are workloads the engine judges.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Context as _;
 use kube::Client;
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::engine::Budgets;
 use crate::load::Sourced;
 
 /// Pods per page: large pages cost fewer round trips, and the API server caps them anyway.
@@ -45,6 +46,9 @@ pub struct PodCounts {
     pub listed: usize,
     /// Bare Pods (no controller), whole: the engine judges them as workloads.
     pub bare: Vec<Sourced>,
+    /// `(namespace, name)` of the PodDisruptionBudgets that select a running pod (HA016
+    /// looks for budgets that select nothing).
+    pub selected_budgets: HashSet<(String, String)>,
 }
 
 impl PodCounts {
@@ -66,6 +70,8 @@ pub struct Owners {
     pub node_zone: HashMap<String, usize>,
     /// `(namespace, ReplicaSet)` → its controller `(kind, name)` (a Deployment, say).
     pub replica_sets: HashMap<(String, String), (String, String)>,
+    /// The cluster's disruption budgets, to note which select a running pod.
+    pub budgets: Budgets,
 }
 
 impl Owners {
@@ -153,6 +159,9 @@ struct PodMeta {
     #[serde(default)]
     owner_references: Vec<OwnerRef>,
     deletion_timestamp: Option<String>,
+    /// For the disruption budgets that select the pod.
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -242,6 +251,14 @@ fn count_page(items: &[&RawValue], owners: &Owners, counts: &mut PodCounts) -> a
         let pod: Pod = serde_json::from_str(raw.get()).context("reading a listed pod")?;
         counts.listed += 1;
         let state = pod.state(owners);
+        if let Some(labels) = &pod.metadata.labels
+            && !owners.budgets.is_empty()
+        {
+            for b in owners.budgets.selecting(&pod.metadata.namespace, labels) {
+                let key = (b.namespace.clone(), b.name.clone());
+                counts.selected_budgets.insert(key);
+            }
+        }
         let key = match pod.workload(owners) {
             Some(key) => key,
             None => {
@@ -333,6 +350,7 @@ mod tests {
                 ("Deployment".to_owned(), "web".to_owned()),
             )]
             .into(),
+            budgets: Budgets::default(),
         }
     }
 

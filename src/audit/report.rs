@@ -1,18 +1,23 @@
 //! The audit report: built from engine decisions, printed as JSON or a table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use json_patch::PatchOperation;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::engine::autoscaler::is_autoscaler;
+use crate::engine::budget::{is_budget, pod_labels};
 use crate::engine::exceptions::Day;
+use crate::engine::placement::{Placement, PlacementReport};
 use crate::engine::policy::{Mode, Policy};
+use crate::engine::rules::disruption;
 use crate::engine::workload::{at, object_name};
 use crate::engine::{
-    Combined, Finding, Injection, Input, Severity, Subject, Topology, TopologySource,
-    TopologySummary, combined, decide,
+    Autoscaler, AutoscalerSeen, Autoscalers, Budget, BudgetSeen, Budgets, Combined, Finding,
+    Injection, Input, Peers, Severity, Skip, Subject, Topology, TopologySource, TopologySummary,
+    combined, decide,
 };
 use crate::load::{Location, Sourced};
 
@@ -23,6 +28,8 @@ use super::zone_loss::{self, Actual, ZoneSummary};
 pub struct Report {
     pub topology: TopologySummary,
     pub results: Vec<Entry>,
+    /// The documents not judged, by kind and reason.
+    pub skipped: Vec<SkippedKind>,
     pub summary: Summary,
     /// `--cluster`: per zone, what its loss would take from what runs now.
     #[serde(rename = "zoneLoss", skip_serializing_if = "Option::is_none")]
@@ -51,8 +58,30 @@ pub struct Scan {
     pub interval_seconds: u64,
 }
 
+/// What a live cluster adds to its documents.
+#[derive(Clone, Copy, Debug)]
+pub struct Live<'a> {
+    /// Every namespace's labels.
+    pub namespaces: &'a HashMap<String, BTreeMap<String, String>>,
+    /// `(namespace, name)` of the budgets that select a running pod (whose pods are
+    /// counted, not kept among the documents).
+    pub selected_budgets: &'a HashSet<(String, String)>,
+}
+
+/// Documents of one kind that were not judged, for one reason.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedKind {
+    pub api_version: String,
+    pub kind: String,
+    pub reason: &'static str,
+    /// Their `source`s, as in `results[].source`.
+    pub documents: Vec<String>,
+}
+
 /// One workload's verdict.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Entry {
     pub source: String,
     pub kind: String,
@@ -68,12 +97,24 @@ pub struct Entry {
     pub patch: Vec<PatchOperation>,
     /// What the webhook would answer in this mode: the same function answers its reviews.
     pub outcome: Combined,
+    /// Where its replicas are predicted to run (after what spreadguard injects) and what the
+    /// worst zone loss leaves; absent for what is not a workload or in mode `off`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementReport>,
+    /// The prediction for the object as written (without the patch), which its running pods
+    /// were scheduled by (`--cluster`, HA022). Not in the JSON.
+    #[serde(skip)]
+    pub placement_as_written: Option<Placement>,
     /// `--cluster`: where its pods run now, and what losing a zone would take.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actual: Option<Actual>,
     /// Where the object came from, for the report formats (not in the JSON).
     #[serde(skip)]
     pub origin: Origin,
+    /// The HorizontalPodAutoscaler whose `minReplicas` counted as the workload's replicas.
+    pub autoscaler: Option<AutoscalerSeen>,
+    /// The PodDisruptionBudgets that select the workload's pods.
+    pub disruption_budgets: Vec<BudgetSeen>,
 }
 
 /// Where a result's object came from, beyond its `source`.
@@ -99,6 +140,10 @@ pub struct Summary {
     /// Documents read, workloads or not.
     pub documents: usize,
     pub workloads: usize,
+    /// HorizontalPodAutoscalers judged (HA012).
+    pub autoscalers: usize,
+    /// PodDisruptionBudgets judged (HA013, HA016).
+    pub disruption_budgets: usize,
     pub allowed: usize,
     pub denied: usize,
     /// Workloads the webhook would patch.
@@ -110,31 +155,107 @@ pub struct Summary {
 // === impl Report ===
 
 impl Report {
-    /// Decides every workload in `docs`. HorizontalPodAutoscalers among them supply the
-    /// effective replica count of the workload they target.
+    /// Decides every workload, HorizontalPodAutoscaler and PodDisruptionBudget in `docs`.
+    /// The autoscalers among them supply the effective replica count of the workload they
+    /// target, and the budgets are checked against the workloads they select, as the
+    /// webhook does with its caches.
     pub fn build(docs: &[Sourced], topology: &Topology, policy: &Policy) -> Report {
-        Report::build_with_namespaces(docs, topology, policy, None)
+        Report::build_inner(docs, topology, policy, None)
     }
 
-    /// As [`Report::build`], with the namespaces' labels (a live cluster's) for the modes.
-    pub fn build_with_namespaces(
+    /// As [`Report::build`], for a live cluster: its namespaces' labels for the modes, and
+    /// what its running pods showed.
+    pub fn build_live(
         docs: &[Sourced],
         topology: &Topology,
         policy: &Policy,
-        namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
+        live: &Live<'_>,
     ) -> Report {
-        let hpas = autoscaler_minimums(docs);
-        let results: Vec<Entry> =
-            crate::parallel::map(docs, |d| judge(d, &hpas, topology, policy, namespaces))
-                .into_iter()
-                .flatten()
-                .collect();
+        Report::build_inner(docs, topology, policy, Some(live))
+    }
+
+    fn build_inner(
+        docs: &[Sourced],
+        topology: &Topology,
+        policy: &Policy,
+        live: Option<&Live<'_>>,
+    ) -> Report {
+        let namespaces = live.map(|l| l.namespaces);
+        let autoscalers = Autoscalers::new(
+            docs.iter()
+                .filter(|d| is_autoscaler(&d.value))
+                .filter_map(|d| Autoscaler::from_json(&d.value).ok()),
+        );
+        let budgets = Budgets::new(
+            docs.iter()
+                .filter(|d| is_budget(&d.value))
+                .filter_map(|d| Budget::from_json(&d.value).ok()),
+        );
+        // The labels of namespaces: the cluster's, or those of Namespaces among the manifests.
+        let mut labels: HashMap<&str, &BTreeMap<String, String>> = namespaces
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
+        let declared = declared_namespaces(docs);
+        for (name, l) in &declared {
+            labels.entry(name).or_insert(l);
+        }
+        let known = Known {
+            autoscalers: &autoscalers,
+            budgets: &budgets,
+            namespaces: &labels,
+            peers: &DocPeers(docs),
+        };
+        let mut judged: Vec<Result<Entry, &'static str>> =
+            crate::parallel::map(docs, |d| judge(d, &known, topology, policy));
+        if !budgets.is_empty() {
+            unmatched_budgets(
+                &mut judged,
+                docs,
+                &budgets,
+                live.map(|l| l.selected_budgets),
+            );
+        }
+        let mut results: Vec<Entry> = Vec::with_capacity(judged.len());
+        let mut skipped: Vec<SkippedKind> = Vec::new();
+        for (d, j) in docs.iter().zip(judged) {
+            match j {
+                Ok(entry) => results.push(entry),
+                Err(reason) => {
+                    let field = |f: &str| {
+                        d.value
+                            .get(f)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let (api_version, kind) = (field("apiVersion"), field("kind"));
+                    match skipped.iter_mut().find(|s| {
+                        s.api_version == api_version && s.kind == kind && s.reason == reason
+                    }) {
+                        Some(s) => s.documents.push(d.source.clone()),
+                        None => skipped.push(SkippedKind {
+                            api_version,
+                            kind,
+                            reason,
+                            documents: vec![d.source.clone()],
+                        }),
+                    }
+                }
+            }
+        }
+        skipped.sort_by(|a, b| (&a.kind, &a.api_version).cmp(&(&b.kind, &b.api_version)));
         let mut summary = Summary {
             documents: docs.len(),
-            workloads: results.len(),
             ..Summary::default()
         };
         for e in &results {
+            match e.kind.as_str() {
+                "HorizontalPodAutoscaler" => summary.autoscalers += 1,
+                "PodDisruptionBudget" => summary.disruption_budgets += 1,
+                _ => summary.workloads += 1,
+            }
             match e.decision {
                 Verdict::Allow => summary.allowed += 1,
                 Verdict::Deny => summary.denied += 1,
@@ -149,6 +270,7 @@ impl Report {
         Report {
             topology: topology.summary(),
             results,
+            skipped,
             summary,
             zone_loss: None,
             scan: None,
@@ -175,11 +297,12 @@ impl Report {
             }
         };
         let mut out = String::new();
-        let _ = writeln!(out, "{}", topology_line(&self.topology));
+        // `--cluster`: what each zone's loss takes comes first.
         if let Some(zones) = &self.zone_loss {
-            out.push('\n');
             out.push_str(&zone_loss::summary_table(zones));
+            out.push('\n');
         }
+        let _ = writeln!(out, "{}", topology_line(&self.topology));
         for e in &self.results {
             out.push('\n');
             let verdict = match e.decision {
@@ -212,8 +335,14 @@ impl Report {
                 };
                 let _ = writeln!(out, "       {} {sev}  {}", f.rule, f.message);
             }
+            if let Some(p) = &e.placement {
+                let _ = writeln!(out, "       {}", zone_loss::placement_line(p));
+            }
             if let Some(actual) = &e.actual {
                 let _ = writeln!(out, "       {}", zone_loss::actual_line(actual));
+                if let Some(b) = &actual.budget {
+                    let _ = writeln!(out, "       {}", zone_loss::budget_line(b));
+                }
             }
             if !e.patch.is_empty() {
                 let items: Vec<&str> = e.injected.iter().map(|i| i.as_str()).collect();
@@ -226,13 +355,45 @@ impl Report {
                 );
             }
         }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(out, "\nNot judged:");
+            for k in &self.skipped {
+                let _ = writeln!(
+                    out,
+                    "       {} {} {} ({})",
+                    k.documents.len(),
+                    k.api_version,
+                    k.kind,
+                    k.reason
+                );
+            }
+        }
         let s = &self.summary;
         let count = |sev| s.findings.get(&sev).copied().unwrap_or(0);
+        let mut judged = format!(
+            "{} workload{}",
+            s.workloads,
+            if s.workloads == 1 { "" } else { "s" }
+        );
+        if s.autoscalers > 0 {
+            let _ = write!(
+                judged,
+                ", {} autoscaler{}",
+                s.autoscalers,
+                if s.autoscalers == 1 { "" } else { "s" }
+            );
+        }
+        if s.disruption_budgets > 0 {
+            let _ = write!(
+                judged,
+                ", {} disruption budget{}",
+                s.disruption_budgets,
+                if s.disruption_budgets == 1 { "" } else { "s" }
+            );
+        }
         let _ = writeln!(
             out,
-            "\nSummary: {} workload{} in {} document{}: {} denied, {} allowed; findings: {} deny, {} warn, {} info; {} would be patched",
-            s.workloads,
-            if s.workloads == 1 { "" } else { "s" },
+            "\nSummary: {judged} in {} document{}: {} denied, {} allowed; findings: {} deny, {} warn, {} info; {} would be patched",
             s.documents,
             if s.documents == 1 { "" } else { "s" },
             s.denied,
@@ -274,37 +435,59 @@ fn topology_line(t: &TopologySummary) -> String {
     }
 }
 
-/// One document's entry; `None` for documents that are not judged workloads.
+/// What the documents tell about each other: autoscalers, budgets, namespace labels and the
+/// other workloads.
+struct Known<'a> {
+    autoscalers: &'a Autoscalers,
+    budgets: &'a Budgets,
+    namespaces: &'a HashMap<&'a str, &'a BTreeMap<String, String>>,
+    peers: &'a DocPeers<'a>,
+}
+
+/// One document's entry, or why it is not judged.
 fn judge(
     d: &Sourced,
-    hpas: &Autoscalers<'_>,
+    known: &Known<'_>,
     topology: &Topology,
     policy: &Policy,
-    namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
-) -> Option<Entry> {
+) -> Result<Entry, &'static str> {
     let object = &d.value;
     let (namespace, name) = object_name(object);
     let kind = object
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let hpa = hpas
-        .get(&(namespace.unwrap_or_default(), kind, name))
-        .copied();
     let annotations = at(object, &["metadata", "annotations"]).and_then(Value::as_object);
-    let ns_labels = namespaces.and_then(|all| all.get(namespace.unwrap_or_default()));
+    let ns_labels = known.namespaces.get(namespace.unwrap_or_default()).copied();
     let mode = policy.resolve_mode(namespace, ns_labels, annotations);
     let decision = decide(
         Input::new(object)
-            .with_hpa_min_replicas(hpa)
+            .with_autoscalers(known.autoscalers)
+            .with_budgets(known.budgets)
+            .with_namespace_labels(ns_labels)
+            .with_peers(Some(known.peers))
             .with_today(Day::today_utc()),
         topology,
         policy,
     );
-    if matches!(decision.subject, Subject::Skipped(_)) {
-        return None;
+    if let Subject::Skipped(skip) = decision.subject {
+        return Err(match (skip, kind) {
+            (Skip::NotAWorkload, "Namespace") => "read: its labels are the namespace's",
+            (Skip::NotAWorkload, _) => "not a workload kind spreadguard judges",
+            (Skip::Controlled, _) => "controlled by a workload that is judged instead",
+            (Skip::Referenced, _) => {
+                "its pod template is in the Deployment its workloadRef names, which is judged"
+            }
+            (Skip::Deleting, _) => "being deleted",
+        });
     }
     let outcome = combined(mode, &decision);
+    let considered = decision.considered;
+    let placement = decision
+        .placement
+        .filter(|_| mode != Mode::Off)
+        .map(|p| p.report());
+    let placement_as_written = decision.placement_as_written;
     let (findings, patch, injected) = if mode == Mode::Off {
         (Vec::new(), Vec::new(), Vec::new())
     } else {
@@ -326,7 +509,7 @@ fn judge(
             .map(str::to_owned),
         location: d.location.clone(),
     };
-    Some(Entry {
+    Ok(Entry {
         actual: None,
         origin,
         source: d.source.clone(),
@@ -339,31 +522,79 @@ fn judge(
         injected,
         patch,
         outcome,
+        placement,
+        placement_as_written,
+        autoscaler: considered.autoscaler,
+        disruption_budgets: considered.disruption_budgets,
     })
 }
 
-type Autoscalers<'a> = HashMap<(&'a str, &'a str, &'a str), i64>;
+/// The audited documents, as the other workloads each decision may look at.
+struct DocPeers<'a>(&'a [Sourced]);
 
-/// `(namespace, kind, name)` → `minReplicas` of the HorizontalPodAutoscalers in the input.
-fn autoscaler_minimums(docs: &[Sourced]) -> Autoscalers<'_> {
-    let mut out = HashMap::new();
-    for d in docs {
-        let v = &d.value;
-        if v.get("kind").and_then(Value::as_str) != Some("HorizontalPodAutoscaler") {
-            continue;
-        }
-        let (ns, _) = object_name(v);
-        let target = |f: &str| {
-            v.pointer(&format!("/spec/scaleTargetRef/{f}"))
-                .and_then(Value::as_str)
-        };
-        if let (Some(kind), Some(name)) = (target("kind"), target("name")) {
-            let min = v
-                .pointer("/spec/minReplicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            out.insert((ns.unwrap_or_default(), kind, name), min);
+impl Peers for DocPeers<'_> {
+    fn for_each(&self, f: &mut dyn FnMut(&Value)) {
+        for d in self.0 {
+            f(&d.value);
         }
     }
-    out
+}
+
+/// `name` → labels of the `v1` Namespaces among the documents.
+fn declared_namespaces(docs: &[Sourced]) -> Vec<(&str, BTreeMap<String, String>)> {
+    docs.iter()
+        .map(|d| &d.value)
+        .filter(|v| {
+            v.get("kind").and_then(Value::as_str) == Some("Namespace")
+                && v.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        })
+        .filter_map(|v| {
+            let name = at(v, &["metadata", "name"]).and_then(Value::as_str)?;
+            let labels = at(v, &["metadata", "labels"])
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some((name, labels))
+        })
+        .collect()
+}
+
+/// HA016: budgets that select nothing that runs pods in their namespace. Only the audit,
+/// which sees every document at once, can tell; the finding is reported, but it is not
+/// part of what the webhook answers (`outcome`), which cannot know.
+fn unmatched_budgets(
+    entries: &mut [Result<Entry, &'static str>],
+    docs: &[Sourced],
+    budgets: &Budgets,
+    selected_by_pods: Option<&HashSet<(String, String)>>,
+) {
+    let mut matched: HashSet<(&str, &str)> = HashSet::new();
+    for (ns, name) in selected_by_pods.into_iter().flatten() {
+        matched.insert((ns, name));
+    }
+    for d in docs {
+        if let Some((ns, labels)) = pod_labels(&d.value) {
+            for b in budgets.selecting(ns, &labels) {
+                matched.insert((&b.namespace, &b.name));
+            }
+        }
+    }
+    for (d, entry) in docs.iter().zip(entries.iter_mut()) {
+        let Ok(e) = entry else {
+            continue;
+        };
+        if e.mode == Mode::Off || !is_budget(&d.value) {
+            continue;
+        }
+        let Ok(b) = Budget::from_json(&d.value) else {
+            continue;
+        };
+        if !matched.contains(&(b.namespace.as_str(), b.name.as_str())) {
+            e.findings.push(disruption::unmatched(&b));
+        }
+    }
 }

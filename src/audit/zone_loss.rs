@@ -1,5 +1,7 @@
-//! What a zone loss takes: per workload from its running pods (`audit --cluster`), and per
-//! zone over the whole cluster, the workloads that would lose every ready pod.
+//! What a zone loss takes: per workload from its running pods (`audit --cluster`), with its
+//! PodDisruptionBudget's view of a zone drain and HA022 when the pods lie worse than the
+//! constraints promise; and per zone over the whole cluster, the workloads that would lose
+//! every ready pod or fall below their budget.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,6 +10,10 @@ use serde::Serialize;
 
 use super::pods::{PodCounts, Tally};
 use super::report::{Entry, Report};
+use crate::engine::BudgetSeen;
+use crate::engine::placement::{Basis, PlacementReport};
+use crate::engine::policy::{Mode, Policy};
+use crate::engine::rules;
 
 /// The replicas the loss of one zone takes and leaves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -34,6 +40,71 @@ pub struct Actual {
     /// Losing the zone with the most ready pods; absent when no pod is ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worst_zone_loss: Option<ZoneLoss>,
+    /// The PodDisruptionBudget's view of draining or losing each zone, when exactly one
+    /// budget selects the workload's pods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetView>,
+}
+
+/// What one PodDisruptionBudget makes of a zone drain, from the ready pods now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetView {
+    pub name: String,
+    /// Ready pods the budget requires (the disruption controller's `desiredHealthy`).
+    pub desired_healthy: i64,
+    /// Evictions it allows now: ready pods above `desiredHealthy`.
+    pub disruptions_allowed: i64,
+    /// Per zone with ready pods: what draining or losing it does.
+    pub zones: BTreeMap<String, ZoneDrain>,
+}
+
+/// Draining (or losing) one zone, as the budget sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneDrain {
+    /// Ready pods in the zone.
+    pub ready: u32,
+    /// How many a drain may evict before the budget blocks it (until replacements are ready
+    /// elsewhere).
+    pub evictable: i64,
+    /// Ready pods left elsewhere if the zone is lost.
+    pub left: i64,
+    /// Whether losing the zone leaves fewer than `desiredHealthy`.
+    pub below_budget: bool,
+}
+
+impl BudgetView {
+    /// The view of `budget` over `actual`'s ready pods, `replicas` being the workload's
+    /// effective replicas (what `allowedUnavailable` was computed for).
+    pub fn new(budget: &BudgetSeen, replicas: i64, actual: &Actual) -> BudgetView {
+        let desired_healthy = (replicas - budget.allowed_unavailable).max(0);
+        let ready = i64::from(actual.ready);
+        let disruptions_allowed = (ready - desired_healthy).max(0);
+        let zones = actual
+            .zones
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(z, n)| {
+                let left = ready - i64::from(*n);
+                (
+                    z.clone(),
+                    ZoneDrain {
+                        ready: *n,
+                        evictable: disruptions_allowed.min(i64::from(*n)),
+                        left,
+                        below_budget: left < desired_healthy,
+                    },
+                )
+            })
+            .collect();
+        BudgetView {
+            name: budget.name.clone(),
+            desired_healthy,
+            disruptions_allowed,
+            zones,
+        }
+    }
 }
 
 impl Actual {
@@ -52,6 +123,7 @@ impl Actual {
             unzoned,
             not_ready: tally.not_ready,
             unscheduled: tally.unscheduled,
+            budget: None,
         }
     }
 
@@ -102,10 +174,28 @@ pub struct ZoneSummary {
     pub ready_pods: u64,
     /// Workloads whose every ready pod is in the zone: the zone's loss leaves them none.
     pub lose_all: Vec<WorkloadRef>,
+    /// Workloads the zone's loss leaves with some ready pods but fewer than their
+    /// PodDisruptionBudget requires.
+    pub below_budget: Vec<BelowBudget>,
 }
 
-/// Sets `results[].actual` from the counted pods and builds the per-zone summary.
-pub fn attach(report: &mut Report, pods: &PodCounts) {
+/// A workload that losing a zone takes below its PodDisruptionBudget.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BelowBudget {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub budget: String,
+    /// Ready pods left after the zone's loss.
+    pub left: i64,
+    pub desired_healthy: i64,
+}
+
+/// Sets `results[].actual` from the counted pods (with the budget's view of a zone drain),
+/// adds HA022 where the ready pods lie worse than the constraints promise, and builds the
+/// per-zone summary.
+pub fn attach(report: &mut Report, pods: &PodCounts, policy: &Policy) {
     let mut summary: BTreeMap<String, ZoneSummary> = pods
         .zones
         .iter()
@@ -113,10 +203,48 @@ pub fn attach(report: &mut Report, pods: &PodCounts) {
         .collect();
     for e in &mut report.results {
         let ns = e.namespace.as_deref().unwrap_or_default();
-        let actual = match pods.get(ns, &e.kind, &e.name) {
+        let mut actual = match pods.get(ns, &e.kind, &e.name) {
             Some(t) => Actual::from_tally(&pods.zones, t),
             None => Actual::none(&pods.zones),
         };
+        let replicas = e.placement_as_written.as_ref().map(|p| p.replicas);
+        if let ([budget], Some(replicas)) = (e.disruption_budgets.as_slice(), replicas) {
+            actual.budget = Some(BudgetView::new(budget, replicas, &actual));
+        }
+        if e.mode != Mode::Off
+            && let Some(placement) = &e.placement_as_written
+        {
+            let ready: Vec<(&str, i64)> = actual
+                .zones
+                .iter()
+                .map(|(z, n)| (z.as_str(), i64::from(*n)))
+                .collect();
+            if let Some(mut f) = rules::zone_loss::running(placement, &ready)
+                && let Some(severity) = policy.severity_for(f.rule, f.severity)
+            {
+                f.severity = severity;
+                *report.summary.findings.entry(severity).or_insert(0) += 1;
+                e.findings.push(f);
+            }
+        }
+        if let Some(b) = &actual.budget {
+            for (zone, drain) in &b.zones {
+                if drain.below_budget && drain.left > 0 {
+                    summary
+                        .entry(zone.clone())
+                        .or_default()
+                        .below_budget
+                        .push(BelowBudget {
+                            kind: e.kind.clone(),
+                            namespace: e.namespace.clone(),
+                            name: e.name.clone(),
+                            budget: b.name.clone(),
+                            left: drain.left,
+                            desired_healthy: b.desired_healthy,
+                        });
+                }
+            }
+        }
         for (zone, n) in &actual.zones {
             if *n == 0 {
                 continue;
@@ -142,6 +270,18 @@ pub fn attach(report: &mut Report, pods: &PodCounts) {
 /// report CRDs require).
 pub fn properties(entry: &Entry) -> BTreeMap<String, String> {
     let mut p = BTreeMap::new();
+    if let Some(pl) = &entry.placement {
+        p.insert("placement".to_owned(), pl.basis.as_str().to_owned());
+        if pl.basis != Basis::Unconstrained {
+            p.insert("predictedPerZone".to_owned(), per_zone(&pl.zones));
+        }
+        let w = &pl.worst_zone_loss;
+        if let Some(zone) = &w.zone {
+            p.insert("predictedWorstZone".to_owned(), zone.clone());
+        }
+        p.insert("predictedLostWithWorstZone".to_owned(), w.lost.to_string());
+        p.insert("predictedLeftAfterWorstZone".to_owned(), w.left.to_string());
+    }
     if let Some(a) = &entry.actual {
         p.insert("readyPods".to_owned(), a.ready.to_string());
         p.insert("readyPerZone".to_owned(), per_zone(&a.zones));
@@ -154,8 +294,34 @@ pub fn properties(entry: &Entry) -> BTreeMap<String, String> {
     p
 }
 
+/// The predicted placement of one workload as the table prints it under its verdict:
+/// `placement: a=2,b=1,c=1 (expected); losing a leaves 2 of 4`.
+pub fn placement_line(p: &PlacementReport) -> String {
+    let w = &p.worst_zone_loss;
+    let placed = p.replicas - p.pending;
+    let mut line = match p.basis {
+        Basis::Unconstrained => format!(
+            "placement: unconstrained over {} zone{}; losing one may leave {} of {placed}",
+            p.eligible_zones,
+            if p.eligible_zones == 1 { "" } else { "s" },
+            w.left
+        ),
+        basis => format!(
+            "placement: {} ({}); losing {} leaves {} of {placed}",
+            per_zone(&p.zones),
+            basis.as_str(),
+            w.zone.as_deref().unwrap_or("a zone"),
+            w.left
+        ),
+    };
+    if p.pending > 0 {
+        let _ = write!(line, ", {} Pending", p.pending);
+    }
+    line
+}
+
 /// `a=2,b=1,c=0`.
-pub fn per_zone(zones: &BTreeMap<String, u32>) -> String {
+pub fn per_zone<N: std::fmt::Display>(zones: &BTreeMap<String, N>) -> String {
     zones
         .iter()
         .map(|(z, n)| format!("{z}={n}"))
@@ -172,12 +338,13 @@ pub fn summary_table(summary: &BTreeMap<String, ZoneSummary>) -> String {
     for (zone, s) in summary {
         let _ = writeln!(
             out,
-            "  {zone}: {} ready pod{} of {} workload{}; {} would lose every ready pod",
+            "  {zone}: {} ready pod{} of {} workload{}; {} would lose every ready pod, {} fall below their PodDisruptionBudget",
             s.ready_pods,
             if s.ready_pods == 1 { "" } else { "s" },
             s.workloads,
             if s.workloads == 1 { "" } else { "s" },
             s.lose_all.len(),
+            s.below_budget.len(),
         );
         for w in s.lose_all.iter().take(NAMED_PER_ZONE) {
             let ns = w
@@ -194,8 +361,59 @@ pub fn summary_table(summary: &BTreeMap<String, ZoneSummary>) -> String {
                 s.lose_all.len() - NAMED_PER_ZONE
             );
         }
+        for w in s.below_budget.iter().take(NAMED_PER_ZONE) {
+            let ns = w
+                .namespace
+                .as_deref()
+                .map(|n| format!("{n}/"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "      {} {ns}{} ({} left, PodDisruptionBudget {} requires {})",
+                w.kind, w.name, w.left, w.budget, w.desired_healthy
+            );
+        }
+        if s.below_budget.len() > NAMED_PER_ZONE {
+            let _ = writeln!(
+                out,
+                "      … and {} more below their budget",
+                s.below_budget.len() - NAMED_PER_ZONE
+            );
+        }
     }
     out
+}
+
+/// The budget's view of a zone drain as the table prints it under the running line.
+pub fn budget_line(b: &BudgetView) -> String {
+    let mut line = format!(
+        "budget {}: {} must stay ready, {} eviction{} allowed now",
+        b.name,
+        b.desired_healthy,
+        b.disruptions_allowed,
+        if b.disruptions_allowed == 1 { "" } else { "s" }
+    );
+    let below: Vec<String> = b
+        .zones
+        .iter()
+        .filter(|(_, d)| d.below_budget)
+        .map(|(z, d)| format!("{z} (leaves {})", d.left))
+        .collect();
+    if below.is_empty() {
+        line.push_str("; no single zone's loss takes it below");
+    } else {
+        let _ = write!(line, "; losing {} takes it below", below.join(", "));
+    }
+    let blocked: Vec<String> = b
+        .zones
+        .iter()
+        .filter(|(_, d)| d.evictable < i64::from(d.ready))
+        .map(|(z, d)| format!("{z} after {} of {}", d.evictable, d.ready))
+        .collect();
+    if !blocked.is_empty() {
+        let _ = write!(line, "; a drain blocks in {}", blocked.join(", "));
+    }
+    line
 }
 
 /// The actual placement of one workload as the table prints it under its verdict.

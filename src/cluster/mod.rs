@@ -1,9 +1,13 @@
-//! Live cluster topology: reflectors over Nodes and Namespaces that keep the zone snapshot
-//! and the namespace labels current, so that no decision waits on the API server.
+//! Live cluster state: watches over Nodes and Namespaces that keep the zone snapshot and the
+//! namespace labels current, and over HorizontalPodAutoscalers and PodDisruptionBudgets that
+//! keep the indexes decisions count them from, so that no decision waits on the API server.
 
+pub mod autoscalers;
+pub mod budgets;
 pub mod health;
 pub mod namespaces;
 pub mod nodes;
+mod reduced;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +19,16 @@ use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 pub use self::health::CacheHealth;
 pub use self::namespaces::NamespaceCache;
 pub use self::nodes::{TopologySink, node_info};
+use crate::engine::{Autoscalers, Budgets};
 use crate::metrics::Metrics;
+
+/// Where the autoscaler and disruption budget caches publish their indexes (the server's
+/// snapshots, or a test's recorder): the objects that decide how many replicas a workload
+/// keeps, beside the workload itself.
+pub trait CompanionSink: Send + Sync + 'static {
+    fn publish_autoscalers(&self, autoscalers: Arc<Autoscalers>);
+    fn publish_budgets(&self, budgets: Arc<Budgets>);
+}
 
 /// Errors from connecting to the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -44,13 +57,15 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ClusterError> {
     Client::try_from(config).map_err(ClusterError::Client)
 }
 
-/// The two caches and their health, created before the server state so that the state can
-/// read the namespace labels and wait for the first lists.
+/// The caches and their health, created before the server state so that the state can read
+/// the namespace labels and wait for the first lists.
 #[derive(Debug)]
 pub struct Caches {
     pub namespaces: Arc<NamespaceCache>,
     pub nodes_health: Arc<CacheHealth>,
     pub namespaces_health: Arc<CacheHealth>,
+    pub autoscalers_health: Arc<CacheHealth>,
+    pub budgets_health: Arc<CacheHealth>,
 }
 
 impl Default for Caches {
@@ -59,16 +74,19 @@ impl Default for Caches {
             namespaces: Arc::new(NamespaceCache::default()),
             nodes_health: Arc::new(CacheHealth::new("nodes")),
             namespaces_health: Arc::new(CacheHealth::new("namespaces")),
+            autoscalers_health: Arc::new(CacheHealth::new("autoscalers")),
+            budgets_health: Arc::new(CacheHealth::new("budgets")),
         }
     }
 }
 
 impl Caches {
-    /// Starts both watches and the staleness metric on the current tokio runtime.
+    /// Starts every watch and the staleness metric on the current tokio runtime.
     pub fn spawn(
         &self,
         client: Client,
         sink: Arc<dyn TopologySink>,
+        companions: Arc<dyn CompanionSink>,
         metrics: Arc<Metrics>,
         debounce: Duration,
     ) {
@@ -79,11 +97,21 @@ impl Caches {
             debounce,
         ));
         tokio::spawn(namespaces::run(
-            client,
+            client.clone(),
             self.namespaces.clone(),
             self.namespaces_health.clone(),
         ));
-        let healths = [self.nodes_health.clone(), self.namespaces_health.clone()];
+        tokio::spawn(autoscalers::run(
+            client.clone(),
+            companions.clone(),
+            self.autoscalers_health.clone(),
+        ));
+        tokio::spawn(budgets::run(
+            client,
+            companions,
+            self.budgets_health.clone(),
+        ));
+        let healths = self.healths();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -95,14 +123,30 @@ impl Caches {
         });
     }
 
-    /// Both caches have completed their first list.
-    pub fn synced(&self) -> bool {
-        self.nodes_health.is_synced() && self.namespaces_health.is_synced()
+    fn healths(&self) -> [Arc<CacheHealth>; 4] {
+        [
+            self.nodes_health.clone(),
+            self.namespaces_health.clone(),
+            self.autoscalers_health.clone(),
+            self.budgets_health.clone(),
+        ]
     }
 
-    /// Waits until both caches have completed their first list.
+    /// Every cache has completed its first list.
+    pub fn synced(&self) -> bool {
+        self.healths().iter().all(|h| h.is_synced())
+    }
+
+    /// A check for readiness: every cache has completed its first list.
+    pub fn synced_check(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let healths = self.healths();
+        move || healths.iter().all(|h| h.is_synced())
+    }
+
+    /// Waits until every cache has completed its first list.
     pub async fn wait_synced(&self) {
-        self.nodes_health.wait_synced().await;
-        self.namespaces_health.wait_synced().await;
+        for h in self.healths() {
+            h.wait_synced().await;
+        }
     }
 }

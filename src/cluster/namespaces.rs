@@ -32,11 +32,6 @@ impl NamespaceCache {
             .collect();
         self.labels.store(Arc::new(map));
     }
-
-    /// The names of every namespace the cache holds.
-    pub fn names(&self) -> Vec<String> {
-        self.labels.load().keys().cloned().collect()
-    }
 }
 
 impl NamespaceLabels for NamespaceCache {

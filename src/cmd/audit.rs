@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use super::ExitCode;
 use crate::audit::formats::policy_report::{self, Flavour};
 use crate::audit::formats::sarif;
-use crate::audit::{Report, cluster, pods};
-use crate::engine::Topology;
+use crate::audit::{Report, cluster};
 use crate::load;
 
 /// Arguments of `spreadguard audit`.
@@ -18,7 +17,9 @@ pub struct AuditArgs {
     #[arg(required_unless_present = "cluster", conflicts_with = "cluster")]
     pub paths: Vec<PathBuf>,
     /// Audit the workloads of a live cluster instead (list only: Deployments, StatefulSets,
-    /// ReplicaSets, Pods, HPAs, Nodes and Namespaces), with its own nodes and namespace labels.
+    /// ReplicaSets, Pods, HPAs, PDBs, Nodes and Namespaces, and Rollouts, CloneSets, Advanced
+    /// StatefulSets and the policy's workloadKinds where served), with its own nodes and
+    /// namespace labels.
     #[arg(long, env = "SPREADGUARD_CLUSTER")]
     pub cluster: bool,
     /// Kubeconfig for `--cluster` [default: in-cluster service account, then KUBECONFIG].
@@ -79,29 +80,22 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             .enable_all()
             .build()?;
         let progress = progress_bar(args.output);
-        let (mut inputs, client) = runtime.block_on(async {
-            let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
-            anyhow::Ok((cluster::load(&client).await?, client))
-        })?;
         let topology = match &args.nodes {
-            Some(path) => load::topology(Some(path), &policy)?,
-            None => Topology::from_nodes(std::mem::take(&mut inputs.nodes), &policy),
+            Some(path) => Some(load::topology(Some(path), &policy)?),
+            None => None,
         };
-        let owners = cluster::owners(&topology, &inputs.docs);
-        let counted = runtime.block_on(pods::count(&client, &owners, |listed, total| {
-            if let Some(total) = total {
-                progress.set_length(total);
-            }
-            progress.set_position(listed as u64);
-        }))?;
+        let report = runtime.block_on(async {
+            let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
+            cluster::report(&client, &policy, topology, |listed, total| {
+                if let Some(total) = total {
+                    progress.set_length(total);
+                }
+                progress.set_position(listed as u64);
+            })
+            .await
+        })?;
         progress.finish_and_clear();
-        cluster::report(
-            inputs.docs,
-            &inputs.namespaces,
-            &topology,
-            &policy,
-            Some(counted),
-        )
+        report
     } else {
         let topology = load::topology(args.nodes.as_deref(), &policy)?;
         let docs = load::manifests(&args.paths)?;

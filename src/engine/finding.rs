@@ -57,6 +57,18 @@ rule_ids! {
     HA009 => "the cluster has a single zone",
     HA010 => "some eligible nodes carry no zone label",
     HA011 => "no usable selector or pod labels, so nothing can be injected",
+    HA012 => "a HorizontalPodAutoscaler whose minReplicas is below the policy's minReplicas",
+    HA013 => "a PodDisruptionBudget that allows no voluntary eviction",
+    HA014 => "losing or draining the workload's largest zone takes more than its PodDisruptionBudget allows",
+    HA015 => "a workload with 2 or more replicas and no PodDisruptionBudget",
+    HA016 => "a PodDisruptionBudget that selects no workload",
+    HA021 => "the predicted placement leaves fewer than minSurvivingReplicas after the worst zone loss",
+    HA022 => "a running workload's ready pods lie worse over zones than its constraints promise",
+    HA023 => "a DoNotSchedule spread counts domains the pod cannot use (nodeTaintsPolicy or nodeAffinityPolicy Ignore)",
+    HA024 => "required pod affinity to the workload's own pods puts every replica in one zone",
+    HA025 => "required pod affinity to other workloads pins the workload to their one zone",
+    HA026 => "a rolling update that can never place its surge pod",
+    HA027 => "a spread or an eligible zone that does not hold: maxSkew at least the replicas, or tolerationSeconds",
 }
 
 impl fmt::Display for RuleId {

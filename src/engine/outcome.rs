@@ -396,7 +396,10 @@ mod tests {
             findings,
             patch: Vec::new(),
             injected: Vec::new(),
+            considered: Default::default(),
             notices: Vec::new(),
+            placement: None,
+            placement_as_written: None,
         }
     }
 

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::exceptions::Exception;
 use super::finding::{RuleId, Severity};
+use super::kinds::CustomKind;
 use super::well_known::{ENABLED_LABEL, LEGACY_ZONE_KEY, MODE_KEY, STANDARD_ZONE_KEY};
+use super::workload::WorkloadKind;
 
 /// Errors from reading a policy file.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,21 @@ impl WhenUnsatisfiable {
     }
 }
 
+/// When an injected `DoNotSchedule` zone spread gets `minDomains`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum InjectMinDomains {
+    /// Only when node templates say a zone without nodes can gain some (node pools that
+    /// scale from zero): then pods wait for that zone instead of crowding the others.
+    #[default]
+    Auto,
+    /// Always (the eligible zones, capped by the replicas): replacement pods stay Pending
+    /// while a zone's nodes are gone.
+    Always,
+    /// Never.
+    Never,
+}
+
 /// A per-rule override of the severity the engine assigns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -102,6 +119,20 @@ pub enum RuleSetting {
     Off,
 }
 
+/// What becomes of a replica count of 1 that the API server defaulted (see
+/// [`ReplicasOrigin`](super::replica_origin::ReplicasOrigin)): an HPA may come later to set
+/// the real count (Helm creates the Deployment first).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DefaultedReplicas {
+    #[default]
+    Warn,
+    Deny,
+}
+
+/// Rules whose findings are dropped unless `rules` names them with a severity.
+pub const OFF_BY_DEFAULT: &[RuleId] = &[RuleId::HA015];
+
 /// The whole policy. Field names are the YAML keys (camelCase).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -109,9 +140,12 @@ pub struct Policy {
     pub mode: Mode,
     pub scope: Scope,
     pub min_replicas: u32,
+    /// HA021: replicas that must be left running after the worst single zone loss.
+    pub min_surviving_replicas: u32,
     pub zone_labels: Vec<String>,
     pub max_skew: u32,
     pub when_unsatisfiable: WhenUnsatisfiable,
+    pub inject_min_domains: InjectMinDomains,
     /// Add `matchLabelKeys: [pod-template-hash]` to spread constraints injected into Deployments.
     pub match_pod_template_hash: bool,
     pub anti_affinity_weight: u32,
@@ -122,7 +156,11 @@ pub struct Policy {
     pub assumed_zones: u32,
     /// When the engine itself fails (a bug), allow the request with a warning.
     pub fail_open: bool,
+    /// HA001 for a replica count of 1 nobody wrote: `warn` (the default) or `deny`.
+    pub defaulted_replicas: DefaultedReplicas,
     pub rules: BTreeMap<RuleId, RuleSetting>,
+    /// Workload kinds to judge beyond the built-in ones.
+    pub workload_kinds: Vec<CustomKind>,
     /// Named, reasoned, optionally expiring waivers for chosen workloads.
     pub exceptions: Vec<Exception>,
 }
@@ -133,9 +171,11 @@ impl Default for Policy {
             mode: Mode::Enforce,
             scope: Scope::ClusterWide,
             min_replicas: 2,
+            min_surviving_replicas: 1,
             zone_labels: vec![STANDARD_ZONE_KEY.to_owned(), LEGACY_ZONE_KEY.to_owned()],
             max_skew: 1,
             when_unsatisfiable: WhenUnsatisfiable::ScheduleAnyway,
+            inject_min_domains: InjectMinDomains::Auto,
             match_pod_template_hash: true,
             anti_affinity_weight: 100,
             spread_across_nodes: true,
@@ -148,7 +188,9 @@ impl Default for Policy {
             allow_workload_override: false,
             assumed_zones: 3,
             fail_open: true,
+            defaulted_replicas: DefaultedReplicas::Warn,
             rules: BTreeMap::new(),
+            workload_kinds: Vec::new(),
             exceptions: Vec::new(),
         }
     }
@@ -162,8 +204,11 @@ impl Policy {
         if text.trim().is_empty() {
             return Ok(Policy::default());
         }
-        let policy: Policy = serde_norway::from_str(text).map_err(PolicyError::Parse)?;
+        let mut policy: Policy = serde_norway::from_str(text).map_err(PolicyError::Parse)?;
         policy.validate()?;
+        for k in &mut policy.workload_kinds {
+            k.prepare();
+        }
         Ok(policy)
     }
 
@@ -174,6 +219,12 @@ impl Policy {
         }
         if let Some(bad) = self.zone_labels.iter().find(|k| k.trim().is_empty()) {
             return invalid("zoneLabels", format!("contains an empty label key {bad:?}"));
+        }
+        if self.min_surviving_replicas == 0 {
+            return invalid(
+                "minSurvivingReplicas",
+                "must be at least 1, got 0 (to turn HA021 off: rules: {HA021: off})".into(),
+            );
         }
         if self.max_skew == 0 {
             return invalid("maxSkew", "must be at least 1, got 0".into());
@@ -189,6 +240,29 @@ impl Policy {
         }
         if self.assumed_zones == 0 {
             return invalid("assumedZones", "must be at least 1, got 0".into());
+        }
+        if self.workload_kinds.len() > usize::from(u8::MAX) {
+            return invalid("workloadKinds", "at most 255 kinds".into());
+        }
+        for (i, k) in self.workload_kinds.iter().enumerate() {
+            let built_in = WorkloadKind::from_type(&k.api_version(), &k.kind, &Policy::default());
+            if let Some(b) = built_in {
+                return invalid(
+                    "workloadKinds",
+                    format!(
+                        "[{i}] {} {} is built in ({})",
+                        k.api_version(),
+                        k.kind,
+                        b.as_str()
+                    ),
+                );
+            }
+            if k.version.is_empty() || k.kind.is_empty() || k.resource.is_empty() {
+                return invalid(
+                    "workloadKinds",
+                    format!("[{i}] needs version, kind and resource"),
+                );
+            }
         }
         let mut names = std::collections::HashSet::new();
         for (i, e) in self.exceptions.iter().enumerate() {
@@ -223,6 +297,7 @@ impl Policy {
     /// The severity a rule's finding ends with, after the policy's overrides.
     pub fn severity_for(&self, rule: RuleId, severity: Severity) -> Option<Severity> {
         match self.rules.get(&rule) {
+            None if OFF_BY_DEFAULT.contains(&rule) => None,
             None => Some(severity),
             Some(RuleSetting::Off) => None,
             Some(RuleSetting::Deny) => Some(Severity::Deny),
@@ -301,6 +376,15 @@ mod tests {
             Some(Severity::Warn)
         );
         assert_eq!(p.severity_for(RuleId::HA009, Severity::Info), None);
+        assert_eq!(p.defaulted_replicas, DefaultedReplicas::Warn);
+        // HA015 is off until named.
+        assert_eq!(p.severity_for(RuleId::HA015, Severity::Info), None);
+        let p = Policy::from_yaml("defaultedReplicas: deny\nrules: {HA015: info}\n").unwrap();
+        assert_eq!(p.defaulted_replicas, DefaultedReplicas::Deny);
+        assert_eq!(
+            p.severity_for(RuleId::HA015, Severity::Info),
+            Some(Severity::Info)
+        );
     }
 
     type Labels = BTreeMap<String, String>;
@@ -382,6 +466,7 @@ mod tests {
                 "YYYY-MM-DD",
             ),
             ("minReplicas: two\n", "minReplicas"),
+            ("defaultedReplicas: info\n", "info"),
         ];
         for (yaml, field) in cases {
             let err = Policy::from_yaml(yaml).unwrap_err().to_string();

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::memo::{Memo, SchedulingFields};
 use super::policy::Policy;
-use super::well_known::HOSTNAME_KEY;
+use super::well_known::{HOSTNAME_KEY, UNSCHEDULABLE_TAINT};
 
 /// A taint that keeps pods off a node (`NoSchedule` or `NoExecute`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,6 +34,15 @@ pub struct NodeInfo {
 }
 
 impl Taint {
+    /// `key=value:Effect`, or `key:Effect` without a value.
+    pub fn describe(&self) -> String {
+        if self.value.is_empty() {
+            format!("{}:{}", self.key, self.effect)
+        } else {
+            format!("{}={}:{}", self.key, self.value, self.effect)
+        }
+    }
+
     /// Whether the taint keeps pods that do not tolerate it off the node (`PreferNoSchedule`
     /// only discourages).
     pub fn keeps_pods_away(&self) -> bool {
@@ -62,11 +71,11 @@ impl NodeInfo {
     }
 
     /// Reads a Node object (raw JSON, as the API server or `kubectl get nodes -o yaml` gives it).
-    pub fn from_json(node: &Value) -> Result<NodeInfo, String> {
+    pub fn from_json(node: &Value) -> Result<NodeInfo, NodeError> {
         let name = node
             .pointer("/metadata/name")
             .and_then(Value::as_str)
-            .ok_or("a Node without metadata.name")?
+            .ok_or(NodeError::NoName)?
             .to_owned();
         let labels = match node.pointer("/metadata/labels") {
             None | Some(Value::Null) => BTreeMap::new(),
@@ -74,10 +83,13 @@ impl NodeInfo {
                 .iter()
                 .map(|(k, v)| match v {
                     Value::String(s) => Ok((k.clone(), s.clone())),
-                    _ => Err(format!("node {name}: label {k:?} is not a string")),
+                    _ => Err(NodeError::LabelNotAString {
+                        node: name.clone(),
+                        key: k.clone(),
+                    }),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(format!("node {name}: metadata.labels is not a map")),
+            Some(_) => return Err(NodeError::LabelsNotAMap { node: name }),
         };
         let taints = match node.pointer("/spec/taints") {
             None | Some(Value::Null) => Vec::new(),
@@ -97,7 +109,7 @@ impl NodeInfo {
                     }
                 })
                 .collect(),
-            Some(_) => return Err(format!("node {name}: spec.taints is not a list")),
+            Some(_) => return Err(NodeError::TaintsNotAList { node: name }),
         };
         let unschedulable = node
             .pointer("/spec/unschedulable")
@@ -105,6 +117,19 @@ impl NodeInfo {
             .unwrap_or(false);
         Ok(NodeInfo::new(name, labels, taints, unschedulable))
     }
+}
+
+/// A Node object that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    #[error("a Node without metadata.name")]
+    NoName,
+    #[error("node {node}: label {key:?} is not a string")]
+    LabelNotAString { node: String, key: String },
+    #[error("node {node}: metadata.labels is not a map")]
+    LabelsNotAMap { node: String },
+    #[error("node {node}: spec.taints is not a list")]
+    TaintsNotAList { node: String },
 }
 
 /// Where a topology came from.
@@ -152,6 +177,8 @@ pub struct Topology {
     keys: HashSet<String>,
     per_node_keys: HashSet<String>,
     groups: Vec<NodeGroup>,
+    /// Zones where node templates (node pools that scale from zero) can add nodes.
+    growable_zones: BTreeSet<String>,
     memo: Memo<Eligibility>,
 }
 
@@ -165,10 +192,50 @@ pub struct Eligibility {
     pub zones: usize,
     /// The zone, when exactly one is eligible (for messages).
     pub sole_zone: Option<String>,
+    /// The eligible zones, in name order (for placement predictions). Eligibility is
+    /// remembered per snapshot, so the names are copied once per node-selection shape.
+    pub zone_names: Vec<String>,
     /// Eligible nodes without a zone label.
     pub unzoned_nodes: usize,
     /// For each key asked about: does some eligible node carry it (`None`: unknown).
     pub keys_present: Vec<Option<bool>>,
+    /// Eligible zones whose every eligible node admits the pod only for a while: it
+    /// tolerates a `NoExecute` taint there with `tolerationSeconds`, after which the taint
+    /// eviction controller evicts it. They count as eligible zones; messages say so.
+    pub short_lived_zones: usize,
+    /// One of them, for messages: the zone, the taint and the seconds.
+    pub short_lived: Option<ShortLived>,
+}
+
+/// A zone whose nodes a pod may use only until its `tolerationSeconds` run out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShortLived {
+    pub zone: String,
+    /// The `NoExecute` taint, as `key=value:NoExecute`.
+    pub taint: String,
+    pub seconds: i64,
+}
+
+/// The domains a spread constraint counts and the ones a pod can use, as kube-scheduler's
+/// PodTopologySpread plugin sees them (see [`Topology::spread_domains`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpreadDomains {
+    /// Distinct values of the key among the nodes the constraint counts.
+    pub counted: usize,
+    /// Those where at least one node is eligible for the pod.
+    pub usable: usize,
+    /// One counted domain with no eligible node, and why the pod cannot use it.
+    pub unusable: Option<(String, Unusable)>,
+}
+
+/// Why a domain the constraint counts holds no node the pod may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unusable {
+    /// Its nodes are tainted or cordoned (counted because `nodeTaintsPolicy` is `Ignore`).
+    Taints,
+    /// The pod's nodeSelector or required node affinity excludes its nodes (counted because
+    /// `nodeAffinityPolicy` is `Ignore`).
+    NodeSelection,
 }
 
 /// A pod's node-selection requirements, borrowed from its spec.
@@ -270,6 +337,7 @@ impl Topology {
             keys,
             per_node_keys,
             groups,
+            growable_zones: BTreeSet::new(),
             memo: Memo::default(),
         }
     }
@@ -293,8 +361,29 @@ impl Topology {
             .into(),
             per_node_keys: HashSet::new(),
             groups: Vec::new(),
+            growable_zones: BTreeSet::new(),
             memo: Memo::default(),
         }
+    }
+
+    /// The zones where node templates can add nodes. This is the hook for node templates
+    /// (policy `nodeTemplates`, Karpenter NodePools): whoever reads them declares their zones
+    /// here; today nothing does, so the set is empty.
+    pub fn with_growable_zones(mut self, zones: impl IntoIterator<Item = String>) -> Self {
+        self.growable_zones = zones.into_iter().collect();
+        self
+    }
+
+    pub fn growable_zones(&self) -> &BTreeSet<String> {
+        &self.growable_zones
+    }
+
+    /// Zones with no node now that a node template can add nodes to.
+    pub fn zones_without_nodes_that_can_grow(&self) -> usize {
+        self.growable_zones
+            .iter()
+            .filter(|z| !self.zones.contains_key(*z))
+            .count()
     }
 
     pub fn source(&self) -> TopologySource {
@@ -389,16 +478,15 @@ impl Topology {
         let per_member = self.needs_member_evaluation(sched);
         let mut keys_present = vec![Some(false); keys.len()];
         let mut per_zone = vec![0usize; self.zones.len()];
+        // Per zone: eligible nodes the pod may stay on for good.
+        let mut lasting = vec![0usize; self.zones.len()];
+        let mut short_lived_example: Vec<Option<(String, i64)>> = vec![None; self.zones.len()];
         let (mut total, mut unzoned) = (0, 0);
         for g in &self.groups {
-            if g.unschedulable
-                || !g
-                    .taints
-                    .iter()
-                    .all(|t| sched.tolerations.iter().any(|tol| tolerates(tol, t)))
-            {
+            if !g.admits(sched) {
                 continue;
             }
+            let eviction = g.eviction_after(sched.tolerations);
             let count = if per_member {
                 let mut count = 0;
                 for m in &g.members {
@@ -428,17 +516,43 @@ impl Topology {
             };
             total += count;
             match g.zone_index {
-                Some(i) => per_zone[i] += count,
+                Some(i) => {
+                    per_zone[i] += count;
+                    match &eviction {
+                        None => lasting[i] += count,
+                        Some(e) if count > 0 => short_lived_example[i] = Some(e.clone()),
+                        Some(_) => {}
+                    }
+                }
                 None => unzoned += count,
             }
         }
-        let zones = per_zone.iter().filter(|n| **n > 0).count();
+        let zone_names: Vec<String> = self
+            .zones
+            .keys()
+            .zip(&per_zone)
+            .filter(|(_, n)| **n > 0)
+            .map(|(z, _)| z.clone())
+            .collect();
+        let zones = zone_names.len();
+        let mut short_lived_zones = 0;
+        let mut short_lived = None;
+        for (i, zone) in self.zones.keys().enumerate() {
+            if per_zone[i] > 0 && lasting[i] == 0 {
+                short_lived_zones += 1;
+                if short_lived.is_none()
+                    && let Some((taint, seconds)) = short_lived_example[i].clone()
+                {
+                    short_lived = Some(ShortLived {
+                        zone: zone.clone(),
+                        taint,
+                        seconds,
+                    });
+                }
+            }
+        }
         let sole_zone = if zones == 1 {
-            per_zone
-                .iter()
-                .position(|n| *n > 0)
-                .and_then(|i| self.zones.keys().nth(i))
-                .cloned()
+            zone_names.first().cloned()
         } else {
             None
         };
@@ -446,9 +560,92 @@ impl Topology {
             nodes: Some(total),
             zones,
             sole_zone,
+            zone_names,
             unzoned_nodes: unzoned,
             keys_present,
+            short_lived_zones,
+            short_lived,
         }
+    }
+
+    /// The domains of `key` that a spread constraint with these inclusion policies counts,
+    /// and how many of them hold a node the pod may use. `None` without real nodes.
+    ///
+    /// kube-scheduler's PodTopologySpread counts a node's domain when the node carries the
+    /// key and passes the inclusion policies: with `nodeAffinityPolicy: Honor` (the default)
+    /// only nodes that match the pod's nodeSelector and required node affinity, with
+    /// `nodeTaintsPolicy: Honor` only nodes whose `NoSchedule`/`NoExecute` taints the pod
+    /// tolerates (`Ignore`, the default, counts tainted and cordoned nodes too). A counted
+    /// domain without a usable node keeps the global minimum at 0 for good.
+    pub fn spread_domains(
+        &self,
+        sched: &Scheduling<'_>,
+        key: &str,
+        honor_node_affinity: bool,
+        honor_taints: bool,
+    ) -> Option<SpreadDomains> {
+        if self.source == TopologySource::Assumed {
+            return None;
+        }
+        let mut counted: BTreeMap<&str, Option<Unusable>> = BTreeMap::new();
+        for g in &self.groups {
+            let tolerated = g.tolerated(sched.tolerations);
+            let admitted = g.admits(sched);
+            if honor_taints && !tolerated {
+                continue;
+            }
+            let shared = g.labels.get(key).map(String::as_str);
+            let group_selected = if shared.is_some() && !self.needs_member_evaluation(sched) {
+                Some(node_matches(
+                    sched,
+                    |k| g.labels.get(k).map(String::as_str),
+                    "",
+                ))
+            } else {
+                None
+            };
+            for m in &g.members {
+                let lookup = |k: &str| {
+                    m.labels
+                        .get(k)
+                        .or_else(|| g.labels.get(k))
+                        .map(String::as_str)
+                };
+                let Some(value) = lookup(key) else {
+                    continue;
+                };
+                let selected =
+                    group_selected.unwrap_or_else(|| node_matches(sched, lookup, &m.name));
+                if honor_node_affinity && !selected {
+                    continue;
+                }
+                let usable = admitted && selected;
+                let why = if usable {
+                    None
+                } else if selected {
+                    Some(Unusable::Taints)
+                } else {
+                    Some(Unusable::NodeSelection)
+                };
+                let entry = counted.entry(value).or_insert(why);
+                if why.is_none() {
+                    *entry = None;
+                }
+                if shared.is_some() && group_selected.is_some() {
+                    // Every member shares the value and the answer.
+                    break;
+                }
+            }
+        }
+        let usable = counted.values().filter(|w| w.is_none()).count();
+        let unusable = counted
+            .iter()
+            .find_map(|(v, w)| w.map(|w| ((*v).to_owned(), w)));
+        Some(SpreadDomains {
+            counted: counted.len(),
+            usable,
+            unusable,
+        })
     }
 
     fn needs_member_evaluation(&self, sched: &Scheduling<'_>) -> bool {
@@ -488,19 +685,15 @@ impl Topology {
                 zones = Some(pinned.into_iter().flatten().cloned().collect());
             }
         }
-        let (zones, sole_zone) = match zones {
-            Some(named) => {
-                let count = named.len().min(self.zones.len());
-                (
-                    count,
-                    if count == 1 {
-                        named.into_iter().next()
-                    } else {
-                        None
-                    },
-                )
-            }
-            None => (self.zones.len(), None),
+        let pinned = zones.is_some();
+        let zone_names: Vec<String> = match zones {
+            Some(named) => named.into_iter().take(self.zones.len()).collect(),
+            None => self.zones.keys().cloned().collect(),
+        };
+        let zones = zone_names.len();
+        let sole_zone = match zone_names.as_slice() {
+            [one] if pinned => Some(one.clone()),
+            _ => None,
         };
         let keys_present = keys
             .iter()
@@ -516,10 +709,67 @@ impl Topology {
             nodes: None,
             zones,
             sole_zone,
+            zone_names,
             unzoned_nodes: 0,
             keys_present,
+            short_lived_zones: 0,
+            short_lived: None,
         }
     }
+}
+
+// === impl NodeGroup ===
+
+impl NodeGroup {
+    /// Whether the scheduler's NodeUnschedulable and TaintToleration filters let the pod onto
+    /// the group's nodes: a cordon keeps off only pods that do not tolerate the
+    /// `node.kubernetes.io/unschedulable:NoSchedule` taint (the filter tests exactly that
+    /// toleration, whether or not the node carries the taint yet), and every `NoSchedule` or
+    /// `NoExecute` taint must be tolerated.
+    fn admits(&self, sched: &Scheduling<'_>) -> bool {
+        (!self.unschedulable || tolerates_cordon(sched.tolerations))
+            && self.tolerated(sched.tolerations)
+    }
+
+    /// Whether every `NoSchedule`/`NoExecute` taint is tolerated, a cordon counting as the
+    /// `node.kubernetes.io/unschedulable:NoSchedule` taint the node controller mirrors it into
+    /// (what `nodeTaintsPolicy: Honor` looks at).
+    fn tolerated(&self, tolerations: &[Toleration]) -> bool {
+        (!self.unschedulable || tolerates_cordon(tolerations))
+            && self
+                .taints
+                .iter()
+                .all(|t| tolerations.iter().any(|tol| tolerates(tol, t)))
+    }
+
+    /// When the pod, once running here, is evicted: the taint eviction controller keeps a pod
+    /// on a node with `NoExecute` taints for the least `tolerationSeconds` among the
+    /// tolerations that match them, and for good when none of those has one. `None`: never;
+    /// otherwise the taint and the seconds.
+    fn eviction_after(&self, tolerations: &[Toleration]) -> Option<(String, i64)> {
+        let mut least: Option<(String, i64)> = None;
+        for t in self.taints.iter().filter(|t| t.effect == "NoExecute") {
+            for tol in tolerations.iter().filter(|tol| tolerates(tol, t)) {
+                if let Some(seconds) = tol.toleration_seconds
+                    && least.as_ref().is_none_or(|(_, s)| seconds.max(0) < *s)
+                {
+                    least = Some((t.describe(), seconds.max(0)));
+                }
+            }
+        }
+        least
+    }
+}
+
+/// Whether tolerations let a pod onto a cordoned node, as kube-scheduler's NodeUnschedulable
+/// plugin decides it.
+pub fn tolerates_cordon(tolerations: &[Toleration]) -> bool {
+    let cordon = Taint {
+        key: UNSCHEDULABLE_TAINT.to_owned(),
+        value: String::new(),
+        effect: "NoSchedule".to_owned(),
+    };
+    tolerations.iter().any(|tol| tolerates(tol, &cordon))
 }
 
 /// Label keys whose value differs on (almost) every node, such as the hostname. Keeping them

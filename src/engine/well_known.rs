@@ -16,6 +16,7 @@ pub const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
 /// Labels Kubernetes controllers add to pods, which a selector must not pin.
 pub const HASH_LABELS: &[&str] = &[
     "pod-template-hash",
+    "rollouts-pod-template-hash",
     "controller-revision-hash",
     "statefulset.kubernetes.io/pod-name",
     "apps.kubernetes.io/pod-index",

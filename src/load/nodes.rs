@@ -3,6 +3,7 @@
 
 use super::manifests::{self, ParseError};
 use crate::engine::NodeInfo;
+use crate::engine::topology::NodeError;
 
 /// Errors from reading a nodes file.
 #[derive(Debug, thiserror::Error)]
@@ -10,9 +11,16 @@ pub enum NodesError {
     /// The YAML or JSON does not parse.
     #[error(transparent)]
     Parse(#[from] ParseError),
-    /// A document is not a usable Node.
-    #[error("document {anchor}: {reason}")]
-    NotANode { anchor: String, reason: String },
+    /// A document is another kind.
+    #[error("document {anchor}: a {kind}, not a Node")]
+    NotANode { anchor: String, kind: String },
+    /// A Node whose fields cannot be read.
+    #[error("document {anchor}")]
+    BadNode {
+        anchor: String,
+        #[source]
+        source: NodeError,
+    },
     /// Not a single Node: an empty file, or a list with no items. A cluster always has nodes,
     /// so this is a wrong file, not a topology to decide against.
     #[error("no Node in the file (expected `kubectl get nodes -o yaml` output)")]
@@ -36,12 +44,12 @@ pub fn parse_nodes(text: &str) -> Result<Vec<NodeInfo>, NodesError> {
             if kind != "Node" {
                 return Err(NodesError::NotANode {
                     anchor: doc.anchor(),
-                    reason: format!("a {kind}, not a Node"),
+                    kind: kind.to_owned(),
                 });
             }
-            NodeInfo::from_json(&doc.value).map_err(|reason| NodesError::NotANode {
+            NodeInfo::from_json(&doc.value).map_err(|source| NodesError::BadNode {
                 anchor: doc.anchor(),
-                reason,
+                source,
             })
         })
         .collect()

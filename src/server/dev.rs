@@ -30,6 +30,15 @@ pub const DEMO_WORKLOADS: &[(&str, &str)] = &[
     ("ha009-deployment-in-single-zone-cluster.yaml", include_str!("../../examples/workloads/ha009-deployment-in-single-zone-cluster.yaml")),
     ("ha010-deployment-may-land-on-unzoned-nodes.yaml", include_str!("../../examples/workloads/ha010-deployment-may-land-on-unzoned-nodes.yaml")),
     ("ha011-deployment-kustomize-base-without-selector.yaml", include_str!("../../examples/workloads/ha011-deployment-kustomize-base-without-selector.yaml")),
+    ("ha012-hpa-min-replicas-1.yaml", include_str!("../../examples/workloads/ha012-hpa-min-replicas-1.yaml")),
+    ("ha013-pdb-max-unavailable-0.yaml", include_str!("../../examples/workloads/ha013-pdb-max-unavailable-0.yaml")),
+    ("ha014-pdb-min-available-5-of-6.yaml", include_str!("../../examples/workloads/ha014-pdb-min-available-5-of-6.yaml")),
+    ("ha016-pdb-selects-nothing.yaml", include_str!("../../examples/workloads/ha016-pdb-selects-nothing.yaml")),
+    ("ha023-deployment-node-spread-counts-tainted-gpu-node.yaml", include_str!("../../examples/workloads/ha023-deployment-node-spread-counts-tainted-gpu-node.yaml")),
+    ("ha024-deployment-required-affinity-to-itself.yaml", include_str!("../../examples/workloads/ha024-deployment-required-affinity-to-itself.yaml")),
+    ("ha025-deployment-affinity-to-a-one-zone-database.yaml", include_str!("../../examples/workloads/ha025-deployment-affinity-to-a-one-zone-database.yaml")),
+    ("ha026-deployment-rollout-deadlock.yaml", include_str!("../../examples/workloads/ha026-deployment-rollout-deadlock.yaml")),
+    ("ha027-deployment-max-skew-spreads-nothing.yaml", include_str!("../../examples/workloads/ha027-deployment-max-skew-spreads-nothing.yaml")),
     ("ok-deployment-with-hpa.yaml", include_str!("../../examples/workloads/ok-deployment-with-hpa.yaml")),
     ("ok-deployment-zone-and-node-spread.yaml", include_str!("../../examples/workloads/ok-deployment-zone-and-node-spread.yaml")),
     ("ok-statefulset-3-replicas-gets-spread-injected.yaml", include_str!("../../examples/workloads/ok-statefulset-3-replicas-gets-spread-injected.yaml")),
@@ -101,5 +110,21 @@ impl Dev {
             "  curl --cacert {dir}/ca.crt -H 'Content-Type: application/json' --data @{dir}/review.json https://{host}:{port}/mutate",
             port = tls.port()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every file of examples/workloads is bundled, and nothing else.
+    #[test]
+    fn the_demo_workloads_are_the_examples() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/workloads");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        let bundled: Vec<&str> = super::DEMO_WORKLOADS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(bundled, files);
     }
 }

@@ -113,9 +113,8 @@ impl Server {
         };
         let ui_source = match (&cluster, args.ui_manifests.is_empty()) {
             (_, false) => posture::Source::Manifests(args.ui_manifests.clone()),
-            (Some((client, caches)), true) => posture::Source::Cluster {
+            (Some((client, _)), true) => posture::Source::Cluster {
                 client: client.clone(),
-                namespaces: caches.namespaces.clone(),
             },
             (None, true) => posture::Source::None,
         };
@@ -123,15 +122,12 @@ impl Server {
             .with_max_body_bytes(args.limits.max_body_bytes)
             .with_body_read_timeout(args.limits.header_read_timeout);
         if let Some((_, caches)) = &cluster {
-            let (nodes, namespaces) = (
-                caches.nodes_health.clone(),
-                caches.namespaces_health.clone(),
-            );
             state = state
                 .with_namespaces(caches.namespaces.clone())
-                .with_readiness_check("nodes and namespaces listed", move || {
-                    nodes.is_synced() && namespaces.is_synced()
-                });
+                .with_readiness_check(
+                    "nodes, namespaces, autoscalers and disruption budgets listed",
+                    caches.synced_check(),
+                );
         }
         let state = Arc::new(state);
 
@@ -151,13 +147,16 @@ impl Server {
 
         match (&args.nodes, cluster) {
             (None, Some((client, caches))) => {
-                tracing::info!("watching Nodes and Namespaces; ready once both are listed");
+                tracing::info!(
+                    "watching Nodes, Namespaces, HorizontalPodAutoscalers and PodDisruptionBudgets; ready once all are listed"
+                );
                 let metrics = state.metrics().clone();
                 // The first lists are a burst of garbage: purge it at once, then serve with
                 // the allocator's default (see `allocator`).
                 crate::allocator::purge_eagerly();
                 caches.spawn(
                     client,
+                    state.snapshots.clone(),
                     state.snapshots.clone(),
                     metrics,
                     args.topology_debounce,

@@ -1,13 +1,14 @@
 //! `serve --ui`: the posture page at `/` and its document at `/api/posture` on the admin port,
 //! fed by a background scan.
 //!
-//! The scan judges the workloads with the server's own snapshots (topology, policy, namespace
-//! labels) through the functions `audit --cluster` uses ([`crate::audit::cluster`]): in a
-//! cluster it lists the workloads and counts the running pods; without a cluster it reads
-//! `--ui-manifests`. When the pods cannot be read (no RBAC for them, say) the page shows the
-//! predicted placement only, and says so. Requests only read the last finished document.
+//! In a cluster the scan is `audit --cluster`'s own ([`crate::audit::cluster::report`], as
+//! `serve --reports` runs it) under the server's current policy: workloads listed, running
+//! pods counted as they stream. When the pods cannot be read (no RBAC for them, say) the
+//! workloads are judged alone and the page shows the predicted placement only, and says so.
+//! Without a cluster it judges `--ui-manifests` against the server's topology snapshot.
+//! Requests only read the last finished document.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,17 +22,13 @@ use axum::routing::get;
 use kube::Client;
 
 use super::state::State;
-use crate::admission::NamespaceLabels;
-use crate::audit::{Report, Scan, cluster, pods};
-use crate::cluster::NamespaceCache;
+use crate::audit::{Live, Report, Scan, cluster};
+use crate::engine::Topology;
 
 /// Where the scan finds workloads.
 pub enum Source {
     /// The cluster's Deployments, StatefulSets, ReplicaSets and HPAs, and its Pods.
-    Cluster {
-        client: Client,
-        namespaces: Arc<NamespaceCache>,
-    },
+    Cluster { client: Client },
     /// Manifest files and directories, re-read at every scan (`--ui-manifests`).
     Manifests(Vec<PathBuf>),
     /// Nothing to judge: the page shows the topology only.
@@ -168,25 +165,27 @@ pub async fn scan(state: &State, source: &Source, interval: Duration) -> anyhow:
     let topology = state.topology();
     let policy = state.policy();
     let (mut report, pods_read, error) = match source {
-        Source::Cluster { client, namespaces } => {
-            let docs = cluster::load_workloads(client).await?;
-            let owners = cluster::owners(&topology, &docs);
-            let (counted, error) = match pods::count(client, &owners, |_, _| {}).await {
-                Ok(c) => (Some(c), None),
-                Err(e) => {
-                    let message = crate::errors::chain(e.as_ref());
-                    tracing::warn!(error = %message, "posture scan: pods not read; showing the predicted placement only");
-                    (None, Some(format!("pods not read: {message}")))
-                }
-            };
-            let read = counted.is_some();
-            let labels = namespace_labels(namespaces);
-            let report = tokio::task::spawn_blocking(move || {
-                cluster::report(docs, &labels, &topology, &policy, counted)
-            })
-            .await?;
-            (report, read, error)
-        }
+        Source::Cluster { client } => match cluster::report(client, &policy, None, |_, _| {}).await {
+            Ok(report) => (report, true, None),
+            Err(e) => {
+                // Most likely no RBAC for pods: the workloads alone still show the predicted
+                // placement. If they cannot be listed either, this scan fails.
+                let message = crate::errors::chain(e.as_ref());
+                tracing::warn!(error = %message, "posture scan: the cluster audit failed; trying without the pods");
+                let mut inputs = cluster::load(client, &policy).await?;
+                let nodes = std::mem::take(&mut inputs.nodes);
+                let report = tokio::task::spawn_blocking(move || {
+                    let topology = Topology::from_nodes(nodes, &policy);
+                    let live = Live {
+                        namespaces: &inputs.namespaces,
+                        selected_budgets: &HashSet::new(),
+                    };
+                    Report::build_live(&inputs.docs, &topology, &policy, &live)
+                })
+                .await?;
+                (report, false, Some(format!("running pods not read: {message}")))
+            }
+        },
         Source::Manifests(paths) => {
             let paths = paths.clone();
             let report = tokio::task::spawn_blocking(move || {
@@ -207,18 +206,6 @@ pub async fn scan(state: &State, source: &Source, interval: Duration) -> anyhow:
         interval_seconds: interval.as_secs(),
     });
     Ok(tokio::task::spawn_blocking(move || crate::posture::document(&report)).await?)
-}
-
-/// Every namespace's labels, as the audit reads them.
-fn namespace_labels(cache: &NamespaceCache) -> HashMap<String, BTreeMap<String, String>> {
-    cache
-        .names()
-        .into_iter()
-        .filter_map(|ns| {
-            let labels = cache.labels(&ns)?;
-            Some((ns, (*labels).clone()))
-        })
-        .collect()
 }
 
 /// Now as `2026-03-01T12:00:00Z`.

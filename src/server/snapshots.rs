@@ -1,16 +1,16 @@
-//! What every request decides against: the policy, the topology and the namespace labels,
-//! published through `arc_swap` so that a request takes a snapshot without a lock and a
-//! reload never waits for requests.
+//! What every request decides against: the policy, the topology, the namespace labels and
+//! the autoscalers and disruption budgets, published through `arc_swap` so that a request
+//! takes a snapshot without a lock and a reload never waits for requests.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::admission::{NamespaceLabels, UnknownNamespaces};
-use crate::cluster::TopologySink;
+use crate::cluster::{CompanionSink, TopologySink};
 use crate::engine::policy::Policy;
-use crate::engine::{NodeInfo, Topology};
+use crate::engine::{Autoscalers, Budgets, NodeInfo, Topology};
 use crate::metrics::Metrics;
 
 /// The published snapshots. Readers load them lock-free; writers (the node cache, the
@@ -20,6 +20,10 @@ pub struct Snapshots {
     policy: ArcSwap<Policy>,
     topology: ArcSwap<Topology>,
     namespaces: Arc<dyn NamespaceLabels>,
+    /// `None` until a cache (or a test) publishes them: the rules that need them are then
+    /// not checked.
+    autoscalers: ArcSwapOption<Autoscalers>,
+    budgets: ArcSwapOption<Budgets>,
     /// Held while a new topology is built and stored.
     publishing: Mutex<()>,
     /// Whether the topology was built from nodes (so that a policy reload, which may change
@@ -40,6 +44,8 @@ impl Snapshots {
             policy: ArcSwap::from_pointee(policy),
             topology: ArcSwap::from_pointee(topology),
             namespaces: Arc::new(UnknownNamespaces),
+            autoscalers: ArcSwapOption::empty(),
+            budgets: ArcSwapOption::empty(),
             publishing: Mutex::new(()),
             from_nodes: AtomicBool::new(false),
             loaded: AtomicBool::new(false),
@@ -109,6 +115,14 @@ impl Snapshots {
         &*self.namespaces
     }
 
+    pub fn autoscalers(&self) -> arc_swap::Guard<Option<Arc<Autoscalers>>> {
+        self.autoscalers.load()
+    }
+
+    pub fn budgets(&self) -> arc_swap::Guard<Option<Arc<Budgets>>> {
+        self.budgets.load()
+    }
+
     /// Whether a topology has been published.
     pub fn topology_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
@@ -118,6 +132,18 @@ impl Snapshots {
 impl TopologySink for Snapshots {
     fn publish_nodes(&self, nodes: Arc<Vec<NodeInfo>>) {
         Snapshots::publish_nodes(self, &nodes)
+    }
+}
+
+impl CompanionSink for Snapshots {
+    fn publish_autoscalers(&self, autoscalers: Arc<Autoscalers>) {
+        self.metrics.cached("autoscalers", autoscalers.len());
+        self.autoscalers.store(Some(autoscalers));
+    }
+
+    fn publish_budgets(&self, budgets: Arc<Budgets>) {
+        self.metrics.cached("budgets", budgets.len());
+        self.budgets.store(Some(budgets));
     }
 }
 

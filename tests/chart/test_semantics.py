@@ -77,15 +77,40 @@ def test_webhook_settings(case, kind):
     assert hook["sideEffects"] == "None"
     assert hook["timeoutSeconds"] == 5
     assert hook["name"].endswith(".spreadguard.io")
-    rules = {(tuple(r["apiGroups"]), tuple(r["apiVersions"]), r["scope"]):
-             (sorted(r["resources"]), sorted(r["operations"])) for r in hook["rules"]}
-    assert rules == {
-        (("apps",), ("v1",), "Namespaced"):
-            (["deployments", "replicasets", "statefulsets"], ["CREATE", "UPDATE"]),
-        (("",), ("v1",), "Namespaced"): (["pods"], ["CREATE", "UPDATE"]),
-    }
-    # No subresources (scale, status): a `kubectl scale` never reaches spreadguard.
-    assert not any("/" in res for r in hook["rules"] for res in r["resources"])
+    rules = sorted((r["apiGroups"][0], tuple(r["apiVersions"]), tuple(sorted(r["resources"])),
+                    tuple(sorted(r["operations"])), r["scope"]) for r in hook["rules"])
+    objects = [
+        ("", ("v1",), ("pods",), ("CREATE", "UPDATE"), "Namespaced"),
+        ("apps", ("v1",), ("deployments", "replicasets", "statefulsets"), ("CREATE", "UPDATE"),
+         "Namespaced"),
+        ("apps.kruise.io", ("v1alpha1",), ("clonesets",), ("CREATE", "UPDATE"), "Namespaced"),
+        ("apps.kruise.io", ("v1beta1", "v1alpha1"), ("statefulsets",), ("CREATE", "UPDATE"),
+         "Namespaced"),
+        ("argoproj.io", ("v1alpha1",), ("rollouts",), ("CREATE", "UPDATE"), "Namespaced"),
+    ]
+    # `kubectl scale` reaches the validating webhook only (a Scale has nothing to mutate);
+    # status updates reach neither.
+    scales = [
+        ("apps", ("v1",), ("deployments/scale", "replicasets/scale", "statefulsets/scale"),
+         ("UPDATE",), "Namespaced"),
+        ("apps.kruise.io", ("v1alpha1",), ("clonesets/scale",), ("UPDATE",), "Namespaced"),
+        ("apps.kruise.io", ("v1beta1", "v1alpha1"), ("statefulsets/scale",), ("UPDATE",),
+         "Namespaced"),
+        ("argoproj.io", ("v1alpha1",), ("rollouts/scale",), ("UPDATE",), "Namespaced"),
+    ]
+    # Autoscalers (HA012) and disruption budgets (HA013) are judged, never patched: only the
+    # validating webhook is sent them (autoscaling/v1 arrives converted to v2: matchPolicy
+    # Equivalent, the default).
+    judged_alone = [
+        ("autoscaling", ("v2",), ("horizontalpodautoscalers",), ("CREATE", "UPDATE"),
+         "Namespaced"),
+        ("policy", ("v1",), ("poddisruptionbudgets",), ("CREATE", "UPDATE"), "Namespaced"),
+    ]
+    validating = kind == "ValidatingWebhookConfiguration"
+    want = objects + (scales + judged_alone if validating else [])
+    assert rules == sorted(want)
+    assert hook.get("matchPolicy", "Equivalent") == "Equivalent"
+    assert not any(res.endswith("/status") for r in hook["rules"] for res in r["resources"])
 
 
 def test_mutating_webhook_is_reinvoked_if_needed(case):
@@ -378,11 +403,18 @@ def test_offline_renders_generate_fresh_certificates(render, chart):
 # === RBAC ===
 
 
-def test_rbac_is_read_only_on_nodes_and_namespaces(case):
+def test_rbac_is_read_only_on_what_the_caches_watch(case):
     role = case.one("ClusterRole")
     rules = [(tuple(r.get("apiGroups", [])), tuple(sorted(r["resources"])),
               tuple(sorted(r["verbs"]))) for r in role["rules"]]
-    assert rules == [(("",), ("namespaces", "nodes"), ("get", "list", "watch"))]
+    # Exactly get/list/watch: Nodes and Namespaces for the topology and the modes,
+    # HorizontalPodAutoscalers and PodDisruptionBudgets for the replica and budget caches.
+    assert rules == [
+        (("",), ("namespaces", "nodes"), ("get", "list", "watch")),
+        (("autoscaling",), ("horizontalpodautoscalers",), ("get", "list", "watch")),
+        (("policy",), ("poddisruptionbudgets",), ("get", "list", "watch")),
+    ]
+    assert not any(r.get("resourceNames") or r.get("nonResourceURLs") for r in role["rules"])
     assert not case.has("Role") and not case.has("RoleBinding")
     binding = case.one("ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
@@ -560,10 +592,11 @@ def test_policy_change_does_not_restart_the_pods(render):
 
 
 def test_policy_file_holds_only_fields_the_server_knows(case):
-    known = {"mode", "scope", "minReplicas", "zoneLabels", "maxSkew", "whenUnsatisfiable",
+    known = {"mode", "scope", "minReplicas", "minSurvivingReplicas", "zoneLabels", "maxSkew", "whenUnsatisfiable",
              "matchPodTemplateHash", "antiAffinityWeight", "spreadAcrossNodes",
              "rewriteLegacyZoneKey", "exemptNamespaces", "allowWorkloadOverride",
-             "assumedZones", "failOpen", "rules"}
+             "assumedZones", "failOpen", "defaultedReplicas", "rules", "injectMinDomains",
+             "workloadKinds"}
     assert set(case.policy) <= known
 
 

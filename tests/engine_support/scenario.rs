@@ -1,12 +1,13 @@
 //! One engine scenario file (`tests/fixtures/engine/*.yaml`, format in that folder's
 //! README.md), read: shared by the engine's table test and the audit/webhook agreement test.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use spreadguard::engine::exceptions::Day;
 use spreadguard::engine::policy::Policy;
-use spreadguard::engine::{NodeInfo, Topology};
+use spreadguard::engine::{Autoscaler, Autoscalers, Budget, Budgets, NodeInfo, Topology};
 
 use super::{compact_nodes, nodes_file, yaml_documents};
 
@@ -15,12 +16,25 @@ pub const SCENARIO_KEYS: &[&str] = &[
     "nodesFile",
     "policy",
     "hpaMinReplicas",
+    "hpas",
+    "pdbs",
+    "namespaceLabels",
+    "peers",
+    "growableZones",
     "today",
     "object",
     "oldObject",
     "expect",
 ];
-pub const EXPECT_KEYS: &[&str] = &["subject", "findings", "injected", "patch", "notices"];
+pub const EXPECT_KEYS: &[&str] = &[
+    "subject",
+    "findings",
+    "injected",
+    "patch",
+    "notices",
+    "placement",
+    "placementAsWritten",
+];
 
 /// One scenario file, read.
 pub struct Scenario {
@@ -29,9 +43,53 @@ pub struct Scenario {
     pub object: Value,
     pub old_object: Option<Value>,
     pub hpa_min_replicas: Option<i64>,
+    /// The HorizontalPodAutoscalers known (`hpas`, and one targeting the object for
+    /// `hpaMinReplicas`), as objects.
+    pub hpas: Vec<Value>,
+    /// The PodDisruptionBudgets known (`pdbs`), as objects.
+    pub pdbs: Vec<Value>,
+    /// Labels of the workload's namespace, when the scenario knows them.
+    pub namespace_labels: Option<BTreeMap<String, String>>,
+    /// Other workloads, as `audit` sees them beside the object.
+    pub peers: Option<Vec<Value>>,
     /// The day (UTC) the decision is made, for exceptions that expire.
     pub today: Option<Day>,
     pub expect: Map<String, Value>,
+}
+
+impl Scenario {
+    pub fn autoscalers(&self) -> Autoscalers {
+        Autoscalers::new(
+            self.hpas.iter().map(|h| {
+                Autoscaler::from_json(h).unwrap_or_else(|e| panic!("a scenario HPA: {e}"))
+            }),
+        )
+    }
+
+    pub fn budgets(&self) -> Budgets {
+        Budgets::new(
+            self.pdbs
+                .iter()
+                .map(|p| Budget::from_json(p).unwrap_or_else(|e| panic!("a scenario PDB: {e}"))),
+        )
+    }
+}
+
+/// An HPA that targets `object` with this `minReplicas`.
+pub fn hpa_for(object: &Value, min_replicas: i64) -> Value {
+    let field = |path: &str| object.pointer(path).cloned().unwrap_or(Value::Null);
+    json!({
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": format!("{}-hpa", field("/metadata/name").as_str().unwrap_or("x")),
+                     "namespace": field("/metadata/namespace")},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": field("/apiVersion"), "kind": field("/kind"),
+                               "name": field("/metadata/name")},
+            "minReplicas": min_replicas,
+            "maxReplicas": min_replicas.max(10),
+        }
+    })
 }
 
 pub fn load(path: &Path) -> Result<Scenario, String> {
@@ -60,7 +118,8 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
                 .iter()
                 .flat_map(compact_nodes)
                 .map(|n| NodeInfo::from_json(&n))
-                .collect::<Result<_, _>>()?,
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?,
         ),
         (Some(_), None) => return Err("nodes must be a list".into()),
         (None, Some(file)) => Some(nodes_file(file.as_str().ok_or("nodesFile: a path")?)),
@@ -70,12 +129,51 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         Some(nodes) => Topology::from_nodes(nodes, &policy),
         None => Topology::assumed(&policy),
     };
+    // Zones a node template can add nodes to: the hook node templates will fill.
+    let topology = match doc.get("growableZones") {
+        None => topology,
+        Some(Value::Array(zones)) => topology.with_growable_zones(
+            zones
+                .iter()
+                .map(|z| {
+                    z.as_str()
+                        .map(str::to_owned)
+                        .ok_or("growableZones: strings")
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => return Err("growableZones must be a list".into()),
+    };
+    let namespace_labels = match doc.get("namespaceLabels") {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_value(v.clone())
+                .map_err(|e| format!("namespaceLabels: a map of strings: {e}"))?,
+        ),
+    };
+    let peers = match doc.get("peers") {
+        None => None,
+        Some(Value::Array(items)) => Some(items.clone()),
+        Some(_) => return Err("peers must be a list of objects".into()),
+    };
     let object = doc.get("object").cloned().ok_or("no object")?;
     let old_object = doc.get("oldObject").cloned();
     let hpa_min_replicas = match doc.get("hpaMinReplicas") {
         None => None,
         Some(v) => Some(v.as_i64().ok_or("hpaMinReplicas: an integer")?),
     };
+    let list = |key: &str| -> Result<Vec<Value>, String> {
+        match doc.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => Ok(items.clone()),
+            Some(_) => Err(format!("{key}: a list of objects")),
+        }
+    };
+    let mut hpas = list("hpas")?;
+    if let Some(min) = hpa_min_replicas {
+        hpas.push(hpa_for(&object, min));
+    }
+    let pdbs = list("pdbs")?;
     let today = match doc.get("today") {
         None => None,
         Some(v) => Some(
@@ -101,6 +199,10 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         object,
         old_object,
         hpa_min_replicas,
+        hpas,
+        pdbs,
+        namespace_labels,
+        peers,
         today,
         expect,
     })

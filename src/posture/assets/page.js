@@ -15,9 +15,10 @@
     all: { rank: 0, shape: '✖', text: 'loses all' },
     down: { rank: 1, shape: '■', text: 'none ready' },
     budget: { rank: 2, shape: '▲', text: 'below budget' },
-    part: { rank: 3, shape: '◐', text: 'loses some' },
-    unknown: { rank: 4, shape: '?', text: 'unknown' },
-    none: { rank: 5, shape: '●', text: 'loses none' },
+    open: { rank: 3, shape: '◇', text: 'unconstrained' },
+    part: { rank: 4, shape: '◐', text: 'loses some' },
+    unknown: { rank: 5, shape: '?', text: 'unknown' },
+    none: { rank: 6, shape: '●', text: 'loses none' },
   };
   const NOT_WORKLOADS = new Set(['HorizontalPodAutoscaler', 'PodDisruptionBudget']);
 
@@ -98,20 +99,31 @@
     const a = e.actual, p = e.placement;
     let basis, w, total;
     if (a) {
-      if (!a.ready) return { basis: 'actual', level: 'down', total: 0, lost: 0, left: 0, zone: null };
+      if (!a.ready) return { basis: 'actual', level: 'down', total: 0, lost: 0, left: 0, zone: null, share: 0 };
       basis = 'actual'; w = a.worstZoneLoss; total = a.ready;
     } else if (p && p.worstZoneLoss) {
       basis = 'predicted'; w = p.worstZoneLoss; total = w.lost + w.left;
+      if (w.zone === null || w.zone === undefined) {
+        // Nothing spreads the replicas over zones: one zone may hold them all.
+        return { basis, level: 'open', zone: null, lost: total, left: 0, total, share: 0.5 };
+      }
     } else {
       return { basis: null, level: 'unknown', share: 1 };
     }
-    const budget = allowed(e);
+    let below = false;
+    if (basis === 'actual' && a.budget && a.budget.zones) {
+      below = !!(a.budget.zones[w.zone] && a.budget.zones[w.zone].belowBudget);
+    } else {
+      const budget = allowed(e);
+      below = budget !== null && w.lost > budget;
+    }
     let level;
     if (w.lost === 0) level = 'none';
     else if (w.left === 0) level = 'all';
-    else if (budget !== null && w.lost > budget) level = 'budget';
+    else if (below) level = 'budget';
     else level = 'part';
-    return { basis, level, zone: w.zone, lost: w.lost, left: w.left, total, share: total ? w.left / total : 0 };
+    const floor = basis === 'predicted' && p.basis === 'bounded';
+    return { basis, level, zone: w.zone, lost: w.lost, left: w.left, total, floor, share: total ? w.left / total : 0 };
   }
 
   function toRow(e, i) {
@@ -190,6 +202,9 @@
     items.push(['Placement', hasActual
       ? 'ready pods read from the cluster' + (hasPlacement ? ', with the predicted placement' : '')
       : hasPlacement ? 'predicted (no running pods read)' : 'not in this report (no running pods read, no prediction)']);
+    if (Array.isArray(doc.skipped) && doc.skipped.length) {
+      items.push(['Not judged', doc.skipped.map((k) => `${(k.documents || []).length} ${k.kind} (${k.reason})`).join(' · ')]);
+    }
     const scan = doc.scan;
     if (scan) {
       items.push(['Scan', `${scan.at}, ${scan.durationMs} ms, every ${scan.intervalSeconds} s; pods ${scan.pods ? 'read' : 'not read'}`]);
@@ -343,10 +358,14 @@
 
   function lossText(l) {
     const lv = LEVELS[l.level];
-    if (l.level === 'unknown') return `<span class="lvl lvl-unknown">${lv.shape} ${lv.text}</span>`;
-    if (l.level === 'down') return `<span class="lvl lvl-down">${lv.shape} ${lv.text}</span>`;
-    const sentence = `losing ${l.zone} leaves ${l.left} of ${l.total}${l.basis === 'predicted' ? ' (predicted)' : ''}`;
-    return `<span class="lvl lvl-${l.level}" title="${esc(sentence)}">${lv.shape} ${lv.text}</span>: ${l.left} of ${l.total} left${l.basis === 'predicted' ? ' (pred.)' : ''}`;
+    if (l.level === 'unknown' || l.level === 'down') return `<span class="lvl lvl-${l.level}">${lv.shape} ${lv.text}</span>`;
+    if (l.level === 'open') {
+      return `<span class="lvl lvl-open" title="nothing spreads its replicas over zones: one zone may hold them all">${lv.shape} ${lv.text}</span>: may lose all ${l.total}`;
+    }
+    const pred = l.basis === 'predicted';
+    const ge = l.floor ? '≥' : '';
+    const sentence = `losing ${l.zone} leaves ${ge}${l.left} of ${l.total}${pred ? ' (predicted)' : ''}`;
+    return `<span class="lvl lvl-${l.level}" title="${esc(sentence)}">${lv.shape} ${lv.text}</span>: ${ge}${l.left} of ${l.total} left${pred ? ' (pred.)' : ''}`;
   }
 
   function findingText(w) {
@@ -443,7 +462,7 @@
     const t = doc.topology || {};
     const nodes = t.zones && z in t.zones ? plural(t.zones[z], 'node') : 'no node known';
     const now = [], nowBudget = [], pred = [], predBudget = [];
-    let readyHere = 0, withPods = 0;
+    let readyHere = 0, withPods = 0, open = 0;
     for (const r of rows) {
       const a = r.e.actual, p = r.e.placement;
       const budget = allowed(r.e);
@@ -451,12 +470,15 @@
         const n = a.zones[z] || 0;
         readyHere += n;
         if (n) withPods++;
+        const ab = a.budget && a.budget.zones ? a.budget.zones[z] : null;
         if (n && n === a.ready) now.push(r);
-        else if (n && budget !== null && n > budget) nowBudget.push([r, `${n} ready here, the budget lets ${budget} go`]);
+        else if (ab && ab.belowBudget) nowBudget.push([r, `${n} ready here, ${ab.left} left elsewhere, ${a.budget.name} requires ${a.budget.desiredHealthy}`]);
+        else if (!a.budget && n && budget !== null && n > budget) nowBudget.push([r, `${n} ready here, the budget lets ${budget} go`]);
       }
       if (p && p.zones) {
         const n = p.zones[z] || 0, total = sum(p.zones);
-        if (n && n === total) pred.push(r);
+        if (r.loss.level === 'open' || (p.worstZoneLoss && p.worstZoneLoss.zone === null)) open++;
+        else if (n && n === total) pred.push(r);
         else if (n && budget !== null && n > budget) predBudget.push([r, `${n} predicted here, the budget lets ${budget} go`]);
       }
     }
@@ -475,7 +497,8 @@
       html += `<div><h3>As predicted</h3>` +
         `<h4>✖ At zero: ${pred.length.toLocaleString('en')} would lose every replica</h4>` + list(pred, (r) => wlButton(r, `(${sum(r.e.placement.zones)} replicas, all here)`), 'None.') +
         `<h4>▲ Below their disruption budget: ${predBudget.length.toLocaleString('en')}</h4>` + list(predBudget, ([r, x]) => wlButton(r, x),
-          rows.some((r) => Array.isArray(r.e.disruptionBudgets)) ? 'None.' : 'No disruption budgets in this report.') + '</div>';
+          rows.some((r) => Array.isArray(r.e.disruptionBudgets)) ? 'None.' : 'No disruption budgets in this report.') +
+        (open ? `<p>◇ ${plural(open, 'workload')} unconstrained: nothing spreads their replicas over zones, so this zone may hold them all.</p>` : '') + '</div>';
     }
     if (!hasActual && !hasPred) {
       html += '<p class="note">This report has no placement: no running pods were read (<code>audit --cluster</code> or <code>serve --ui</code> in a cluster reads them) and no predicted placement is in it.</p>';
@@ -519,8 +542,13 @@
     h += '</tbody></table><ul>';
     if (p) {
       const w = p.worstZoneLoss;
-      h += `<li>Predicted: ${w ? `losing ${esc(w.zone)} takes ${w.lost} and leaves ${w.left} of ${w.lost + w.left}` : 'no zone-loss figure'}; ` +
-        `${p.guaranteed ? 'guaranteed by hard constraints' : 'not guaranteed (soft or no constraints: the scheduler may place otherwise)'}.</li>`;
+      const basis = { guaranteed: 'guaranteed by hard constraints', expected: 'expected (soft constraints: the scheduler may place otherwise)',
+        bounded: 'bounded (the largest zone holds at most this many, so what is left is a floor)', unconstrained: 'unconstrained: nothing spreads the replicas over zones' };
+      const loss = !w ? 'no zone-loss figure'
+        : w.zone === null || w.zone === undefined ? `losing one zone may take all ${w.lost + w.left}`
+          : `losing ${esc(w.zone)} takes ${w.lost} and leaves ${p.basis === 'bounded' ? 'at least ' : ''}${w.left} of ${w.lost + w.left}`;
+      h += `<li>Predicted${typeof p.replicas === 'number' ? ` for ${plural(p.replicas, 'replica')}` : ''}${typeof p.eligibleZones === 'number' ? ` over ${plural(p.eligibleZones, 'eligible zone')}` : ''}: ${loss}; ` +
+        `${esc(basis[p.basis] || (p.guaranteed ? basis.guaranteed : 'not guaranteed'))}${p.pending ? `; ${p.pending} left Pending by the constraints` : ''}.</li>`;
     } else {
       h += '<li>Predicted: not in this report.</li>';
     }
@@ -528,6 +556,10 @@
       const w = a.worstZoneLoss;
       h += `<li>Now: ${plural(a.ready, 'ready pod')}${a.unzoned ? `, ${a.unzoned} on unzoned nodes` : ''}${a.notReady ? `, ${a.notReady} not ready` : ''}` +
         `${a.unscheduled ? `, ${a.unscheduled} unscheduled` : ''}; ${w ? `losing ${esc(w.zone)} takes ${w.lost} and leaves ${w.left} of ${a.ready}` : 'nothing ready to lose'}.</li>`;
+      if (a.budget) {
+        const zs = Object.entries(a.budget.zones || {}).map(([z, v]) => `${esc(z)}: ${v.evictable} evictable, ${v.left} left${v.belowBudget ? ' (▲ below budget)' : ''}`);
+        h += `<li>Its PodDisruptionBudget ${esc(a.budget.name)} requires ${esc(a.budget.desiredHealthy)} ready (${esc(a.budget.disruptionsAllowed)} evictions allowed now)${zs.length ? '; a drain of ' + zs.join('; ') : ''}.</li>`;
+      }
     } else {
       h += '<li>Now: running pods not read.</li>';
     }

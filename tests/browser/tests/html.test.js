@@ -5,14 +5,14 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { launch, openPage, shot, ROOT } from '../lib/browser.js';
 import { auditHtml } from '../lib/spreadguard.js';
-import { ready, row, rowNames, countLine, assertNoProblems } from '../lib/matrix.js';
+import { ready, row, zoneCells, rowNames, countLine, assertNoProblems } from '../lib/matrix.js';
 
 let browser, file;
 
 before(async () => {
   browser = await launch();
-  file = auditHtml(['--nodes', 'examples/nodes-3-zones.yaml', 'examples/workloads/'],
-    path.join(ROOT, 'target/browser/examples.html'));
+  file = auditHtml(['--nodes', 'tests/fixtures/posture/nodes.yaml', 'tests/fixtures/posture/workloads/'],
+    path.join(ROOT, 'target/browser/posture-fixture.html'));
 });
 
 after(async () => {
@@ -26,12 +26,29 @@ async function open() {
   return opened;
 }
 
-test('audit -o html: the file shows every example workload and its worst finding', async () => {
+test('audit -o html: the file shows the predicted replicas per zone of a known fixture', async () => {
   const { page, problems, context } = await open();
-  assert.match(await countLine(page), /^Showing 14 workloads of 14 in 5 namespaces/);
+  assert.match(await countLine(page), /^Showing 11 workloads of 11 in 4 namespaces/);
+  const cells = async (nsName) => (await zoneCells(page, nsName)).map((c) => c.replace(/\s*◆$/, ''));
+  assert.deepEqual(await cells('shop/session-cache'), ['≈4', '≈0', '≈0']);
+  assert.deepEqual(await cells('shop/checkout-api'), ['≈1', '≈0', '≈0']);
+  assert.deepEqual(await cells('ml/image-embedder'), ['–', '≈2', '–']);
+  assert.deepEqual(await cells('streaming/kafka'), ['≈3', '≈3', '≈2']);
+  assert.match(await row(page, 'shop/session-cache').innerText(), /loses all: 0 of 4 left \(pred\.\)/);
+  assert.match(await row(page, 'shop/payments').innerText(), /below budget: 2 of 3 left/);
+  assert.match(await row(page, 'streaming/kafka').innerText(), /loses some: 5 of 8 left[\s\S]*deny\s+HA003/);
+  assert.match(await page.locator('th[title$=" mailer"]').locator('..').innerText(), /unconstrained: may lose all 2/);
   assert.match(await row(page, 'shop/checkout-api').innerText(), /deny\s+HA001/);
-  assert.match(await row(page, 'streaming/kafka').innerText(), /deny\s+HA003/);
   assert.match(await page.locator('#topology').innerText(), /eu-west-1b\s+3/);
+  assert.match(await page.locator('#others').innerText(), /PodDisruptionBudget shop\/payments: ✖ deny HA013/);
+  // The zone panel from the prediction.
+  await page.locator('#matrix-head button[data-zone="eu-west-1a"]').click();
+  const panel = await page.locator('#zone-panel').innerText();
+  assert.match(panel, /As predicted/);
+  assert.match(panel, /At zero: 2 would lose every replica/);
+  assert.ok(panel.includes('Deployment shop/checkout-api') && panel.includes('Deployment shop/session-cache'), panel);
+  assert.match(panel, /Below their disruption budget: 1[\s\S]*Deployment shop\/payments/);
+  assert.match(panel, /1 workload unconstrained/);
   await page.screenshot({ path: shot('html-examples.png') });
   assertNoProblems(problems);
   await context.close();
@@ -40,10 +57,10 @@ test('audit -o html: the file shows every example workload and its worst finding
 test('filters by namespace, rule, severity and text', async () => {
   const { page, problems, context } = await open();
   await page.getByLabel('Namespace', { exact: true }).selectOption('shop');
-  assert.match(await countLine(page), /^Showing 9 workloads of 14 in 1 namespace/);
+  assert.match(await countLine(page), /^Showing 8 workloads of 11 in 1 namespace/);
   await page.getByLabel('Namespace', { exact: true }).selectOption('');
   await page.getByLabel('Worst severity').selectOption('deny');
-  assert.match(await countLine(page), /^Showing 7 workloads of 14/);
+  assert.match(await countLine(page), /^Showing 5 workloads of 11/);
   await page.getByLabel('Worst severity').selectOption('');
   await page.getByLabel('Rule').selectOption('HA008');
   assert.deepEqual(await rowNames(page), ['Deployment shop/catalog']);
@@ -55,7 +72,7 @@ test('filters by namespace, rule, severity and text', async () => {
   assert.deepEqual(await rowNames(page), ['StatefulSet streaming/kafka']);
   await page.keyboard.press('Control+A');
   await page.keyboard.press('Backspace');
-  await page.waitForFunction(() => document.getElementById('count').textContent.startsWith('Showing 14 '));
+  await page.waitForFunction(() => document.getElementById('count').textContent.startsWith('Showing 11 '));
   assertNoProblems(problems);
   await context.close();
 });

@@ -2,9 +2,7 @@
 // pods (a fake API server), and with `--dev` (the bundled example workloads).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { launch, openPage, shot, ROOT } from '../lib/browser.js';
+import { launch, openPage, shot } from '../lib/browser.js';
 import { startFakeApiServer } from '../lib/fake-apiserver.js';
 import { clusterObjects, EXPECTED, AT_ZERO } from '../lib/cluster-fixture.js';
 import { BIN, run, startServe, certificates, tempDir, waitFor } from '../lib/spreadguard.js';
@@ -34,7 +32,7 @@ test('serve --ui: the page shows the exact ready pods per zone of a known cluste
   assert.match(await countLine(page), /^Showing 6 workloads of 6 in 2 namespaces/);
   for (const [nsName, want] of Object.entries(EXPECTED)) {
     const cells = await zoneCells(page, nsName);
-    assert.deepEqual(cells.map((c) => Number(c.replace(/[^0-9]/g, ''))), want.zones, nsName);
+    assert.deepEqual(cells.map((c) => parseInt(c, 10)), want.zones, nsName);
     const text = await row(page, nsName).innerText();
     assert.ok(text.includes(want.loss) && text.includes(want.left), `${nsName}: ${text}`);
   }
@@ -111,8 +109,12 @@ test('serve --dev --ui: the bundled example workloads, predicted only', async ()
     const { page, problems, context } = await openPage(browser);
     await page.goto(dev.admin + '/');
     await ready(page);
-    const examples = fs.readdirSync(path.join(ROOT, 'examples/workloads')).length;
-    assert.match(await countLine(page), new RegExp(`^Showing ${examples} workloads of ${examples} `));
+    // Every workload of the served document (its HPAs and PDBs are listed apart).
+    const doc = JSON.parse(await waitFor(dev.admin + '/api/posture'));
+    const workloads = doc.results.filter((r) => !['HorizontalPodAutoscaler', 'PodDisruptionBudget'].includes(r.kind)).length;
+    assert.ok(workloads >= 20, `${workloads} example workloads`);
+    assert.match(await countLine(page), new RegExp(`^Showing ${workloads} workloads of ${workloads} `));
+    assert.ok(await page.locator('#others').isVisible(), 'the examples have HPAs and PDBs');
     assert.match(await page.locator('#source').innerText(), /scanned .* from manifest files/);
     assert.match(await page.locator('#summary').innerText(), /pods not read/);
     await page.screenshot({ path: shot('serve-dev.png'), fullPage: false });
