@@ -334,6 +334,10 @@
     const nss = new Set(shown.map((k) => rows[k].ns)).size;
     $('count').textContent = `Showing ${plural(shown.length, 'workload')} of ${rows.length.toLocaleString('en')} in ${plural(nss, 'namespace')}` +
       `, sorted by ${st.sort === 'risk' ? 'zone loss (risk)' : st.sort === 'name' ? 'name' : 'worst finding'}${st.dir < 0 ? ' (reversed)' : ''}.`;
+    // As tall as its rows, up to 62% of the window (virtual scrolling below that).
+    const vp = $('viewport');
+    const want = ($('matrix-head').offsetHeight || 36) + Math.max(view.length, 1) * ROW + 2;
+    vp.style.height = `${Math.max(120, Math.min(want, Math.round(window.innerHeight * 0.62)))}px`;
     const at = activeRow === null ? -1 : view.indexOf(activeRow);
     st.active = at >= 0 ? at : firstRowFrom(0, 1);
     render();
@@ -495,7 +499,7 @@
     }
     if (hasPred) {
       html += `<div><h3>As predicted</h3>` +
-        `<h4>✖ At zero: ${pred.length.toLocaleString('en')} would lose every replica</h4>` + list(pred, (r) => wlButton(r, `(${sum(r.e.placement.zones)} replicas, all here)`), 'None.') +
+        `<h4>✖ At zero: ${pred.length.toLocaleString('en')} would lose every replica</h4>` + list(pred, (r) => wlButton(r, `(${plural(sum(r.e.placement.zones), "replica")}, all here)`), 'None.') +
         `<h4>▲ Below their disruption budget: ${predBudget.length.toLocaleString('en')}</h4>` + list(predBudget, ([r, x]) => wlButton(r, x),
           rows.some((r) => Array.isArray(r.e.disruptionBudgets)) ? 'None.' : 'No disruption budgets in this report.') +
         (open ? `<p>◇ ${plural(open, 'workload')} unconstrained: nothing spreads their replicas over zones, so this zone may hold them all.</p>` : '') + '</div>';
@@ -673,7 +677,7 @@
       pending = true;
       requestAnimationFrame(() => { pending = false; render(); });
     }, { passive: true });
-    window.addEventListener('resize', () => render());
+    window.addEventListener('resize', () => update());
     const refilter = () => {
       st.ns = $('f-ns').value;
       st.rule = $('f-rule').value;

@@ -61,6 +61,7 @@ test('serve --ui: a zone panel lists what its loss takes, by mouse and by keyboa
     for (const n of names) assert.ok(text.includes(n), `${zone}: ${n} in\n${text}`);
     assert.equal(await page.locator(`#matrix-head button[data-zone="${zone}"]`).getAttribute('aria-expanded'), 'true');
   }
+  await page.locator('#matrix-head button[data-zone="zone-a"]').click();
   await page.screenshot({ path: shot('serve-zone-panel.png'), fullPage: true });
   await page.locator('#zone-close').click();
   assert.ok(await page.locator('#zone-panel').isHidden());
