@@ -488,6 +488,20 @@
     }
     const hasActual = rows.some((r) => r.e.actual), hasPred = rows.some((r) => r.e.placement);
     const summaryNow = doc.zoneLoss && doc.zoneLoss[z];
+    if (summaryNow && Array.isArray(summaryNow.loseAll)) {
+      // What runs now, as the report summed it (the table's first lines): its lists win.
+      const byKey = new Map(rows.map((r) => [`${r.e.kind}/${r.ns}/${r.e.name}`, r]));
+      const find = (w) => byKey.get(`${w.kind}/${w.namespace || ''}/${w.name}`);
+      now.length = 0;
+      for (const w of summaryNow.loseAll) { const r = find(w); if (r) now.push(r); }
+      if (Array.isArray(summaryNow.belowBudget)) {
+        nowBudget.length = 0;
+        for (const w of summaryNow.belowBudget) {
+          const r = find(w);
+          if (r) nowBudget.push([r, `${w.left} left, ${w.budget} requires ${w.desiredHealthy}`]);
+        }
+      }
+    }
     let html = `<div class="panel-head"><h2 id="zone-panel-h" tabindex="-1">If zone ${esc(z)} is lost</h2>` +
       `<button type="button" id="zone-close">Close zone panel</button></div><p>${esc(z)}: ${esc(nodes)}.</p><div class="cols">`;
     if (hasActual) {

@@ -17,6 +17,9 @@ before(async () => {
   const { cert, key } = certificates(dir);
   kubeconfig = api.kubeconfig(dir);
   serve = await startServe(['--tls-cert', cert, '--tls-key', key, '--kubeconfig', kubeconfig, '--ui-interval', '2s']);
+  // The first scan has finished (before it the page says so and retries; Chromium would log
+  // the 503 as a console error).
+  await waitFor(serve.admin + '/api/posture');
 });
 
 after(async () => {
@@ -107,11 +110,11 @@ test('serve --ui: /api/posture is the document the page shows, and audit --clust
 test('serve --dev --ui: the bundled example workloads, predicted only', async () => {
   const dev = await startServe(['--dev', '--ui-interval', '60s']);
   try {
+    // Every workload of the served document (its HPAs and PDBs are listed apart).
+    const doc = JSON.parse(await waitFor(dev.admin + '/api/posture'));
     const { page, problems, context } = await openPage(browser);
     await page.goto(dev.admin + '/');
     await ready(page);
-    // Every workload of the served document (its HPAs and PDBs are listed apart).
-    const doc = JSON.parse(await waitFor(dev.admin + '/api/posture'));
     const workloads = doc.results.filter((r) => !['HorizontalPodAutoscaler', 'PodDisruptionBudget'].includes(r.kind)).length;
     assert.ok(workloads >= 20, `${workloads} example workloads`);
     assert.match(await countLine(page), new RegExp(`^Showing ${workloads} workloads of ${workloads} `));
