@@ -19,29 +19,112 @@ pub const EXAMPLE_REVIEW: &str =
 /// The bundled example workloads: what `serve --dev --ui` shows when no --ui-manifests are
 /// given.
 pub const DEMO_WORKLOADS: &[(&str, &str)] = &[
-    ("ha001-deployment-single-replica.yaml", include_str!("../../examples/workloads/ha001-deployment-single-replica.yaml")),
-    ("ha002-deployment-hard-zone-anti-affinity-4-replicas.yaml", include_str!("../../examples/workloads/ha002-deployment-hard-zone-anti-affinity-4-replicas.yaml")),
-    ("ha003-statefulset-hard-node-anti-affinity-8-replicas.yaml", include_str!("../../examples/workloads/ha003-statefulset-hard-node-anti-affinity-8-replicas.yaml")),
-    ("ha004-deployment-spread-selector-misses-own-pods.yaml", include_str!("../../examples/workloads/ha004-deployment-spread-selector-misses-own-pods.yaml")),
-    ("ha005-deployment-spread-on-gke-zone-label.yaml", include_str!("../../examples/workloads/ha005-deployment-spread-on-gke-zone-label.yaml")),
-    ("ha006-deployment-gpu-pinned-to-one-zone.yaml", include_str!("../../examples/workloads/ha006-deployment-gpu-pinned-to-one-zone.yaml")),
-    ("ha007-deployment-min-domains-above-zones.yaml", include_str!("../../examples/workloads/ha007-deployment-min-domains-above-zones.yaml")),
-    ("ha008-deployment-legacy-zone-label.yaml", include_str!("../../examples/workloads/ha008-deployment-legacy-zone-label.yaml")),
-    ("ha009-deployment-in-single-zone-cluster.yaml", include_str!("../../examples/workloads/ha009-deployment-in-single-zone-cluster.yaml")),
-    ("ha010-deployment-may-land-on-unzoned-nodes.yaml", include_str!("../../examples/workloads/ha010-deployment-may-land-on-unzoned-nodes.yaml")),
-    ("ha011-deployment-kustomize-base-without-selector.yaml", include_str!("../../examples/workloads/ha011-deployment-kustomize-base-without-selector.yaml")),
-    ("ha012-hpa-min-replicas-1.yaml", include_str!("../../examples/workloads/ha012-hpa-min-replicas-1.yaml")),
-    ("ha013-pdb-max-unavailable-0.yaml", include_str!("../../examples/workloads/ha013-pdb-max-unavailable-0.yaml")),
-    ("ha014-pdb-min-available-5-of-6.yaml", include_str!("../../examples/workloads/ha014-pdb-min-available-5-of-6.yaml")),
-    ("ha016-pdb-selects-nothing.yaml", include_str!("../../examples/workloads/ha016-pdb-selects-nothing.yaml")),
-    ("ha023-deployment-node-spread-counts-tainted-gpu-node.yaml", include_str!("../../examples/workloads/ha023-deployment-node-spread-counts-tainted-gpu-node.yaml")),
-    ("ha024-deployment-required-affinity-to-itself.yaml", include_str!("../../examples/workloads/ha024-deployment-required-affinity-to-itself.yaml")),
-    ("ha025-deployment-affinity-to-a-one-zone-database.yaml", include_str!("../../examples/workloads/ha025-deployment-affinity-to-a-one-zone-database.yaml")),
-    ("ha026-deployment-rollout-deadlock.yaml", include_str!("../../examples/workloads/ha026-deployment-rollout-deadlock.yaml")),
-    ("ha027-deployment-max-skew-spreads-nothing.yaml", include_str!("../../examples/workloads/ha027-deployment-max-skew-spreads-nothing.yaml")),
-    ("ok-deployment-with-hpa.yaml", include_str!("../../examples/workloads/ok-deployment-with-hpa.yaml")),
-    ("ok-deployment-zone-and-node-spread.yaml", include_str!("../../examples/workloads/ok-deployment-zone-and-node-spread.yaml")),
-    ("ok-statefulset-3-replicas-gets-spread-injected.yaml", include_str!("../../examples/workloads/ok-statefulset-3-replicas-gets-spread-injected.yaml")),
+    (
+        "ha001-deployment-single-replica.yaml",
+        include_str!("../../examples/workloads/ha001-deployment-single-replica.yaml"),
+    ),
+    (
+        "ha002-deployment-hard-zone-anti-affinity-4-replicas.yaml",
+        include_str!(
+            "../../examples/workloads/ha002-deployment-hard-zone-anti-affinity-4-replicas.yaml"
+        ),
+    ),
+    (
+        "ha003-statefulset-hard-node-anti-affinity-8-replicas.yaml",
+        include_str!(
+            "../../examples/workloads/ha003-statefulset-hard-node-anti-affinity-8-replicas.yaml"
+        ),
+    ),
+    (
+        "ha004-deployment-spread-selector-misses-own-pods.yaml",
+        include_str!(
+            "../../examples/workloads/ha004-deployment-spread-selector-misses-own-pods.yaml"
+        ),
+    ),
+    (
+        "ha005-deployment-spread-on-gke-zone-label.yaml",
+        include_str!("../../examples/workloads/ha005-deployment-spread-on-gke-zone-label.yaml"),
+    ),
+    (
+        "ha006-deployment-gpu-pinned-to-one-zone.yaml",
+        include_str!("../../examples/workloads/ha006-deployment-gpu-pinned-to-one-zone.yaml"),
+    ),
+    (
+        "ha007-deployment-min-domains-above-zones.yaml",
+        include_str!("../../examples/workloads/ha007-deployment-min-domains-above-zones.yaml"),
+    ),
+    (
+        "ha008-deployment-legacy-zone-label.yaml",
+        include_str!("../../examples/workloads/ha008-deployment-legacy-zone-label.yaml"),
+    ),
+    (
+        "ha009-deployment-in-single-zone-cluster.yaml",
+        include_str!("../../examples/workloads/ha009-deployment-in-single-zone-cluster.yaml"),
+    ),
+    (
+        "ha010-deployment-may-land-on-unzoned-nodes.yaml",
+        include_str!("../../examples/workloads/ha010-deployment-may-land-on-unzoned-nodes.yaml"),
+    ),
+    (
+        "ha011-deployment-kustomize-base-without-selector.yaml",
+        include_str!(
+            "../../examples/workloads/ha011-deployment-kustomize-base-without-selector.yaml"
+        ),
+    ),
+    (
+        "ha012-hpa-min-replicas-1.yaml",
+        include_str!("../../examples/workloads/ha012-hpa-min-replicas-1.yaml"),
+    ),
+    (
+        "ha013-pdb-max-unavailable-0.yaml",
+        include_str!("../../examples/workloads/ha013-pdb-max-unavailable-0.yaml"),
+    ),
+    (
+        "ha014-pdb-min-available-5-of-6.yaml",
+        include_str!("../../examples/workloads/ha014-pdb-min-available-5-of-6.yaml"),
+    ),
+    (
+        "ha016-pdb-selects-nothing.yaml",
+        include_str!("../../examples/workloads/ha016-pdb-selects-nothing.yaml"),
+    ),
+    (
+        "ha023-deployment-node-spread-counts-tainted-gpu-node.yaml",
+        include_str!(
+            "../../examples/workloads/ha023-deployment-node-spread-counts-tainted-gpu-node.yaml"
+        ),
+    ),
+    (
+        "ha024-deployment-required-affinity-to-itself.yaml",
+        include_str!("../../examples/workloads/ha024-deployment-required-affinity-to-itself.yaml"),
+    ),
+    (
+        "ha025-deployment-affinity-to-a-one-zone-database.yaml",
+        include_str!(
+            "../../examples/workloads/ha025-deployment-affinity-to-a-one-zone-database.yaml"
+        ),
+    ),
+    (
+        "ha026-deployment-rollout-deadlock.yaml",
+        include_str!("../../examples/workloads/ha026-deployment-rollout-deadlock.yaml"),
+    ),
+    (
+        "ha027-deployment-max-skew-spreads-nothing.yaml",
+        include_str!("../../examples/workloads/ha027-deployment-max-skew-spreads-nothing.yaml"),
+    ),
+    (
+        "ok-deployment-with-hpa.yaml",
+        include_str!("../../examples/workloads/ok-deployment-with-hpa.yaml"),
+    ),
+    (
+        "ok-deployment-zone-and-node-spread.yaml",
+        include_str!("../../examples/workloads/ok-deployment-zone-and-node-spread.yaml"),
+    ),
+    (
+        "ok-statefulset-3-replicas-gets-spread-injected.yaml",
+        include_str!(
+            "../../examples/workloads/ok-statefulset-3-replicas-gets-spread-injected.yaml"
+        ),
+    ),
 ];
 
 /// The `--dev` material, in a temporary directory removed when this is dropped.
@@ -101,9 +184,7 @@ impl Dev {
         println!("spreadguard dev mode: certificates, demo nodes and an example review in {dir}");
         println!("admin: http://{admin}/readyz  http://{admin}/metrics");
         if self.dir().join("workloads").exists() {
-            println!(
-                "posture page: http://{admin}/  (the example workloads in {dir}/workloads)"
-            );
+            println!("posture page: http://{admin}/  (the example workloads in {dir}/workloads)");
         }
         println!("try it:");
         println!(
@@ -124,7 +205,10 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         files.sort();
-        let bundled: Vec<&str> = super::DEMO_WORKLOADS.iter().map(|(name, _)| *name).collect();
+        let bundled: Vec<&str> = super::DEMO_WORKLOADS
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
         assert_eq!(bundled, files);
     }
 }

@@ -165,7 +165,8 @@ pub async fn scan(state: &State, source: &Source, interval: Duration) -> anyhow:
     let topology = state.topology();
     let policy = state.policy();
     let (mut report, pods_read, error) = match source {
-        Source::Cluster { client } => match cluster::report(client, &policy, None, |_, _| {}).await {
+        Source::Cluster { client } => match cluster::report(client, &policy, None, |_, _| {}).await
+        {
             Ok(report) => (report, true, None),
             Err(e) => {
                 // Most likely no RBAC for pods: the workloads alone still show the predicted
@@ -183,7 +184,11 @@ pub async fn scan(state: &State, source: &Source, interval: Duration) -> anyhow:
                     Report::build_live(&inputs.docs, &topology, &policy, &live)
                 })
                 .await?;
-                (report, false, Some(format!("running pods not read: {message}")))
+                (
+                    report,
+                    false,
+                    Some(format!("running pods not read: {message}")),
+                )
             }
         },
         Source::Manifests(paths) => {
