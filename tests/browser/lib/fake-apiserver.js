@@ -18,8 +18,9 @@ const PATHS = {
   '/apis/policy/v1/poddisruptionbudgets': 'PodDisruptionBudget',
 };
 
-/// Starts the fake with `objects` (each with its `kind`); resolves to {url, kubeconfig(dir), close}.
-export async function startFakeApiServer(objects) {
+/// Starts the fake with `objects` (each with its `kind`); `forbid` lists paths answered 403 (as
+/// for a service account without RBAC for them). Resolves to {url, kubeconfig(dir), close}.
+export async function startFakeApiServer(objects, { forbid = [] } = {}) {
   const byKind = new Map();
   for (const o of objects) {
     if (!byKind.has(o.kind)) byKind.set(o.kind, []);
@@ -29,6 +30,11 @@ export async function startFakeApiServer(objects) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     const kind = PATHS[url.pathname];
+    if (forbid.includes(url.pathname)) {
+      res.writeHead(403, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Forbidden', code: 403, message: `${url.pathname} is forbidden` }));
+      return;
+    }
     if (!kind || req.method !== 'GET') {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: `${url.pathname} not found` }));

@@ -128,3 +128,30 @@ test('serve --dev --ui: the bundled example workloads, predicted only', async ()
     await dev.stop();
   }
 });
+
+test('serve --ui without RBAC for pods: the predicted placement only, and the page says why', async () => {
+  const noPods = await startFakeApiServer(clusterObjects(), { forbid: ['/api/v1/pods'] });
+  const dir = tempDir();
+  const { cert, key } = certificates(dir);
+  const server = await startServe(['--tls-cert', cert, '--tls-key', key, '--kubeconfig', noPods.kubeconfig(dir), '--ui-interval', '60s']);
+  try {
+    const doc = JSON.parse(await waitFor(server.admin + '/api/posture'));
+    assert.equal(doc.scan.pods, false);
+    assert.match(doc.scan.error, /running pods not read/);
+    assert.ok(doc.results.every((r) => !r.actual) && !doc.zoneLoss, 'no actual placement');
+    const { page, problems, context } = await openPage(browser);
+    await page.goto(server.admin + '/');
+    await ready(page);
+    const summary = await page.locator('#summary').innerText();
+    assert.match(summary, /predicted \(no running pods read\)/);
+    assert.match(summary, /Scan problem\s+running pods not read/);
+    // The Deployments and the StatefulSet are there, with their predicted replicas.
+    assert.match(await countLine(page), /^Showing 5 workloads of 5 in 2 namespaces/);
+    assert.deepEqual((await zoneCells(page, 'shop/web')).map((c) => c.replace(/\s*◆$/, '')), ['≈1', '≈1', '≈1']);
+    assertNoProblems(problems);
+    await context.close();
+  } finally {
+    await server.stop();
+    await noPods.close();
+  }
+});
