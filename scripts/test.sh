@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test spreadguard has: formatting, lints, the Rust suites (unit, integration,
-# router, TLS, e2e on a real control plane, doc tests, benches in test mode) and the Helm chart
-# checks. It installs what the chart checks need (a virtualenv under target/) and builds the
-# e2e control plane (Go, under target/ or $SPREADGUARD_E2E_CACHE) itself, idempotently and
+# router, TLS, e2e on a real control plane, doc tests, benches in test mode), the Helm chart
+# checks and the posture page in headless Chromium. It installs what the chart checks need (a
+# virtualenv under target/) and the browser tests need (chromium, playwright-core), and builds
+# the e2e control plane (Go, under target/ or $SPREADGUARD_E2E_CACHE) itself, idempotently and
 # quietly.
 # Usage: scripts/test.sh            (CI runs exactly this through .ci/run)
 set -euo pipefail
@@ -32,6 +33,14 @@ if [ -x tests/chart/run.sh ]; then
   step "Helm chart"
   cargo build --locked --quiet --bin spreadguard
   SPREADGUARD_BIN="$PWD/target/debug/spreadguard" tests/chart/run.sh 2>&1 | tee -a "$log"
+fi
+
+# The posture page in real headless Chromium (installs chromium with apt-get and
+# playwright-core with npm when missing; see tests/browser/run.sh).
+if [ -x tests/browser/run.sh ]; then
+  step "posture page in headless Chromium"
+  cargo build --locked --quiet --bin spreadguard
+  SPREADGUARD_BIN="$PWD/target/debug/spreadguard" tests/browser/run.sh 2>&1 | tee -a "$log"
 fi
 
 if [ -x scripts/supply-chain.sh ]; then

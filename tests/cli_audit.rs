@@ -280,3 +280,37 @@ fn a_nodes_file_without_any_node_exits_two_naming_the_file() {
         );
     }
 }
+
+/// `-o html`: one self-contained page whose data block is the `-o json` document, and which
+/// names no other origin (no CDN, no request at view time).
+#[test]
+fn html_inlines_the_json_document_and_names_no_url() {
+    let files = ["list-of-workloads.json", "deployment-with-hpa-min-1.yaml"];
+    let json_out = audit(
+        &[&["--nodes", NODES, "-o", "json"][..], &files].concat(),
+        None,
+    );
+    let html_out = audit(
+        &[&["--nodes", NODES, "-o", "html"][..], &files].concat(),
+        None,
+    );
+    assert_eq!(html_out.status.code(), json_out.status.code());
+    let html = String::from_utf8(html_out.stdout).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    let open = r#"<script id="posture-data" type="application/json">"#;
+    let start = html.find(open).expect("a data block") + open.len();
+    let end = start + html[start..].find("</script>").unwrap();
+    let inlined: Value = serde_json::from_str(&html[start..end]).expect("the data block is JSON");
+    assert_eq!(inlined, json(&json_out));
+    assert!(!inlined["results"].as_array().unwrap().is_empty());
+    for external in [
+        "http://",
+        "https://",
+        "src=",
+        "href=\"//",
+        "@import",
+        "url(",
+    ] {
+        assert!(!html.contains(external), "{external} in the page");
+    }
+}

@@ -8,5 +8,5 @@ pub mod pods;
 mod report;
 pub mod zone_loss;
 
-pub use self::report::{Entry, Live, Origin, Report, SkippedKind, Summary, Verdict};
+pub use self::report::{Entry, Live, Origin, Report, Scan, SkippedKind, Summary, Verdict};
 pub use crate::load::Sourced;

@@ -34,6 +34,28 @@ pub struct Report {
     /// `--cluster`: per zone, what its loss would take from what runs now.
     #[serde(rename = "zoneLoss", skip_serializing_if = "Option::is_none")]
     pub zone_loss: Option<BTreeMap<String, ZoneSummary>>,
+    /// `serve --ui`: when and from what the report was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<Scan>,
+}
+
+/// How `serve --ui`'s background scan made a report (`scan` in `/api/posture`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scan {
+    /// When the scan finished, RFC 3339 in UTC.
+    pub at: String,
+    /// Where the workloads came from: `cluster`, `manifests` or `none`.
+    pub workloads: &'static str,
+    /// Whether the running pods were read (`results[].actual`, `zoneLoss`); without them
+    /// the page shows the predicted placement only.
+    pub pods: bool,
+    /// What went wrong, when something did (the last good workloads are still shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    /// Seconds until the next scan.
+    pub interval_seconds: u64,
 }
 
 /// What a live cluster adds to its documents.
@@ -251,6 +273,7 @@ impl Report {
             skipped,
             summary,
             zone_loss: None,
+            scan: None,
         }
     }
 

@@ -49,6 +49,8 @@ pub enum Format {
     Policyreport,
     /// SARIF 2.1.0, for CI code scanning.
     Sarif,
+    /// The posture page: one self-contained HTML file with the JSON document inlined.
+    Html,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -105,7 +107,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let text = match args.output {
-        Format::Json => report.to_json(),
+        Format::Json => crate::posture::document(&report),
+        Format::Html => crate::posture::html(&report),
         Format::Openreports => {
             policy_report::to_yaml(&policy_report::objects(&report, Flavour::OpenReports, now))
         }

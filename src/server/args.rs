@@ -48,7 +48,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SPREADGUARD_LISTEN")]
     pub listen: Option<SocketAddr>,
 
-    /// Address of the plain-HTTP admin port (`/livez`, `/readyz`, `/metrics`)
+    /// Address of the plain-HTTP admin port (`/livez`, `/readyz`, `/metrics`, and with --ui
+    /// the posture page)
     /// [default: 0.0.0.0:8080, or 127.0.0.1:8080 with --dev].
     #[arg(long, env = "SPREADGUARD_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
@@ -57,9 +58,24 @@ pub struct ServeArgs {
     #[arg(long, env = "SPREADGUARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Development mode: generated certificates, the bundled demo topology, loopback only.
+    /// Development mode: generated certificates, the bundled demo topology (and with --ui the
+    /// bundled example workloads), loopback only.
     #[arg(long, env = "SPREADGUARD_DEV")]
     pub dev: bool,
+
+    /// Serve the posture page at `/` and its JSON document at `/api/posture` on the admin port,
+    /// from a background scan of the cluster's workloads and pods (or of --ui-manifests).
+    #[arg(long, env = "SPREADGUARD_UI")]
+    pub ui: bool,
+
+    /// How often the posture page's scan runs.
+    #[arg(long, env = "SPREADGUARD_UI_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub ui_interval: Duration,
+
+    /// Manifest files or directories the posture page judges instead of the cluster's workloads
+    /// (re-read at every scan; comma-separated in the environment variable).
+    #[arg(long, env = "SPREADGUARD_UI_MANIFESTS", value_delimiter = ',')]
+    pub ui_manifests: Vec<PathBuf>,
 
     #[command(flatten)]
     pub limits: Limits,
@@ -193,6 +209,9 @@ impl ServeArgs {
             admin_listen: None,
             log_format: LogFormat::Text,
             dev: false,
+            ui: false,
+            ui_interval: Duration::from_secs(60),
+            ui_manifests: Vec::new(),
             limits: Limits::default(),
             reports: ReportsArgs::default(),
         }

@@ -9,6 +9,7 @@ pub mod args;
 pub mod budget;
 pub mod dev;
 mod handshake;
+pub mod posture;
 pub mod readiness;
 pub mod reload;
 pub mod router;
@@ -77,6 +78,14 @@ pub struct Server {
     tls: Tls,
     watched: Vec<Watched>,
     limits: Limits,
+    /// `--ui`: the posture page's document, its source and how often it is rescanned.
+    ui: Option<Ui>,
+}
+
+struct Ui {
+    posture: Arc<posture::Posture>,
+    source: posture::Source,
+    interval: Duration,
 }
 
 // === impl Server ===
@@ -103,6 +112,13 @@ impl Server {
                 Some((client, crate::cluster::Caches::default()))
             }
             _ => None,
+        };
+        let ui_source = match (&cluster, args.ui_manifests.is_empty()) {
+            (_, false) => posture::Source::Manifests(args.ui_manifests.clone()),
+            (Some((client, _)), true) => posture::Source::Cluster {
+                client: client.clone(),
+            },
+            (None, true) => posture::Source::None,
         };
         let mut state = State::new(policy)
             .with_max_body_bytes(args.limits.max_body_bytes)
@@ -204,6 +220,11 @@ impl Server {
             tls,
             watched,
             limits: args.limits.clone(),
+            ui: args.ui.then(|| Ui {
+                posture: Arc::default(),
+                source: ui_source,
+                interval: args.ui_interval,
+            }),
         })
     }
 
@@ -221,6 +242,11 @@ impl Server {
         &self.state
     }
 
+    /// `--ui`: the posture document the page reads.
+    pub fn posture(&self) -> Option<&Arc<posture::Posture>> {
+        self.ui.as_ref().map(|ui| &ui.posture)
+    }
+
     /// Serves until `shutdown` completes, then shuts down gracefully. Returns once every
     /// connection has drained (or the drain timeout passed).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
@@ -231,6 +257,7 @@ impl Server {
             tls,
             watched,
             limits,
+            ui,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = move || {
@@ -240,9 +267,30 @@ impl Server {
             }
         };
 
-        tracing::info!(addr = %admin.local_addr()?, "admin port: /livez /readyz /metrics");
+        let mut admin_router = admin::router(state.clone());
+        let ui_task = match ui {
+            Some(Ui {
+                posture,
+                source,
+                interval,
+            }) => {
+                tracing::info!(addr = %admin.local_addr()?, source = source.name(), "admin port: /livez /readyz /metrics, the posture page at / and /api/posture");
+                admin_router = admin_router.merge(posture::router(posture.clone()));
+                Some(tokio::spawn(posture::run(
+                    state.clone(),
+                    posture,
+                    source,
+                    interval,
+                    stopped(),
+                )))
+            }
+            None => {
+                tracing::info!(addr = %admin.local_addr()?, "admin port: /livez /readyz /metrics");
+                None
+            }
+        };
         let admin_task = tokio::spawn(
-            axum::serve(admin, admin::router(state.clone()))
+            axum::serve(admin, admin_router)
                 .with_graceful_shutdown(stopped())
                 .into_future(),
         );
@@ -307,6 +355,9 @@ impl Server {
         }
         let _ = stop_tx.send(true);
         let _ = reload_task.await;
+        if let Some(task) = ui_task {
+            let _ = task.await;
+        }
         match admin_task.await {
             Ok(result) => result,
             Err(e) => Err(io::Error::other(e)),

@@ -426,6 +426,24 @@ def test_rbac_is_read_only_on_what_the_caches_watch(case):
     assert case.pod_spec["serviceAccountName"] == account["metadata"]["name"]
 
 
+def test_the_posture_page_is_off_by_default_and_when_on_lists_what_audit_reads(render):
+    off = render()
+    assert not any(a.startswith("--ui") for a in off.container["args"])
+    on = render({"ui": {"enabled": True, "interval": "2m"}})
+    args = on.container["args"]
+    assert "--ui" in args and "--ui-interval=2m" in args
+    rules = {(tuple(r["apiGroups"]), tuple(sorted(r["resources"]))): tuple(r["verbs"])
+             for r in on.one("ClusterRole")["rules"]}
+    assert rules[(("",), ("pods",))] == ("list",)
+    assert rules[(("apps",), ("deployments", "replicasets", "statefulsets"))] == ("list",)
+    # The page's scan writes nothing: no report rule, no Lease.
+    assert all(set(verbs) <= {"get", "list", "watch"} for verbs in rules.values())
+    assert not on.has("Role") and not on.has("RoleBinding")
+    # The admin port (where the page is) is the one the NOTES tell to port-forward.
+    ports = {p["name"]: p["containerPort"] for p in on.container["ports"]}
+    assert "admin" in ports
+
+
 # === the webhook's own Deployment ===
 
 
