@@ -34,6 +34,8 @@ pub struct Options {
     /// Bind the ClusterRole to the ServiceAccount (the chart does; a readiness test does not,
     /// at first).
     pub bind_rbac: bool,
+    /// Extra `serve` flags (`--ui`, ...), after the harness's own.
+    pub args: Vec<String>,
 }
 
 impl Options {
@@ -43,6 +45,7 @@ impl Options {
             namespace: "spreadguard-system".to_owned(),
             values: json!({}),
             bind_rbac: true,
+            args: Vec::new(),
         }
     }
 
@@ -197,6 +200,7 @@ impl Spreadguard {
             .arg(self.admin.to_string())
             .args(["--log-format", "json", "--reload-interval", "200ms"])
             .args(["--shutdown-grace", "0s", "--drain-timeout", "2s"])
+            .args(&self.options.args)
             .env("RUST_LOG", "info")
             .env_remove("KUBECONFIG");
         let proc = Proc::spawn("spreadguard", command, &self.log_path());
@@ -233,6 +237,11 @@ impl Spreadguard {
     /// HTTP status of a GET on the admin port (`None`: no answer).
     pub fn admin_status(&self, path: &str) -> Option<u16> {
         admin_get(self.admin, path).map(|(status, _)| status)
+    }
+
+    /// GET on the admin port: status and body (`None`: no answer).
+    pub fn admin(&self, path: &str) -> Option<(u16, String)> {
+        admin_get(self.admin, path)
     }
 
     /// `/metrics`.
