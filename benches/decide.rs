@@ -298,6 +298,7 @@ fn bench_review(c: &mut Criterion) {
         policy: &policy,
         topology: &topology,
         namespaces: &spreadguard::admission::UnknownNamespaces,
+        volumes: None,
         metrics: &metrics,
         decide,
     };

@@ -99,7 +99,11 @@ async fn send(state: &Arc<State>, path: &str, body: &Value) -> Said {
 async fn webhook(s: &Scenario, mode: Mode) -> Said {
     let mut policy = s.policy.clone();
     policy.mode = mode;
-    let state = Arc::new(State::new(policy));
+    let mut state = State::new(policy);
+    if let Some(volumes) = &s.volumes {
+        state = state.with_volumes(Arc::new(volumes.clone()));
+    }
+    let state = Arc::new(state);
     state.publish_topology(s.topology.clone());
     let body = review(&s.object);
     let m = send(&state, "/mutate", &body).await;
@@ -117,11 +121,25 @@ async fn webhook(s: &Scenario, mode: Mode) -> Said {
 fn audit(s: &Scenario, mode: Mode) -> Option<Said> {
     let mut policy = s.policy.clone();
     policy.mode = mode;
-    let docs = [Sourced {
+    // The workload first, then the scenario's storage objects and NodePools as audit reads
+    // them from its input files.
+    let mut docs = vec![Sourced {
         source: "scenario".into(),
         value: s.object.clone(),
     }];
-    let report = Report::build(&docs, &s.topology, &policy);
+    docs.extend(s.objects.iter().map(|o| Sourced {
+        source: "scenario-objects".into(),
+        value: o.clone(),
+    }));
+    let inventory = spreadguard::load::inventory_of(&docs).unwrap();
+    let volumes = s.volumes.as_ref().map(|_| &inventory.volumes);
+    let report = Report::build_with(
+        &docs,
+        &s.topology,
+        &policy,
+        None,
+        volumes.map(|v| v as &dyn spreadguard::engine::storage::Volumes),
+    );
     let json: Value = serde_json::from_str(&report.to_json()).unwrap();
     let entry = json["results"].as_array().unwrap().first()?.clone();
     let outcome = &entry["outcome"];

@@ -409,10 +409,7 @@ async fn serve_without_nodes_watches_the_cluster_and_is_ready_after_both_lists()
     let state = server.state().clone();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let missing = state.readiness().unwrap_err();
-    assert!(
-        missing.contains(&"nodes and namespaces listed"),
-        "{missing:?}"
-    );
+    assert!(missing.contains(&"cluster caches listed"), "{missing:?}");
     api.hold_lists(false);
     eventually("ready", Duration::from_secs(5), || {
         state.readiness().is_ok()

@@ -62,7 +62,12 @@ fn expected_findings(expect: &Map<String, Value>) -> Result<Vec<ExpectedFinding>
 fn decide_scenario(s: &Scenario, object: &Value) -> Decision {
     let mut input = Input::new(object)
         .with_old(s.old_object.as_ref())
-        .with_hpa_min_replicas(s.hpa_min_replicas);
+        .with_hpa_min_replicas(s.hpa_min_replicas)
+        .with_volumes(
+            s.volumes
+                .as_ref()
+                .map(|v| v as &dyn spreadguard::engine::storage::Volumes),
+        );
     if let Some(today) = s.today {
         input = input.with_today(today);
     }
@@ -162,6 +167,17 @@ fn check_scenario(path: &Path) -> Vec<String> {
             "notices: expected {want_notices:?}, got {:?}",
             decision.notices
         ));
+    }
+
+    // Notes (why the injection is what it is), when the scenario names them: exactly these.
+    if let Some(want) = s.expect.get("notes").and_then(Value::as_array) {
+        let want: Vec<&str> = want.iter().filter_map(Value::as_str).collect();
+        if want != decision.notes {
+            problems.push(format!(
+                "notes: expected {want:?}, got {:?}",
+                decision.notes
+            ));
+        }
     }
 
     let subject = match decision.subject {
@@ -385,9 +401,20 @@ fn examples_say_what_they_claim() {
             failures.push(format!("{name}: no `# expect:` line in the header"));
         }
         let docs = flatten_lists(yaml_documents(&text).expect("valid YAML"));
+        // Storage objects and NodePools beside the workloads count, as audit reads them.
+        let sourced: Vec<spreadguard::load::Sourced> = docs
+            .iter()
+            .map(|d| spreadguard::load::Sourced {
+                source: name.to_string(),
+                value: d.clone(),
+            })
+            .collect();
+        let inventory = spreadguard::load::inventory_of(&sourced).expect("readable objects");
+        let volumes = (!inventory.volumes.is_empty()).then(|| inventory.volumes.clone());
         for claim in claims {
             let policy = Policy::default();
-            let topology = Topology::from_nodes(nodes_file(&claim.nodes), &policy);
+            let topology =
+                Topology::from_parts(nodes_file(&claim.nodes), inventory.pools.clone(), &policy);
             let mut got = Vec::new();
             for doc in &docs {
                 let s = Scenario {
@@ -398,6 +425,8 @@ fn examples_say_what_they_claim() {
                     hpa_min_replicas: hpa_min_for(&docs, doc),
                     today: None,
                     expect: Map::new(),
+                    volumes: volumes.clone(),
+                    objects: Vec::new(),
                 };
                 let d = decide_scenario(&s, doc);
                 got.extend(d.findings.iter().map(|f| (f.rule, f.severity)));

@@ -89,7 +89,9 @@ pub fn judge(kind: WorkloadKind, request: &mut Request<'_>, ctx: &Context<'_>) -
     }
 
     let decide = ctx.decide;
-    let mut input = Input::new(&object).with_old(old.as_ref());
+    let mut input = Input::new(&object)
+        .with_old(old.as_ref())
+        .with_volumes(ctx.volumes);
     if !policy.exceptions.is_empty() {
         input = input.with_today(Day::today_utc());
     }

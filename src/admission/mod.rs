@@ -59,6 +59,8 @@ pub struct Context<'a> {
     pub policy: &'a Policy,
     pub topology: &'a Topology,
     pub namespaces: &'a dyn NamespaceLabels,
+    /// StorageClasses, claims and volumes, when watched.
+    pub volumes: Option<&'a dyn crate::engine::storage::Volumes>,
     pub metrics: &'a Metrics,
     pub decide: Decider,
 }

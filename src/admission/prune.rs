@@ -2,7 +2,9 @@
 //!
 //! Most of a workload's bytes are containers (images, env, probes), volumes, managed fields
 //! and status; building a `Value` for them is most of the cost of a request. The engine only
-//! reads metadata and the scheduling fields of the pod spec, and patches are computed against
+//! reads metadata, the scheduling fields of the pod spec and the claims it mounts (of
+//! `volumes`, only the `persistentVolumeClaim` ones, reduced to their name and claim, are
+//! kept: HA020 reads them), and patches are computed against
 //! the paths it reads, so leaving those subtrees out changes no decision and no patch on
 //! CREATE (`tests/server_router.rs` checks this on fully populated objects). UPDATEs are read
 //! in full, because whether the pod template changed decides whether to mutate at all. The
@@ -23,9 +25,10 @@ const POD_SPEC: &[&str] = &[
     "containers",
     "initContainers",
     "ephemeralContainers",
-    "volumes",
     "resourceClaims",
 ];
+/// What is kept of one volume (and only of volumes that mount a claim).
+const VOLUME_KEPT: &[&str] = &["name", "persistentVolumeClaim"];
 
 #[derive(Clone, Copy)]
 enum At {
@@ -35,15 +38,20 @@ enum At {
     Spec,
     Template,
     PodSpec,
+    /// The pod spec's `volumes` list.
+    Volumes,
+    /// One of its items.
+    Volume,
 }
 
 impl At {
-    fn skipped(self) -> &'static [&'static str] {
+    fn skips(self, key: &str) -> bool {
         match self {
-            At::Root(_) => ROOT,
-            At::Metadata => METADATA,
-            At::PodSpec => POD_SPEC,
-            At::Spec | At::Template => &[],
+            At::Root(_) => ROOT.contains(&key),
+            At::Metadata => METADATA.contains(&key),
+            At::PodSpec => POD_SPEC.contains(&key),
+            At::Volume => !VOLUME_KEPT.contains(&key),
+            At::Spec | At::Template | At::Volumes => false,
         }
     }
 
@@ -54,6 +62,7 @@ impl At {
             (At::Root(_), "spec") => Some(At::Spec),
             (At::Spec, "template") => Some(At::Template),
             (At::Template, "spec") => Some(At::PodSpec),
+            (At::PodSpec, "volumes") => Some(At::Volumes),
             _ => None,
         }
     }
@@ -92,7 +101,7 @@ impl<'de> Visitor<'de> for Seed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if self.0.skipped().contains(&key.as_str()) {
+            if self.0.skips(&key) {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
@@ -106,7 +115,17 @@ impl<'de> Visitor<'de> for Seed {
     }
 
     // Anything but a map where a map is expected is kept as is, for the engine to report.
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        if let At::Volumes = self.0 {
+            // Only the volumes that mount a claim.
+            let mut kept = Vec::new();
+            while let Some(v) = seq.next_element_seed(Seed(At::Volume))? {
+                if v.get("persistentVolumeClaim").is_some() {
+                    kept.push(v);
+                }
+            }
+            return Ok(Value::Array(kept));
+        }
         serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
     }
     fn visit_bool<E>(self, v: bool) -> Result<Value, E> {

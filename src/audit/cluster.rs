@@ -1,5 +1,10 @@
-//! `spreadguard audit --cluster`: the workloads, autoscalers, nodes and namespace labels of a
-//! live cluster, read once (list only) and judged by the same engine as manifest files.
+//! `spreadguard audit --cluster`: the workloads, autoscalers, nodes, namespace labels, node
+//! pools and storage of a live cluster, read once (list only) and judged by the same engine
+//! as manifest files.
+//!
+//! Claims and volumes can number tens of thousands: they are reduced page by page as they
+//! arrive (through the same [`crate::load::take`] that reads them from files), never held
+//! whole.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,14 +13,55 @@ use kube::Client;
 use serde_json::Value;
 
 use crate::engine::NodeInfo;
-use crate::load::Sourced;
+use crate::engine::templates::NodeTemplate;
+use crate::load::{Inventory, Sourced};
 
 /// What an audit of a live cluster judges.
 #[derive(Debug, Default)]
 pub struct ClusterInputs {
     pub docs: Vec<Sourced>,
-    pub nodes: Vec<NodeInfo>,
+    /// Nodes, NodePools, StorageClasses, claims and volumes.
+    pub inventory: Inventory,
     pub namespaces: HashMap<String, BTreeMap<String, String>>,
+}
+
+/// (API path, apiVersion, kind) of the storage lists.
+const STORAGE: &[(&str, &str, &str)] = &[
+    (
+        "/apis/storage.k8s.io/v1/storageclasses",
+        "storage.k8s.io/v1",
+        "StorageClass",
+    ),
+    (
+        "/api/v1/persistentvolumeclaims",
+        "v1",
+        "PersistentVolumeClaim",
+    ),
+    ("/api/v1/persistentvolumes", "v1", "PersistentVolume"),
+];
+
+/// The cluster's Karpenter NodePools as node templates; none when `karpenter.sh/v1` is not
+/// served.
+pub async fn node_pools(client: &Client) -> anyhow::Result<Vec<NodeTemplate>> {
+    if !crate::cluster::node_pools::served(client)
+        .await
+        .context("discovering karpenter.sh/v1")?
+    {
+        return Ok(Vec::new());
+    }
+    let mut inventory = Inventory::default();
+    list_each(
+        client,
+        "/apis/karpenter.sh/v1/nodepools",
+        "karpenter.sh/v1",
+        "NodePool",
+        &mut |item| {
+            crate::load::take(&mut inventory, &item).map_err(anyhow::Error::msg)?;
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(inventory.pools)
 }
 
 /// (API path, apiVersion, kind) of every list the audit reads.
@@ -36,8 +82,18 @@ pub async fn load(client: &Client) -> anyhow::Result<ClusterInputs> {
     let mut inputs = ClusterInputs::default();
     for node in list(client, "/api/v1/nodes", "v1", "Node").await? {
         inputs
+            .inventory
             .nodes
             .push(NodeInfo::from_json(&node).map_err(anyhow::Error::msg)?);
+    }
+    inputs.inventory.pools = node_pools(client).await?;
+    for (path, api_version, kind) in STORAGE {
+        let inventory = &mut inputs.inventory;
+        list_each(client, path, api_version, kind, &mut |item| {
+            crate::load::take(inventory, &item).map_err(anyhow::Error::msg)?;
+            Ok(())
+        })
+        .await?;
     }
     for ns in list(client, "/api/v1/namespaces", "v1", "Namespace").await? {
         let name = ns
@@ -84,6 +140,23 @@ async fn list(
     kind: &str,
 ) -> anyhow::Result<Vec<Value>> {
     let mut items = Vec::new();
+    list_each(client, path, api_version, kind, &mut |item| {
+        items.push(item);
+        Ok(())
+    })
+    .await?;
+    Ok(items)
+}
+
+/// Each item of a list, page by page, with the `apiVersion` and `kind` the API server leaves
+/// out of items; a page is dropped before the next is asked for.
+async fn list_each(
+    client: &Client,
+    path: &str,
+    api_version: &str,
+    kind: &str,
+    each: &mut dyn FnMut(Value) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut next: Option<String> = None;
     loop {
         let mut uri = format!("{path}?limit=500");
@@ -94,30 +167,30 @@ async fn list(
         let request = axum::http::Request::get(&uri)
             .body(Vec::new())
             .context("building a list request")?;
-        let page: Value = client
+        let mut page: Value = client
             .request(request)
             .await
             .with_context(|| format!("listing {path}"))?;
-        for mut item in page
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-        {
-            if let Some(map) = item.as_object_mut() {
-                map.entry("apiVersion")
-                    .or_insert_with(|| Value::from(api_version));
-                map.entry("kind").or_insert_with(|| Value::from(kind));
-            }
-            items.push(item);
-        }
         next = page
             .pointer("/metadata/continue")
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
             .map(str::to_owned);
+        let items = match page.get_mut("items").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        drop(page);
+        for mut item in items {
+            if let Some(map) = item.as_object_mut() {
+                map.entry("apiVersion")
+                    .or_insert_with(|| Value::from(api_version));
+                map.entry("kind").or_insert_with(|| Value::from(kind));
+            }
+            each(item)?;
+        }
         if next.is_none() {
-            return Ok(items);
+            return Ok(());
         }
     }
 }

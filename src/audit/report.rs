@@ -9,6 +9,8 @@ use serde_json::Value;
 
 use crate::engine::exceptions::Day;
 use crate::engine::policy::{Mode, Policy};
+use crate::engine::stateful::Considered;
+use crate::engine::storage::Volumes;
 use crate::engine::workload::{at, object_name};
 use crate::engine::{
     Combined, Finding, Injection, Input, Severity, Subject, Topology, TopologySource,
@@ -41,6 +43,9 @@ pub struct Entry {
     pub patch: Vec<PatchOperation>,
     /// What the webhook would answer in this mode: the same function answers its reviews.
     pub outcome: Combined,
+    /// The storage classes, claims and node templates the decision took into account.
+    #[serde(skip_serializing_if = "Considered::is_empty")]
+    pub considered: Considered,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -80,12 +85,25 @@ impl Report {
         policy: &Policy,
         namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
     ) -> Report {
+        Report::build_with(docs, topology, policy, namespaces, None)
+    }
+
+    /// As [`Report::build_with_namespaces`], with storage (StorageClasses, claims and
+    /// volumes, from the files or the cluster) read as the webhook reads its caches.
+    pub fn build_with(
+        docs: &[Sourced],
+        topology: &Topology,
+        policy: &Policy,
+        namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
+        volumes: Option<&dyn Volumes>,
+    ) -> Report {
         let hpas = autoscaler_minimums(docs);
-        let results: Vec<Entry> =
-            crate::parallel::map(docs, |d| judge(d, &hpas, topology, policy, namespaces))
-                .into_iter()
-                .flatten()
-                .collect();
+        let results: Vec<Entry> = crate::parallel::map(docs, |d| {
+            judge(d, &hpas, topology, policy, namespaces, volumes)
+        })
+        .into_iter()
+        .flatten()
+        .collect();
         let mut summary = Summary {
             documents: docs.len(),
             workloads: results.len(),
@@ -163,6 +181,9 @@ impl Report {
                 };
                 let _ = writeln!(out, "       {} {sev}  {}", f.rule, f.message);
             }
+            for line in considered_lines(&e.considered) {
+                let _ = writeln!(out, "       {line}");
+            }
             if !e.patch.is_empty() {
                 let items: Vec<&str> = e.injected.iter().map(|i| i.as_str()).collect();
                 let _ = writeln!(
@@ -192,6 +213,40 @@ impl Report {
         );
         out
     }
+}
+
+/// "storage: data → StorageClass gp3 (ebs.csi.aws.com, WaitForFirstConsumer, zonal)",
+/// "claims: 3 (db/data-db-0, …)", "node templates: NodePool general (zone c)".
+fn considered_lines(c: &Considered) -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in &c.storage_classes {
+        let locality = serde_json::to_value(s.locality)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        lines.push(format!(
+            "storage: {} → StorageClass {} ({}, {}, {locality}{})",
+            s.template,
+            s.name,
+            s.provisioner,
+            s.volume_binding_mode.as_str(),
+            if s.default { ", default class" } else { "" }
+        ));
+    }
+    if !c.claims.is_empty() {
+        let shown: Vec<&str> = c.claims.iter().take(3).map(String::as_str).collect();
+        let more = c.claims.len() - shown.len();
+        lines.push(format!(
+            "claims: {} ({}{})",
+            c.claims.len(),
+            shown.join(", "),
+            if more > 0 { ", …" } else { "" }
+        ));
+    }
+    if !c.node_templates.is_empty() {
+        lines.push(format!("node templates: {}", c.node_templates.join(", ")));
+    }
+    lines
 }
 
 fn topology_line(t: &TopologySummary) -> String {
@@ -229,6 +284,7 @@ fn judge(
     topology: &Topology,
     policy: &Policy,
     namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
+    volumes: Option<&dyn Volumes>,
 ) -> Option<Entry> {
     let object = &d.value;
     let (namespace, name) = object_name(object);
@@ -245,7 +301,8 @@ fn judge(
     let decision = decide(
         Input::new(object)
             .with_hpa_min_replicas(hpa)
-            .with_today(Day::today_utc()),
+            .with_today(Day::today_utc())
+            .with_volumes(volumes),
         topology,
         policy,
     );
@@ -253,10 +310,15 @@ fn judge(
         return None;
     }
     let outcome = combined(mode, &decision);
-    let (findings, patch, injected) = if mode == Mode::Off {
-        (Vec::new(), Vec::new(), Vec::new())
+    let (findings, patch, injected, considered) = if mode == Mode::Off {
+        (Vec::new(), Vec::new(), Vec::new(), Considered::default())
     } else {
-        (decision.findings, decision.patch, decision.injected)
+        (
+            decision.findings,
+            decision.patch,
+            decision.injected,
+            decision.considered,
+        )
     };
     let decision = if outcome.allowed {
         Verdict::Allow
@@ -274,6 +336,7 @@ fn judge(
         injected,
         patch,
         outcome,
+        considered,
     })
 }
 

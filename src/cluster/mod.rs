@@ -1,9 +1,12 @@
-//! Live cluster topology: reflectors over Nodes and Namespaces that keep the zone snapshot
-//! and the namespace labels current, so that no decision waits on the API server.
+//! Live cluster state: reflectors over Nodes and Namespaces that keep the zone snapshot and
+//! the namespace labels current, the storage caches (StorageClasses, claims, volumes) and
+//! Karpenter's NodePools, so that no decision waits on the API server.
 
 pub mod health;
 pub mod namespaces;
+pub mod node_pools;
 pub mod nodes;
+pub mod storage;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 pub use self::health::CacheHealth;
 pub use self::namespaces::NamespaceCache;
 pub use self::nodes::{TopologySink, node_info};
+pub use self::storage::StorageCache;
 use crate::metrics::Metrics;
 
 /// Errors from connecting to the cluster.
@@ -44,13 +48,22 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ClusterError> {
     Client::try_from(config).map_err(ClusterError::Client)
 }
 
-/// The two caches and their health, created before the server state so that the state can
-/// read the namespace labels and wait for the first lists.
+/// The caches and their health, created before the server state so that the state can read
+/// the namespace labels and the storage, and wait for the first lists.
 #[derive(Debug)]
 pub struct Caches {
     pub namespaces: Arc<NamespaceCache>,
     pub nodes_health: Arc<CacheHealth>,
     pub namespaces_health: Arc<CacheHealth>,
+    /// StorageClasses, PersistentVolumeClaims and PersistentVolumes.
+    pub storage: Arc<StorageCache>,
+    /// Health of the storage classes, claims and volumes caches, in that order.
+    pub storage_health: [Arc<CacheHealth>; 3],
+    pub node_pools_health: Arc<CacheHealth>,
+    /// Whether to watch storage at all (`--watch-storage`).
+    pub watch_storage: bool,
+    /// How often to ask whether the NodePool API has appeared.
+    pub discovery_interval: Duration,
 }
 
 impl Default for Caches {
@@ -59,12 +72,33 @@ impl Default for Caches {
             namespaces: Arc::new(NamespaceCache::default()),
             nodes_health: Arc::new(CacheHealth::new("nodes")),
             namespaces_health: Arc::new(CacheHealth::new("namespaces")),
+            storage: Arc::new(StorageCache::default()),
+            storage_health: [
+                Arc::new(CacheHealth::new("storageclasses")),
+                Arc::new(CacheHealth::new("persistentvolumeclaims")),
+                Arc::new(CacheHealth::new("persistentvolumes")),
+            ],
+            node_pools_health: Arc::new(CacheHealth::new("nodepools")),
+            watch_storage: true,
+            discovery_interval: Duration::from_secs(60),
         }
     }
 }
 
 impl Caches {
-    /// Starts both watches and the staleness metric on the current tokio runtime.
+    /// Without the storage caches (`--watch-storage=false`): storage is then unknown, and
+    /// HA017–HA020 and the stateful zone spread stay silent.
+    pub fn without_storage(mut self) -> Self {
+        self.watch_storage = false;
+        self
+    }
+
+    pub fn with_discovery_interval(mut self, interval: Duration) -> Self {
+        self.discovery_interval = interval;
+        self
+    }
+
+    /// Starts the watches and the staleness metric on the current tokio runtime.
     pub fn spawn(
         &self,
         client: Client,
@@ -74,16 +108,43 @@ impl Caches {
     ) {
         tokio::spawn(nodes::run(
             client.clone(),
-            sink,
+            sink.clone(),
             self.nodes_health.clone(),
             debounce,
         ));
         tokio::spawn(namespaces::run(
-            client,
+            client.clone(),
             self.namespaces.clone(),
             self.namespaces_health.clone(),
         ));
-        let healths = [self.nodes_health.clone(), self.namespaces_health.clone()];
+        tokio::spawn(node_pools::run(
+            client.clone(),
+            sink,
+            self.node_pools_health.clone(),
+            self.discovery_interval,
+        ));
+        let [classes, claims, volumes] = self.storage_health.clone();
+        if self.watch_storage {
+            tokio::spawn(storage::run_classes(
+                client.clone(),
+                self.storage.clone(),
+                classes,
+            ));
+            tokio::spawn(storage::run_claims(
+                client.clone(),
+                self.storage.clone(),
+                claims,
+            ));
+            tokio::spawn(storage::run_volumes(client, self.storage.clone(), volumes));
+        }
+        let mut healths = vec![
+            self.nodes_health.clone(),
+            self.namespaces_health.clone(),
+            self.node_pools_health.clone(),
+        ];
+        if self.watch_storage {
+            healths.extend(self.storage_health.iter().cloned());
+        }
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -95,14 +156,28 @@ impl Caches {
         });
     }
 
-    /// Both caches have completed their first list.
+    /// Every cache watched has completed its first list.
     pub fn synced(&self) -> bool {
-        self.nodes_health.is_synced() && self.namespaces_health.is_synced()
+        self.healths().iter().all(|h| h.is_synced())
     }
 
-    /// Waits until both caches have completed their first list.
+    /// Waits until every cache watched has completed its first list.
     pub async fn wait_synced(&self) {
-        self.nodes_health.wait_synced().await;
-        self.namespaces_health.wait_synced().await;
+        for h in self.healths() {
+            h.wait_synced().await;
+        }
+    }
+
+    /// The caches readiness waits for.
+    pub fn healths(&self) -> Vec<Arc<CacheHealth>> {
+        let mut all = vec![
+            self.nodes_health.clone(),
+            self.namespaces_health.clone(),
+            self.node_pools_health.clone(),
+        ];
+        if self.watch_storage {
+            all.extend(self.storage_health.iter().cloned());
+        }
+        all
     }
 }

@@ -16,13 +16,17 @@ pub struct AuditArgs {
     #[arg(required_unless_present = "cluster", conflicts_with = "cluster")]
     pub paths: Vec<PathBuf>,
     /// Audit the workloads of a live cluster instead (list only: Deployments, StatefulSets,
-    /// ReplicaSets, Pods, HPAs, Nodes and Namespaces), with its own nodes and namespace labels.
+    /// ReplicaSets, Pods, HPAs, Nodes, Namespaces, StorageClasses, PersistentVolumeClaims,
+    /// PersistentVolumes and Karpenter NodePools), with its own nodes, namespace labels and
+    /// storage.
     #[arg(long, env = "SPREADGUARD_CLUSTER")]
     pub cluster: bool,
     /// Kubeconfig for `--cluster` [default: in-cluster service account, then KUBECONFIG].
     #[arg(long, env = "SPREADGUARD_KUBECONFIG", requires = "cluster")]
     pub kubeconfig: Option<PathBuf>,
-    /// Nodes file (`kubectl get nodes -o yaml`). Without it the policy's assumedZones are used.
+    /// Nodes file (`kubectl get nodes -o yaml`; NodePools, StorageClasses and
+    /// PersistentVolumes may stand beside the Nodes). Without it the policy's assumedZones are
+    /// used.
     #[arg(long, env = "SPREADGUARD_NODES")]
     pub nodes: Option<PathBuf>,
     /// Policy file (YAML). Without it the defaults apply.
@@ -72,15 +76,43 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
             cluster::load(&client).await
         })?;
-        let topology = match &args.nodes {
-            Some(path) => load::topology(Some(path), &policy)?,
-            None => Topology::from_nodes(inputs.nodes, &policy),
-        };
-        Report::build_with_namespaces(&inputs.docs, &topology, &policy, Some(&inputs.namespaces))
+        let mut inventory = inputs.inventory;
+        if let Some(path) = &args.nodes {
+            let file = load::nodes_file(path)?;
+            inventory.nodes = file.nodes;
+            inventory.pools = file.pools;
+            inventory.volumes.extend(file.volumes);
+        }
+        let topology = Topology::from_parts(inventory.nodes, inventory.pools, &policy);
+        Report::build_with(
+            &inputs.docs,
+            &topology,
+            &policy,
+            Some(&inputs.namespaces),
+            Some(&inventory.volumes),
+        )
     } else {
-        let topology = load::topology(args.nodes.as_deref(), &policy)?;
+        let file = args.nodes.as_deref().map(load::nodes_file).transpose()?;
         let docs = load::manifests(&args.paths)?;
-        let report = Report::build(&docs, &topology, &policy);
+        // NodePools and storage objects among the manifests count as if they were in the
+        // cluster, beside those of the nodes file.
+        let mut inventory = load::inventory_of(&docs)?;
+        let topology = match file {
+            Some(file) => {
+                inventory.volumes.extend(file.volumes);
+                inventory.pools.extend(file.pools);
+                Topology::from_parts(file.nodes, inventory.pools, &policy)
+            }
+            None => Topology::assumed(&policy),
+        };
+        let volumes = (!inventory.volumes.is_empty()).then_some(&inventory.volumes);
+        let report = Report::build_with(
+            &docs,
+            &topology,
+            &policy,
+            None,
+            volumes.map(|v| v as &dyn crate::engine::storage::Volumes),
+        );
         std::mem::forget(docs); // see below
         report
     };

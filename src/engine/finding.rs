@@ -52,6 +52,10 @@ rule_ids! {
     HA009 => "the cluster has a single zone",
     HA010 => "some eligible nodes carry no zone label",
     HA011 => "no usable selector or pod labels, so nothing can be injected",
+    HA017 => "a StatefulSet's zonal volumes are bound immediately, before its pods are scheduled",
+    HA018 => "a StorageClass's allowedTopologies leave fewer zones than the eligible nodes span",
+    HA019 => "an existing StatefulSet's bound volumes lie in fewer zones than its replicas could use",
+    HA020 => "replicas share one ReadWriteOnce claim, so they must share one node",
 }
 
 impl fmt::Display for RuleId {

@@ -11,7 +11,11 @@ pub mod memo;
 pub mod mutation;
 pub mod outcome;
 pub mod policy;
+pub mod provisioners;
 pub mod rules;
+pub mod stateful;
+pub mod storage;
+pub mod templates;
 pub mod topology;
 pub mod well_known;
 pub mod workload;
@@ -45,6 +49,9 @@ pub struct Input<'a> {
     /// Today (UTC), for the policy's exceptions and their expiry; without it no exception
     /// with an expiry date applies.
     pub today: Option<exceptions::Day>,
+    /// StorageClasses, claims and volumes, when known (the caches, or storage objects among
+    /// audit's files): HA017–HA020 and the stateful zone spread need them.
+    pub volumes: Option<&'a dyn storage::Volumes>,
 }
 
 impl<'a> Input<'a> {
@@ -54,7 +61,13 @@ impl<'a> Input<'a> {
             old_object: None,
             hpa_min_replicas: None,
             today: None,
+            volumes: None,
         }
+    }
+
+    pub fn with_volumes(mut self, volumes: Option<&'a dyn storage::Volumes>) -> Self {
+        self.volumes = volumes;
+        self
     }
 
     pub fn with_today(mut self, today: exceptions::Day) -> Self {
@@ -93,6 +106,11 @@ pub struct Decision {
     pub injected: Vec<Injection>,
     /// What the workload's owner should know beyond the findings (an exception expired).
     pub notices: Vec<String>,
+    /// Why the injection is what it is (a stateful zone spread made hard, or not); `/mutate`
+    /// sends them as warnings with the patch.
+    pub notes: Vec<String>,
+    /// The storage classes, claims and node templates the decision took into account.
+    pub considered: stateful::Considered,
 }
 
 impl Decision {
@@ -103,6 +121,8 @@ impl Decision {
             patch: Vec::new(),
             injected: Vec::new(),
             notices: Vec::new(),
+            notes: Vec::new(),
+            considered: stateful::Considered::default(),
         }
     }
 
@@ -126,6 +146,8 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
                 patch: Vec::new(),
                 injected: Vec::new(),
                 notices: Vec::new(),
+                notes: Vec::new(),
+                considered: stateful::Considered::default(),
             };
         }
         Classified::Workload(w) => w,
@@ -137,18 +159,28 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         policy,
         explicit,
         input.hpa_min_replicas,
-    );
+    )
+    .with_volumes(input.volumes);
     let mut findings = judge(&ctx);
 
+    let mut notes = Vec::new();
     let (mut patch, mut injected) = if may_mutate(&workload, input) {
-        mutation::plan(&ctx, &mut findings)
+        mutation::plan(&ctx, &mut findings, &mut notes)
     } else {
         (Vec::new(), Vec::new())
     };
+    let considered = stateful::considered(&ctx);
 
     let mut findings = apply_overrides(findings, policy);
     if let Some(old) = input.old_object {
-        ratchet(&mut findings, old, topology, policy, input.hpa_min_replicas);
+        ratchet(
+            &mut findings,
+            old,
+            topology,
+            policy,
+            input.hpa_min_replicas,
+            input.volumes,
+        );
     }
     let mut notices = Vec::new();
     if !policy.exceptions.is_empty() {
@@ -168,6 +200,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         if applied.no_mutation {
             patch.clear();
             injected.clear();
+            notes.clear();
         }
         notices = applied.notices;
     }
@@ -177,6 +210,8 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         patch,
         injected,
         notices,
+        notes,
+        considered,
     }
 }
 
@@ -186,6 +221,7 @@ fn judge(ctx: &Context<'_>) -> Vec<Finding> {
     rules::anti_affinity::check(ctx, &mut findings);
     rules::spread::check(ctx, &mut findings);
     rules::zones::check(ctx, &mut findings);
+    rules::volumes::check(ctx, &mut findings);
     findings
 }
 
@@ -224,6 +260,7 @@ fn ratchet(
     topology: &Topology,
     policy: &Policy,
     hpa: Option<i64>,
+    volumes: Option<&dyn storage::Volumes>,
 ) {
     if !findings.iter().any(|f| f.severity == Severity::Deny) {
         return;
@@ -231,7 +268,7 @@ fn ratchet(
     let old_findings: Vec<Finding> = match classify(old) {
         Classified::Workload(w) => {
             let explicit = at(old, &["spec", "replicas"]).is_some_and(|v| !v.is_null());
-            let ctx = Context::new(&w, topology, policy, explicit, hpa);
+            let ctx = Context::new(&w, topology, policy, explicit, hpa).with_volumes(volumes);
             apply_overrides(judge(&ctx), policy)
                 .into_iter()
                 .filter(|f| f.severity == Severity::Deny)

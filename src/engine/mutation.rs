@@ -48,6 +48,7 @@ impl Injection {
 pub fn plan(
     ctx: &Context<'_>,
     findings: &mut Vec<Finding>,
+    notes: &mut Vec<String>,
 ) -> (Vec<PatchOperation>, Vec<Injection>) {
     let w = ctx.workload;
     let policy = ctx.policy;
@@ -165,8 +166,11 @@ pub fn plan(
 
     let mut constraints = Vec::new();
     if wants_zone_spread {
-        let mut c = spread_constraint(ctx, zone_key, policy.when_unsatisfiable, &selector);
-        if policy.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule {
+        // A StatefulSet whose zonal volumes bind at first consumer: `statefulZoneSpread`.
+        let (when, why) = super::stateful::zone_spread(ctx);
+        notes.extend(why);
+        let mut c = spread_constraint(ctx, zone_key, when, &selector);
+        if when == WhenUnsatisfiable::DoNotSchedule {
             let min_domains = (ctx.eligible_zones() as i64).min(ctx.replicas);
             if min_domains > 0 {
                 c["minDomains"] = json!(min_domains);

@@ -98,23 +98,36 @@ impl Server {
                 let client = crate::cluster::client(args.kubeconfig.as_deref())
                     .await
                     .map_err(ServeError::Cluster)?;
-                Some((client, crate::cluster::Caches::default()))
+                let mut caches = crate::cluster::Caches::default()
+                    .with_discovery_interval(args.discovery_interval);
+                if !args.watch_storage {
+                    caches = caches.without_storage();
+                }
+                Some((client, caches))
             }
             _ => None,
         };
         let mut state = State::new(policy)
             .with_max_body_bytes(args.limits.max_body_bytes)
             .with_body_read_timeout(args.limits.header_read_timeout);
+        // A nodes file's StorageClasses and PersistentVolumes, reloaded with it.
+        let file_volumes = args
+            .nodes
+            .as_ref()
+            .map(|_| Arc::new(snapshots::FileVolumes::default()));
+        if let Some(v) = &file_volumes {
+            state = state.with_volumes(v.clone());
+        }
         if let Some((_, caches)) = &cluster {
-            let (nodes, namespaces) = (
-                caches.nodes_health.clone(),
-                caches.namespaces_health.clone(),
-            );
+            let healths = caches.healths();
             state = state
                 .with_namespaces(caches.namespaces.clone())
-                .with_readiness_check("nodes and namespaces listed", move || {
-                    nodes.is_synced() && namespaces.is_synced()
+                .with_readiness_check("cluster caches listed", move || {
+                    healths.iter().all(|h| h.is_synced())
                 });
+            if caches.watch_storage {
+                state = state.with_volumes(caches.storage.clone());
+            }
         }
         let state = Arc::new(state);
 
@@ -134,7 +147,10 @@ impl Server {
 
         match (&args.nodes, cluster) {
             (None, Some((client, caches))) => {
-                tracing::info!("watching Nodes and Namespaces; ready once both are listed");
+                tracing::info!(
+                    storage = caches.watch_storage,
+                    "watching Nodes, Namespaces, NodePools (when served) and storage; ready once each is listed"
+                );
                 let metrics = state.metrics().clone();
                 // The first lists are a burst of garbage: purge it at once, then serve with
                 // the allocator's default (see `allocator`).
@@ -156,17 +172,23 @@ impl Server {
             }
             (Some(path), _) => {
                 let bytes = load::read(path)?;
-                state
-                    .snapshots
-                    .publish_nodes(&load::nodes_from(path, &bytes)?);
-                let snapshots = state.snapshots.clone();
+                let volumes = file_volumes.unwrap_or_default();
+                let publish = {
+                    let snapshots = state.snapshots.clone();
+                    move |inventory: load::Inventory| {
+                        volumes.store(inventory.volumes);
+                        snapshots.publish_node_pools(inventory.pools);
+                        snapshots.publish_nodes(&inventory.nodes);
+                    }
+                };
+                publish(load::nodes_from(path, &bytes)?);
                 let file = path.clone();
                 watched.push(Watched::new(
                     Reloaded::nodes,
                     vec![path.clone()],
                     vec![bytes],
                     Box::new(move |files| {
-                        snapshots.publish_nodes(&load::nodes_from(&file, &files[0])?);
+                        publish(load::nodes_from(&file, &files[0])?);
                         Ok(())
                     }),
                 ));

@@ -1,6 +1,7 @@
-//! What every request decides against: the policy, the topology and the namespace labels,
-//! published through `arc_swap` so that a request takes a snapshot without a lock and a
-//! reload never waits for requests.
+//! What every request decides against: the policy, the topology (nodes and node pools),
+//! the namespace labels and the storage, published through `arc_swap` (or, for storage, read
+//! from the caches) so that a request takes a snapshot without a lock and a reload never
+//! waits for requests.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,8 @@ use arc_swap::ArcSwap;
 use crate::admission::{NamespaceLabels, UnknownNamespaces};
 use crate::cluster::TopologySink;
 use crate::engine::policy::Policy;
+use crate::engine::storage::{ClaimInfo, StorageClassInfo, VolumeInfo, VolumeSet, Volumes};
+use crate::engine::templates::NodeTemplate;
 use crate::engine::{NodeInfo, Topology};
 use crate::metrics::Metrics;
 
@@ -20,6 +23,10 @@ pub struct Snapshots {
     policy: ArcSwap<Policy>,
     topology: ArcSwap<Topology>,
     namespaces: Arc<dyn NamespaceLabels>,
+    /// StorageClasses, claims and volumes, when watched.
+    volumes: Option<Arc<dyn Volumes + Send>>,
+    /// The NodePools' templates, joined to every topology built from nodes.
+    pools: ArcSwap<Vec<NodeTemplate>>,
     /// Held while a new topology is built and stored.
     publishing: Mutex<()>,
     /// Whether the topology was built from nodes (so that a policy reload, which may change
@@ -40,6 +47,8 @@ impl Snapshots {
             policy: ArcSwap::from_pointee(policy),
             topology: ArcSwap::from_pointee(topology),
             namespaces: Arc::new(UnknownNamespaces),
+            volumes: None,
+            pools: ArcSwap::from_pointee(Vec::new()),
             publishing: Mutex::new(()),
             from_nodes: AtomicBool::new(false),
             loaded: AtomicBool::new(false),
@@ -51,6 +60,10 @@ impl Snapshots {
         self.namespaces = namespaces;
     }
 
+    pub fn set_volumes(&mut self, volumes: Arc<dyn Volumes + Send>) {
+        self.volumes = Some(volumes);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.publishing.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -59,9 +72,26 @@ impl Snapshots {
     /// the nodes is kept: the snapshot holds them.
     pub fn publish_nodes(&self, nodes: &[NodeInfo]) {
         let _turn = self.lock();
-        let topology = Topology::from_nodes(nodes.iter().cloned(), &self.policy.load());
+        let topology = Topology::from_parts(
+            nodes.iter().cloned(),
+            self.pools.load().to_vec(),
+            &self.policy.load(),
+        );
         self.from_nodes.store(true, Ordering::Release);
         self.store(topology);
+    }
+
+    /// Publishes the NodePools' templates, rebuilding the topology with them from the nodes
+    /// of the latest snapshot.
+    pub fn publish_node_pools(&self, pools: Vec<NodeTemplate>) {
+        let _turn = self.lock();
+        self.pools.store(Arc::new(pools));
+        if self.from_nodes.load(Ordering::Acquire) {
+            let nodes: Vec<NodeInfo> = self.topology.load().nodes().collect();
+            let topology =
+                Topology::from_parts(nodes, self.pools.load().to_vec(), &self.policy.load());
+            self.store(topology);
+        }
     }
 
     /// Publishes a topology snapshot; subsequent requests decide against it.
@@ -85,7 +115,11 @@ impl Snapshots {
         let policy = self.policy.load();
         if self.from_nodes.load(Ordering::Acquire) {
             let nodes: Vec<NodeInfo> = self.topology.load().nodes().collect();
-            self.store(Topology::from_nodes(nodes, &policy));
+            self.store(Topology::from_parts(
+                nodes,
+                self.pools.load().to_vec(),
+                &policy,
+            ));
         } else if self.loaded.load(Ordering::Acquire) {
             self.store(Topology::assumed(&policy));
         }
@@ -109,15 +143,60 @@ impl Snapshots {
         &*self.namespaces
     }
 
+    pub fn volumes(&self) -> Option<&dyn Volumes> {
+        self.volumes.as_deref().map(|v| v as &dyn Volumes)
+    }
+
     /// Whether a topology has been published.
     pub fn topology_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
     }
 }
 
+/// The StorageClasses and PersistentVolumes of a nodes file (`serve --nodes`), swapped whole
+/// when the file is reloaded.
+#[derive(Debug, Default)]
+pub struct FileVolumes(ArcSwap<VolumeSet>);
+
+impl FileVolumes {
+    pub fn store(&self, volumes: VolumeSet) {
+        self.0.store(Arc::new(volumes));
+    }
+}
+
+impl Volumes for FileVolumes {
+    fn class(&self, name: &str) -> Option<StorageClassInfo> {
+        self.0.load().class(name)
+    }
+
+    fn default_class(&self) -> Option<StorageClassInfo> {
+        self.0.load().default_class()
+    }
+
+    fn claim(&self, namespace: &str, name: &str) -> Option<ClaimInfo> {
+        self.0.load().claim(namespace, name)
+    }
+
+    fn claims_with_prefix(&self, namespace: &str, prefix: &str, each: &mut dyn FnMut(ClaimInfo)) {
+        self.0.load().claims_with_prefix(namespace, prefix, each)
+    }
+
+    fn volume(&self, name: &str) -> Option<VolumeInfo> {
+        self.0.load().volume(name)
+    }
+
+    fn prebound_volume(&self, namespace: &str, claim: &str) -> Option<VolumeInfo> {
+        self.0.load().prebound_volume(namespace, claim)
+    }
+}
+
 impl TopologySink for Snapshots {
     fn publish_nodes(&self, nodes: Arc<Vec<NodeInfo>>) {
         Snapshots::publish_nodes(self, &nodes)
+    }
+
+    fn publish_node_pools(&self, pools: Arc<Vec<NodeTemplate>>) {
+        Snapshots::publish_node_pools(self, pools.to_vec())
     }
 }
 

@@ -378,11 +378,18 @@ def test_offline_renders_generate_fresh_certificates(render, chart):
 # === RBAC ===
 
 
-def test_rbac_is_read_only_on_nodes_and_namespaces(case):
+def test_rbac_is_read_only_on_exactly_what_the_caches_watch(case):
+    """get/list/watch on Nodes and Namespaces, on the storage placement reads
+    (StorageClasses, PersistentVolumeClaims, PersistentVolumes) and on Karpenter's
+    NodePools; nothing else, and no write."""
     role = case.one("ClusterRole")
     rules = [(tuple(r.get("apiGroups", [])), tuple(sorted(r["resources"])),
               tuple(sorted(r["verbs"]))) for r in role["rules"]]
-    assert rules == [(("",), ("namespaces", "nodes"), ("get", "list", "watch"))]
+    read = ("get", "list", "watch")
+    assert rules == [(("",), ("namespaces", "nodes"), read),
+                     (("",), ("persistentvolumeclaims", "persistentvolumes"), read),
+                     (("storage.k8s.io",), ("storageclasses",), read),
+                     (("karpenter.sh",), ("nodepools",), read)]
     assert not case.has("Role") and not case.has("RoleBinding")
     binding = case.one("ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",

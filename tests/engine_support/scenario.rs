@@ -6,7 +6,9 @@ use std::path::Path;
 use serde_json::{Map, Value};
 use spreadguard::engine::exceptions::Day;
 use spreadguard::engine::policy::Policy;
+use spreadguard::engine::storage::VolumeSet;
 use spreadguard::engine::{NodeInfo, Topology};
+use spreadguard::load::Inventory;
 
 use super::{compact_nodes, nodes_file, yaml_documents};
 
@@ -16,11 +18,14 @@ pub const SCENARIO_KEYS: &[&str] = &[
     "policy",
     "hpaMinReplicas",
     "today",
+    "objects",
     "object",
     "oldObject",
     "expect",
 ];
-pub const EXPECT_KEYS: &[&str] = &["subject", "findings", "injected", "patch", "notices"];
+pub const EXPECT_KEYS: &[&str] = &[
+    "subject", "findings", "injected", "patch", "notices", "notes",
+];
 
 /// One scenario file, read.
 pub struct Scenario {
@@ -32,6 +37,11 @@ pub struct Scenario {
     /// The day (UTC) the decision is made, for exceptions that expire.
     pub today: Option<Day>,
     pub expect: Map<String, Value>,
+    /// The scenario's StorageClasses, claims and volumes (`objects`), as the webhook's caches
+    /// would hold them; `None` without `objects`.
+    pub volumes: Option<VolumeSet>,
+    /// The raw `objects` (StorageClasses, claims, volumes, NodePools), for the audit.
+    pub objects: Vec<Value>,
 }
 
 pub fn load(path: &Path) -> Result<Scenario, String> {
@@ -66,10 +76,27 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         (None, Some(file)) => Some(nodes_file(file.as_str().ok_or("nodesFile: a path")?)),
         (None, None) => None,
     };
+    // StorageClasses, claims, volumes and NodePools, read by the loader the webhook's
+    // caches and audit's files share.
+    let objects: Vec<Value> = match doc.get("objects") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items.clone(),
+        Some(_) => return Err("objects must be a list".into()),
+    };
+    let mut inventory = Inventory::default();
+    for o in &objects {
+        if !spreadguard::load::take(&mut inventory, o)? {
+            return Err(format!(
+                "objects: a {}, not a StorageClass, claim, volume or NodePool",
+                o.get("kind").and_then(Value::as_str).unwrap_or("?")
+            ));
+        }
+    }
     let topology = match nodes {
-        Some(nodes) => Topology::from_nodes(nodes, &policy),
+        Some(nodes) => Topology::from_parts(nodes, inventory.pools, &policy),
         None => Topology::assumed(&policy),
     };
+    let volumes = doc.get("objects").map(|_| inventory.volumes);
     let object = doc.get("object").cloned().ok_or("no object")?;
     let old_object = doc.get("oldObject").cloned();
     let hpa_min_replicas = match doc.get("hpaMinReplicas") {
@@ -103,5 +130,7 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         hpa_min_replicas,
         today,
         expect,
+        volumes,
+        objects,
     })
 }

@@ -52,6 +52,7 @@ pub fn review(data: &[u8]) {
             policy,
             topology,
             namespaces: &UnknownNamespaces,
+            volumes: None,
             metrics: &METRICS,
             decide: engine::decide,
         };

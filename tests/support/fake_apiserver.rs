@@ -1,6 +1,8 @@
-//! A small fake Kubernetes API server for Nodes and Namespaces, speaking plain HTTP on
-//! 127.0.0.1: list with a resourceVersion, watch (chunked JSON lines) from a resourceVersion
-//! with bookmarks, `410 Gone` for compacted versions, and test controls to drop every watch
+//! A small fake Kubernetes API server for Nodes and Namespaces (and the storage objects and
+//! NodePools spreadguard also watches), speaking plain HTTP on 127.0.0.1: list with a
+//! resourceVersion and `limit`/`continue` pages, watch (chunked JSON lines) from a
+//! resourceVersion with bookmarks, `410 Gone` for compacted versions, discovery of
+//! `karpenter.sh/v1` when NodePools are served, and test controls to drop every watch
 //! connection, hold lists, or fail every request.
 //!
 //! No real Kubernetes API server can be installed on the machines these tests run on; this
@@ -41,6 +43,8 @@ struct Inner {
     watches: HashMap<&'static str, usize>,
     gone: HashMap<&'static str, usize>,
     failing: bool,
+    /// Whether `karpenter.sh/v1` NodePools are served (discovery answers 404 otherwise).
+    node_pools: bool,
 }
 
 pub struct FakeApiServer {
@@ -71,6 +75,10 @@ fn resource_kind(resource: &str) -> Option<(&'static str, &'static str)> {
         "statefulsets" => Some(("statefulsets", "StatefulSet")),
         "replicasets" => Some(("replicasets", "ReplicaSet")),
         "horizontalpodautoscalers" => Some(("horizontalpodautoscalers", "HorizontalPodAutoscaler")),
+        "storageclasses" => Some(("storageclasses", "StorageClass")),
+        "persistentvolumeclaims" => Some(("persistentvolumeclaims", "PersistentVolumeClaim")),
+        "persistentvolumes" => Some(("persistentvolumes", "PersistentVolume")),
+        "nodepools" => Some(("nodepools", "NodePool")),
         _ => None,
     }
 }
@@ -92,6 +100,7 @@ impl FakeApiServer {
         };
         let app = Router::new()
             .route("/api/v1/{resource}", get(handle))
+            .route("/apis/{group}/{version}", get(discovery))
             .route("/apis/{group}/{version}/{resource}", get(handle_group))
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -147,13 +156,73 @@ impl FakeApiServer {
             .insert(key, object);
     }
 
-    fn put(&self, resource: &'static str, kind: &'static str, name: &str, mut object: Value) {
+    /// Serves `karpenter.sh/v1` NodePools (discovery finds them) or not.
+    pub fn serve_node_pools(&self, served: bool) {
+        self.inner.lock().unwrap().node_pools = served;
+    }
+
+    /// Adds or replaces a watched object of `resource` (storageclasses, persistentvolumes,
+    /// persistentvolumeclaims, nodepools) as given, keyed by `namespace/name` or `name`; its
+    /// watchers see the change.
+    pub fn apply(&self, resource: &'static str, object: Value) {
+        let (_, kind) = resource_kind(resource).expect("a resource the fake serves");
+        let name = match object["metadata"]["namespace"].as_str() {
+            Some(ns) => format!(
+                "{ns}/{}",
+                object["metadata"]["name"].as_str().unwrap_or_default()
+            ),
+            None => object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        let api_version = object["apiVersion"].as_str().unwrap_or("v1").to_owned();
+        self.put_as(resource, kind, &api_version, &name, object);
+    }
+
+    /// Adds many objects at once without recording their history (a cluster's initial
+    /// contents, for scale tests): watches see none of them, lists all of them.
+    pub fn bulk(&self, resource: &'static str, objects: impl IntoIterator<Item = Value>) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.rv += 1;
+        let rv = inner.rv.to_string();
+        let map = inner.objects.entry(resource).or_default();
+        for mut object in objects {
+            object["metadata"]["resourceVersion"] = json!(rv);
+            let name = match object["metadata"]["namespace"].as_str() {
+                Some(ns) => format!(
+                    "{ns}/{}",
+                    object["metadata"]["name"].as_str().unwrap_or_default()
+                ),
+                None => object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            };
+            map.insert(name, object);
+        }
+    }
+
+    fn put(&self, resource: &'static str, kind: &'static str, name: &str, object: Value) {
+        self.put_as(resource, kind, "v1", name, object);
+    }
+
+    fn put_as(
+        &self,
+        resource: &'static str,
+        kind: &'static str,
+        api_version: &str,
+        name: &str,
+        mut object: Value,
+    ) {
         let mut inner = self.inner.lock().unwrap();
         inner.rv += 1;
         let rv = inner.rv;
-        object["apiVersion"] = json!("v1");
+        object["apiVersion"] = json!(api_version);
         object["kind"] = json!(kind);
-        object["metadata"]["name"] = json!(name);
+        if object["metadata"]["name"].is_null() {
+            object["metadata"]["name"] = json!(name);
+        }
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
         let objects = inner.objects.entry(resource).or_default();
         let change = if objects.insert(name.to_owned(), object.clone()).is_some() {
@@ -297,10 +366,43 @@ impl Drop for FakeApiServer {
 
 async fn handle_group(
     shared: State<Shared>,
-    Path((_group, _version, resource)): Path<(String, String, String)>,
+    Path((group, _version, resource)): Path<(String, String, String)>,
     query: RawQuery,
 ) -> Response {
+    if group == "karpenter.sh" && !shared.inner.lock().unwrap().node_pools {
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+    }
     handle(shared, Path(resource), query).await
+}
+
+/// `/apis/{group}/{version}`: the resources of a group version (only `karpenter.sh/v1` is
+/// asked for, and only served when NodePools are).
+async fn discovery(
+    State(shared): State<Shared>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
+    let served = shared.inner.lock().unwrap().node_pools;
+    if group != "karpenter.sh" || version != "v1" || !served {
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+    }
+    let body = json!({
+        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "karpenter.sh/v1",
+        "resources": [{"name": "nodepools", "singularName": "nodepool", "namespaced": false,
+                       "kind": "NodePool", "verbs": ["get", "list", "watch"]}],
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn handle(
@@ -338,14 +440,39 @@ async fn handle(
     let _ = hold.wait_for(|held| !held).await;
     let mut inner = shared.inner.lock().unwrap();
     *inner.lists.entry(resource).or_default() += 1;
-    let mut items: Vec<Value> = inner
-        .objects
-        .get(resource)
-        .map(|o| o.values().cloned().collect())
-        .unwrap_or_default();
+    // Pages of `limit` items; the continue token is the key to start after.
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    let after = query
+        .get("continue")
+        .map(|t| t.replace("%2F", "/").replace("%2f", "/"));
+    let all = inner.objects.get(resource);
+    let mut page: Vec<(&String, &Value)> = match (&after, all) {
+        (_, None) => Vec::new(),
+        (None, Some(all)) => all.iter().take(limit.saturating_add(1)).collect(),
+        (Some(after), Some(all)) => all
+            .range::<String, _>((
+                std::ops::Bound::Excluded(after.clone()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take(limit.saturating_add(1))
+            .collect(),
+    };
+    let next = if page.len() > limit {
+        page.truncate(limit);
+        page.last().map(|(k, _)| (*k).clone())
+    } else {
+        None
+    };
+    let mut items: Vec<Value> = page.into_iter().map(|(_, v)| v.clone()).collect();
     let api_version = match resource {
         "deployments" | "statefulsets" | "replicasets" => "apps/v1",
         "horizontalpodautoscalers" => "autoscaling/v2",
+        "storageclasses" => "storage.k8s.io/v1",
+        "nodepools" => "karpenter.sh/v1",
         _ => "v1",
     };
     if !matches!(resource, "nodes" | "namespaces") {
@@ -358,7 +485,10 @@ async fn handle(
     }
     let body = json!({
         "kind": format!("{kind}List"), "apiVersion": api_version,
-        "metadata": {"resourceVersion": inner.rv.to_string()},
+        "metadata": match &next {
+            Some(token) => json!({"resourceVersion": inner.rv.to_string(), "continue": token}),
+            None => json!({"resourceVersion": inner.rv.to_string()}),
+        },
         "items": items,
     });
     (

@@ -69,7 +69,7 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
                 format!(
                     "{}, {}: required zone anti-affinity ({key}) allows one pod per zone and leaves {} Pending",
                     plural(replicas, "replica", "replicas"),
-                    plural(zones, "eligible zone", "eligible zones"),
+                    ctx.eligible_zones_text(),
                     plural(replicas - zones, "pod", "pods"),
                 ),
             )
@@ -79,7 +79,21 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
         && let Some(nodes) = ctx.eligible_nodes()
     {
         let nodes = nodes as i64;
-        if nodes > 0 && replicas > nodes {
+        let pools = ctx.fitting_templates();
+        if replicas > nodes && !pools.is_empty() {
+            // A node pool adds a node for each pod that finds none: node counts are no ceiling.
+            out.push(Finding::info(
+                RuleId::HA003,
+                format!(
+                    "{}, {} now: required hostname anti-affinity allows one pod per node, and {} can add nodes, so {} for a new node rather than staying Pending",
+                    plural(replicas, "replica", "replicas"),
+                    plural(nodes, "eligible node", "eligible nodes"),
+                    pools.join(", "),
+                    plural(replicas - nodes, "pod waits", "pods wait"),
+                ),
+            )
+            .about(format!("{}|replicas={replicas}", about())));
+        } else if nodes > 0 && replicas > nodes {
             out.push(Finding::deny(
                 RuleId::HA003,
                 format!(

@@ -3,6 +3,7 @@
 pub mod anti_affinity;
 pub mod replicas;
 pub mod spread;
+pub mod volumes;
 pub mod zones;
 
 use std::collections::BTreeMap;

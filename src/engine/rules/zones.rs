@@ -24,7 +24,10 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     }
 
     let eligible_zones = ctx.eligible_zones();
-    if ctx.eligible_nodes() == Some(0) {
+    if ctx.eligible_nodes() == Some(0)
+        && ctx.eligible_zones() == 0
+        && ctx.eligibility.templates.is_empty()
+    {
         out.push(Finding::warn(
             RuleId::HA006,
             format!(
@@ -37,7 +40,10 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         out.push(Finding::deny(
             RuleId::HA006,
             format!(
-                "eligible nodes lie in 1 of the cluster's {cluster_zones} zones ({zone}), pinned by {}: losing {zone} takes down all {}",
+                "eligible nodes lie in 1 of the cluster's {cluster_zones} zones ({zone}{}), pinned by {}: losing {zone} takes down all {}",
+                ctx.template_zones_note()
+                    .map(|n| format!("; {n}"))
+                    .unwrap_or_default(),
                 ctx.placement_causes(),
                 plural(ctx.replicas.max(1), "replica", "replicas"),
             ),
