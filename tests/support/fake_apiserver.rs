@@ -262,15 +262,21 @@ impl FakeApiServer {
     }
 
     pub fn delete_node(&self, name: &str) {
+        self.delete("nodes", name);
+    }
+
+    /// Deletes an object of `resource` by its key (`name`, or `namespace/name`); its watchers
+    /// see the deletion.
+    pub fn delete(&self, resource: &'static str, key: &str) {
         let mut inner = self.inner.lock().unwrap();
-        let Some(mut object) = inner.objects.entry("nodes").or_default().remove(name) else {
+        let Some(mut object) = inner.objects.entry(resource).or_default().remove(key) else {
             return;
         };
         inner.rv += 1;
         object["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
         let change = Change {
             rv: inner.rv,
-            resource: "nodes",
+            resource,
             kind: "DELETED",
             object,
         };
