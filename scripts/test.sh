@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test spreadguard has: formatting, lints, the Rust suites (unit, integration,
-# router, TLS, doc tests, benches in test mode) and the Helm chart checks. It installs what the
-# chart checks need (a virtualenv under target/) itself, idempotently and quietly.
+# router, TLS, e2e on a real control plane, doc tests, benches in test mode) and the Helm chart
+# checks. It installs what the chart checks need (a virtualenv under target/) and builds the
+# e2e control plane (Go, under target/ or $SPREADGUARD_E2E_CACHE) itself, idempotently and
+# quietly.
 # Usage: scripts/test.sh            (CI runs exactly this through .ci/run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,12 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --all-targets --locked --quiet -- -D warnings
+
+# The e2e tests (tests/e2e_*.rs) run against a real kube-apiserver, scheduler and controller
+# manager built from Kubernetes' Go modules: built once (tens of minutes cold, see README
+# "Testing against a real control plane"), then only when tests/controlplane changes.
+step "control plane for the e2e tests"
+scripts/controlplane.sh build
 
 step "cargo test"
 cargo test --all-targets --locked 2>&1 | tee -a "$log"

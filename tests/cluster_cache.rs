@@ -1,8 +1,10 @@
 //! The cluster caches against a fake API server: the real `kube` client and kube-runtime
 //! reflectors over plain HTTP on 127.0.0.1 (see `support::fake_apiserver`).
 //!
-//! No real Kubernetes API server can be installed on the machines these tests run on, so
-//! list/watch, bookmarks, `410 Gone`, dropped connections and outages are played by the fake.
+//! The fake plays what a real API server will not do on demand (bookmarks, `410 Gone`,
+//! dropped connections, outages) and lets the tests count snapshot rebuilds in process. The
+//! same behaviour against a real kube-apiserver (readiness, node and namespace changes, the
+//! CLI through a kubeconfig) is in tests/e2e_*.rs.
 
 mod support;
 

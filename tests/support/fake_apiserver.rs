@@ -5,8 +5,9 @@
 //! `karpenter.sh/v1` when NodePools are served, and test controls to drop every watch
 //! connection, hold lists, or fail every request.
 //!
-//! No real Kubernetes API server can be installed on the machines these tests run on; this
-//! fake implements the part of the list/watch protocol that kube-runtime's watcher uses.
+//! It implements the part of the list/watch protocol that kube-runtime's watcher uses, with
+//! faults on demand that a real API server does not produce when asked; what a real one does
+//! is tested against the real kube-apiserver in tests/e2e_*.rs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;

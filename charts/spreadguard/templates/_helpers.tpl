@@ -332,11 +332,15 @@ admissionReviewVersions: ["v1"]
 sideEffects: None
 timeoutSeconds: {{ $v.webhooks.timeoutSeconds }}
 clientConfig:
+  {{- if $v.webhooks.url }}
+  url: {{ printf "%s%s" (trimSuffix "/" $v.webhooks.url) .path | quote }}
+  {{- else }}
   service:
     name: {{ include "spreadguard.fullname" $root }}
     namespace: {{ $root.Release.Namespace }}
     path: {{ .path }}
     port: {{ $v.service.port }}
+  {{- end }}
   {{- with (include "spreadguard.caBundle" $root) }}
   caBundle: {{ . }}
   {{- end }}
