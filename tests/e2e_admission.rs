@@ -943,6 +943,10 @@ async fn the_charts_service_account_can_do_exactly_what_spreadguard_needs() {
     let resources: &[(&str, &str)] = &[
         ("", "nodes"),
         ("", "namespaces"),
+        ("", "persistentvolumeclaims"),
+        ("", "persistentvolumes"),
+        ("storage.k8s.io", "storageclasses"),
+        ("karpenter.sh", "nodepools"),
         ("", "secrets"),
         ("", "configmaps"),
         ("", "pods"),
@@ -1010,11 +1014,24 @@ async fn the_charts_service_account_can_do_exactly_what_spreadguard_needs() {
     }
     allowed.sort();
     allowed.dedup();
-    let mut expected: Vec<String> = ["nodes", "namespaces"]
+    // Cluster-wide reads of what the caches watch (a ClusterRole also grants them inside any
+    // namespace, where the namespaced ones among them live).
+    let watched = [
+        "nodes",
+        "namespaces",
+        "persistentvolumeclaims",
+        "persistentvolumes",
+        "storageclasses",
+        "nodepools",
+    ];
+    let mut expected: Vec<String> = watched
         .iter()
         .flat_map(|r| ["get", "list", "watch"].map(|v| format!("{v} {r}")))
-        .chain(["get", "list", "watch"].map(|v| format!("{v} namespaces (namespaced)")))
-        .chain(["get", "list", "watch"].map(|v| format!("{v} nodes (namespaced)")))
+        .chain(
+            watched
+                .iter()
+                .flat_map(|r| ["get", "list", "watch"].map(|v| format!("{v} {r} (namespaced)"))),
+        )
         .collect();
     expected.sort();
     assert_eq!(allowed, expected);

@@ -203,6 +203,32 @@ impl Volumes for StorageCache {
             .clone();
         self.volume(&name)
     }
+
+    fn prebound_with_prefix(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        each: &mut dyn FnMut(String, VolumeInfo),
+    ) {
+        let start = key(namespace, prefix);
+        let found: Vec<(String, Box<str>)> = match self.prebound.read() {
+            Ok(p) => p
+                .range(start.clone()..)
+                .take_while(|(k, _)| k.starts_with(&*start))
+                .take(crate::engine::stateful::MAX_CLAIMS)
+                .map(|(k, v)| {
+                    let claim = k.split_once('/').map_or(&**k, |(_, c)| c).to_owned();
+                    (claim, v.clone())
+                })
+                .collect(),
+            Err(_) => return,
+        };
+        for (claim, volume) in found {
+            if let Some(v) = self.volume(&volume) {
+                each(claim, v);
+            }
+        }
+    }
 }
 
 // === The watches ===

@@ -187,32 +187,48 @@ pub fn analyse(ctx: &Context<'_>) -> Analysis {
                 continue;
             }
             let prefix = format!("{}-{}-", t.name, w.name);
-            volumes.claims_with_prefix(namespace, &prefix, &mut |claim| {
-                if seen >= MAX_CLAIMS {
-                    return;
-                }
-                let Some(ordinal) = claim.name[prefix.len()..]
+            let ordinal_of = |claim: &str| {
+                claim[prefix.len()..]
                     .parse::<i64>()
                     .ok()
                     .filter(|o| (first..last).contains(o))
-                else {
-                    return;
-                };
-                seen += 1;
-                out.claims
-                    .push(format!("{}/{}", claim.namespace, claim.name));
-                let Some(volume) = volumes.volume_of(&claim) else {
-                    return;
-                };
-                if volume.zones.is_empty() {
+            };
+            let mut pin = |ordinal: i64, zones: Vec<String>| {
+                if zones.is_empty() {
                     return;
                 }
-                let zones: BTreeSet<String> = volume.zones.into_iter().collect();
+                let zones: BTreeSet<String> = zones.into_iter().collect();
                 let entry = zones_of.entry(ordinal).or_insert(None);
                 *entry = Some(match entry.take() {
                     None => zones,
                     Some(before) => before.intersection(&zones).cloned().collect(),
                 });
+            };
+            let mut existing = BTreeSet::new();
+            volumes.claims_with_prefix(namespace, &prefix, &mut |claim| {
+                if seen >= MAX_CLAIMS {
+                    return;
+                }
+                let Some(ordinal) = ordinal_of(&claim.name) else {
+                    return;
+                };
+                seen += 1;
+                out.claims.push(format!("{}/{}", claim.namespace, claim.name));
+                existing.insert(claim.name.clone());
+                if let Some(volume) = volumes.volume_of(&claim) {
+                    pin(ordinal, volume.zones);
+                }
+            });
+            // Volumes pre-bound by hand to claims the controller has not created yet: the pod
+            // of that ordinal will follow them all the same.
+            volumes.prebound_with_prefix(namespace, &prefix, &mut |claim, volume| {
+                if existing.contains(&claim) || seen >= MAX_CLAIMS {
+                    return;
+                }
+                if let Some(ordinal) = ordinal_of(&claim) {
+                    seen += 1;
+                    pin(ordinal, volume.zones);
+                }
             });
         }
         for (ordinal, zones) in zones_of {

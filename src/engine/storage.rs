@@ -339,6 +339,14 @@ pub trait Volumes: Sync {
     fn volume(&self, name: &str) -> Option<VolumeInfo>;
     /// A volume pre-bound by hand (`claimRef` without a uid) to this claim.
     fn prebound_volume(&self, namespace: &str, claim: &str) -> Option<VolumeInfo>;
+    /// Every volume pre-bound by hand to a claim in `namespace` whose name starts with
+    /// `prefix`, whether or not the claim exists yet: `(claim name, volume)`.
+    fn prebound_with_prefix(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        each: &mut dyn FnMut(String, VolumeInfo),
+    );
 
     /// The volume a claim is bound (or pre-bound) to.
     fn volume_of(&self, claim: &ClaimInfo) -> Option<VolumeInfo> {
@@ -451,6 +459,22 @@ impl Volumes for VolumeSet {
                         .is_some_and(|(ns, c)| ns == namespace && c == claim)
             })
             .cloned()
+    }
+
+    fn prebound_with_prefix(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        each: &mut dyn FnMut(String, VolumeInfo),
+    ) {
+        for v in self.volumes.values().filter(|v| v.prebound) {
+            if let Some((ns, claim)) = &v.claim
+                && ns == namespace
+                && claim.starts_with(prefix)
+            {
+                each(claim.clone(), v.clone());
+            }
+        }
     }
 }
 

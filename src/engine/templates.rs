@@ -152,10 +152,13 @@ impl NodeTemplate {
                     .collect()
             }
         };
-        // A limit of zero for any resource (nodes, cpu, memory) stops the pool from adding one.
+        // A limit of zero for any resource (nodes, cpu, memory) stops the pool from adding one;
+        // a static NodePool (`replicas` set) keeps a fixed number of nodes, which exist as
+        // Nodes, and adds none for a Pending pod.
         let exhausted = field("/spec/limits")
             .and_then(Value::as_object)
-            .is_some_and(|limits| limits.values().any(is_zero_quantity));
+            .is_some_and(|limits| limits.values().any(is_zero_quantity))
+            || field("/spec/replicas").is_some();
         let zone = match labels.get(STANDARD_ZONE_KEY) {
             Some(LabelValue::Is(z)) => Some(z.clone()),
             _ => None,
@@ -513,5 +516,6 @@ mod tests {
         assert!(pool(json!({"limits": {"cpu": "0"}})).exhausted);
         assert!(pool(json!({"limits": {"nodes": 0}})).exhausted);
         assert!(!pool(json!({"limits": {"cpu": "1000", "memory": "1000Gi"}})).exhausted);
+        assert!(pool(json!({"replicas": 3})).exhausted, "a static NodePool adds none on demand");
     }
 }

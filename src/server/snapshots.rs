@@ -188,6 +188,15 @@ impl Volumes for FileVolumes {
     fn prebound_volume(&self, namespace: &str, claim: &str) -> Option<VolumeInfo> {
         self.0.load().prebound_volume(namespace, claim)
     }
+
+    fn prebound_with_prefix(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        each: &mut dyn FnMut(String, VolumeInfo),
+    ) {
+        self.0.load().prebound_with_prefix(namespace, prefix, each)
+    }
 }
 
 impl TopologySink for Snapshots {
