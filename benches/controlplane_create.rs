@@ -8,10 +8,13 @@
 //! 1. **not registered**: no webhook configuration exists;
 //! 2. **registered, namespace not opted in**: the configurations exist, the namespace is not
 //!    selected (the API server evaluates the selector and calls nothing);
-//! 3. **registered, intercepted**: the mutating webhook patches each Deployment and the
+//! 3. **allow-all webhooks**: a mutating and a validating webhook (a small Rust TLS server in
+//!    the bench) that allow everything unchanged: the floor any pair of webhooks costs;
+//! 4. **registered, intercepted**: the mutating webhook patches each Deployment and the
 //!    validating webhook judges it (policy `enforce`, 3 replicas: admitted, patched).
 //!
-//! Arms 2 and 3 alternate request by request, so drift on a shared machine hits both alike.
+//! Arms 2 to 4 alternate request by request, and arm 1 runs half before and half after them,
+//! so drift on a shared machine hits all alike.
 //! For each arm: the latency the client sees, and the API server's own (the audit log's
 //! `stageTimestamp - requestReceivedTimestamp` of the `ResponseComplete` event).
 //!
@@ -23,12 +26,16 @@
 mod e2e_support;
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use e2e_support::api::{self, opted_in};
 use e2e_support::bed::{Bed, BedOptions};
 use e2e_support::shared::run;
 use e2e_support::spreadguard::{Options, Spreadguard};
+use e2e_support::wait::{block_on, until};
+use e2e_support::webhook::TestWebhook;
 use serde_json::{Value, json};
 
 /// A production-looking Deployment (about 2 KB): labels, resources, probes, env.
@@ -87,7 +94,7 @@ fn main() {
     options.audit_log = true;
     let bed = Bed::start(options);
 
-    let arms = run(measure(&bed, creates));
+    let (arms, webhook_calls) = run(measure(&bed, creates));
     let audit = api_server_latencies(&bed);
 
     println!(
@@ -95,7 +102,11 @@ fn main() {
          client = as the client sees it, api = the API server's own, from its audit log):"
     );
     println!(
-        "{:<40} {:>8} {:>8} {:>8} {:>8}   {:>8} {:>8} {:>8}",
+        "\nas the API server timed each webhook call: {}",
+        webhook_calls.join("; ")
+    );
+    println!(
+        "{:<46} {:>8} {:>8} {:>8} {:>8}   {:>8} {:>8} {:>8}",
         "arm", "p50", "p90", "p99", "mean", "api p50", "api p90", "api p99"
     );
     let mut medians = HashMap::new();
@@ -105,7 +116,7 @@ fn main() {
         let s = summary(&server);
         medians.insert(arm.name, (c.0, s.0));
         println!(
-            "{:<40} {:>8.2} {:>8.2} {:>8.2} {:>8.2}   {:>8.2} {:>8.2} {:>8.2}",
+            "{:<46} {:>8.2} {:>8.2} {:>8.2} {:>8.2}   {:>8.2} {:>8.2} {:>8.2}",
             arm.name, c.0, c.1, c.2, c.3, s.0, s.1, s.2
         );
         assert_eq!(
@@ -117,31 +128,41 @@ fn main() {
     }
     let (base_client, base_server) = medians["not registered"];
     let (with_client, with_server) = medians["registered, intercepted"];
+    let (noop_client, noop_server) = medians["allow-all webhooks (floor: 2 calls, no patch)"];
     println!(
-        "\nspreadguard adds {:+.1}% to the median create latency as the client sees it, {:+.1}% as the API server measures it",
+        "\nspreadguard adds {:+.1}% to the median create latency as the client sees it, {:+.1}% as the API server measures it;\n\
+         two allow-all webhooks add {:+.1}% and {:+.1}%",
         (with_client / base_client - 1.0) * 100.0,
-        (with_server / base_server - 1.0) * 100.0
+        (with_server / base_server - 1.0) * 100.0,
+        (noop_client / base_client - 1.0) * 100.0,
+        (noop_server / base_server - 1.0) * 100.0
     );
 }
 
-async fn measure(bed: &Bed, creates: usize) -> Vec<Arm> {
+async fn measure(bed: &Bed, creates: usize) -> (Vec<Arm>, Vec<String>) {
     let client = bed.client().await;
+    let arm = |name, ns| Arm {
+        name,
+        ns,
+        client_ms: Vec::new(),
+    };
     let mut arms = vec![
-        Arm {
-            name: "not registered",
-            ns: api::namespace(&client, "bench-none", &[]).await,
-            client_ms: Vec::new(),
-        },
-        Arm {
-            name: "registered, namespace not opted in",
-            ns: api::namespace(&client, "bench-skipped", &[]).await,
-            client_ms: Vec::new(),
-        },
-        Arm {
-            name: "registered, intercepted",
-            ns: api::namespace(&client, "bench-judged", &opted_in("enforce")).await,
-            client_ms: Vec::new(),
-        },
+        arm(
+            "not registered",
+            api::namespace(&client, "bench-none", &[]).await,
+        ),
+        arm(
+            "registered, namespace not opted in",
+            api::namespace(&client, "bench-skipped", &[]).await,
+        ),
+        arm(
+            "allow-all webhooks (floor: 2 calls, no patch)",
+            api::namespace(&client, "bench-noop", &[]).await,
+        ),
+        arm(
+            "registered, intercepted",
+            api::namespace(&client, "bench-judged", &opted_in("enforce")).await,
+        ),
     ];
     // Warm the connection and the API server's caches.
     for i in 0..20 {
@@ -153,31 +174,166 @@ async fn measure(bed: &Bed, creates: usize) -> Vec<Arm> {
         .await
         .expect_ok("warm-up");
     }
-    for i in 0..creates {
+    // Not registered: half before the webhooks exist, half after they are gone, so that
+    // drift over the run does not favour either side.
+    for i in 0..creates / 2 {
         let ms = create(&client, &arms[0].ns, i).await;
         arms[0].client_ms.push(ms);
     }
 
+    // spreadguard from the chart, and a mutating and a validating webhook that allow
+    // everything unchanged (a Rust TLS server like spreadguard's): the cost of any webhook.
+    let noop_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let noop = block_on(
+        &noop_runtime,
+        TestWebhook::start(Arc::new(|_: &Value| json!({"allowed": true}))),
+    );
+    let noop_configs = noop_configurations(&noop, &arms[2].ns);
+    for config in &noop_configs {
+        api::apply(&client, config).await;
+    }
     let sg = Spreadguard::start(bed, Options::new("spreadguard")).await;
     sg.register(bed).await;
-    sg.wait_mode(bed, &arms[2].ns, "enforce").await;
+    sg.wait_mode(bed, &arms[3].ns, "enforce").await;
+    let probe = deployment(&arms[2].ns, "probe");
+    until(
+        Duration::from_secs(20),
+        "the allow-all webhooks in effect",
+        || async {
+            let before = noop.calls.load(Ordering::SeqCst);
+            api::create(&client, &probe, true).await.expect_ok("probe");
+            if noop.calls.load(Ordering::SeqCst) >= before + 2 {
+                Ok(())
+            } else {
+                Err("not called".into())
+            }
+        },
+    )
+    .await;
+
+    // The registered arms, one request each in turn.
     for i in 0..creates {
         for arm in &mut arms[1..] {
             let ms = create(&client, &arm.ns, i).await;
             arm.client_ms.push(ms);
         }
     }
-    // The intercepted ones really went through spreadguard.
-    let stored = api::get(&client, &deployment(&arms[2].ns, "d-0"))
+    // The intercepted ones really went through spreadguard, the others did not.
+    let stored = api::get(&client, &deployment(&arms[3].ns, "d-0"))
         .await
         .unwrap();
     assert_eq!(e2e_support::objects::spread_constraints(&stored).len(), 2);
-    let stored = api::get(&client, &deployment(&arms[1].ns, "d-0"))
-        .await
-        .unwrap();
-    assert!(e2e_support::objects::spread_constraints(&stored).is_empty());
+    for arm in &arms[1..3] {
+        let stored = api::get(&client, &deployment(&arm.ns, "d-0"))
+            .await
+            .unwrap();
+        assert!(e2e_support::objects::spread_constraints(&stored).is_empty());
+    }
+    assert!(noop.calls.load(Ordering::SeqCst) >= 2 * creates);
+
+    // How long each webhook call took as the API server timed it (its own histogram).
+    let metrics = api::send(
+        &client,
+        axum::http::Method::GET,
+        "/metrics",
+        "text/plain",
+        None,
+    )
+    .await;
+    let webhook_calls = webhook_durations(metrics.body.as_str().unwrap_or_default());
+
+    // Gone again: the second half of the unregistered arm.
+    sg.unregister(bed).await;
+    for config in &noop_configs {
+        let plural = format!("{}s", config["kind"].as_str().unwrap().to_lowercase());
+        let name = config["metadata"]["name"].as_str().unwrap();
+        api::delete_path(
+            &client,
+            &format!("/apis/admissionregistration.k8s.io/v1/{plural}/{name}"),
+        )
+        .await;
+    }
+    let single = e2e_support::objects::deployment(&arms[3].ns, "single", Some(1));
+    until(Duration::from_secs(20), "the webhooks gone", || async {
+        let answer = api::create(&client, &single, true).await;
+        if answer.ok() {
+            Ok(())
+        } else {
+            Err(answer.message().to_owned())
+        }
+    })
+    .await;
     sg.stop();
-    arms
+    for i in creates / 2..creates {
+        let ms = create(&client, &arms[0].ns, i).await;
+        arms[0].client_ms.push(ms);
+    }
+    noop_runtime.shutdown_background();
+    (arms, webhook_calls)
+}
+
+/// Mean duration of each webhook's CREATE calls from `apiserver_admission_webhook_admission_duration_seconds`.
+fn webhook_durations(metrics: &str) -> Vec<String> {
+    let value = |suffix: &str, name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with(&format!(
+                    "apiserver_admission_webhook_admission_duration_seconds_{suffix}{{"
+                )) && l.contains(&format!("name=\"{name}\""))
+                    && l.contains("operation=\"CREATE\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    [
+        "mutate.spreadguard.io",
+        "validate.spreadguard.io",
+        "noop-mutate.bench.test",
+        "noop-validate.bench.test",
+    ]
+    .iter()
+    .map(|name| {
+        let (sum, count) = (value("sum", name), value("count", name));
+        format!(
+            "{name}: {count} calls, mean {:.2} ms",
+            sum / count.max(1.0) * 1000.0
+        )
+    })
+    .collect()
+}
+
+/// A mutating and a validating configuration calling `webhook` for namespace `ns` only.
+fn noop_configurations(webhook: &TestWebhook, ns: &str) -> Vec<Value> {
+    use base64::Engine as _;
+    let hook = |path: &str| {
+        json!({
+            "name": format!("noop{}.bench.test", path.replace('/', "-")),
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 5,
+            "clientConfig": {
+                "url": format!("{}{path}", webhook.url),
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(&webhook.ca_pem),
+            },
+            "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments"],
+                       "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+        })
+    };
+    let mut mutating = hook("/mutate");
+    mutating["reinvocationPolicy"] = json!("Never");
+    vec![
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+               "metadata": {"name": "bench-noop"}, "webhooks": [mutating]}),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+               "metadata": {"name": "bench-noop"}, "webhooks": [hook("/validate")]}),
+    ]
 }
 
 async fn create(client: &kube::Client, ns: &str, i: usize) -> f64 {

@@ -893,3 +893,44 @@ async fn exception_states_are_metrics() {
         "{text}"
     );
 }
+
+/// Every judged request is logged inside a span that names it: uid, kind, namespace, the
+/// object's name (`object`: `name` is the span's own in JSON logs), mode and decision.
+#[tokio::test]
+async fn each_request_runs_in_a_span_naming_it() {
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let review = fixture("deployment-create-1-replica.json");
+    send(state(""), "/validate", &review).await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["fields"]["message"] == "admission")
+        .unwrap_or_else(|| panic!("no admission line in {text}"));
+    let span = &line["span"];
+    assert_eq!(span["name"], "admission");
+    assert_eq!(span["uid"], review["request"]["uid"]);
+    assert_eq!(span["kind"], "Deployment");
+    assert_eq!(span["namespace"], "shop");
+    assert_eq!(span["object"], "checkout");
+    assert_eq!(span["mode"], "enforce");
+    assert_eq!(span["decision"], "denied");
+}

@@ -72,12 +72,15 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
     let mut request = review.request;
     let kind = request.resource.workload_kind();
     let dry_run = request.dry_run.unwrap_or(false);
+    // The request's span: everything logged while it is judged names the request; its mode
+    // and decision are recorded once known. The object's name is `object`: in JSON logs
+    // `name` is the span's own name ("admission").
     let span = tracing::info_span!(
         "admission",
-        uid = %request.uid,
+        uid = request.uid.as_str(),
         kind = kind.map_or("other", WorkloadKind::as_str),
         namespace = request.namespace.as_deref().unwrap_or_default(),
-        name = request.name.as_deref().unwrap_or_default(),
+        object = request.name.as_deref().unwrap_or_default(),
         mode = Empty,
         decision = Empty,
     );
