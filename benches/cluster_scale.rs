@@ -213,7 +213,14 @@ fn populate_storage(api: &FakeApiServer, count: usize) {
     for i in 0..count {
         let ns = format!("team-{:04}", i / 50);
         let name = format!("{}-db-{}-{}", ["data", "wal"][i % 2], (i / 10) % 5, i % 5);
-        let pv = format!("pvc-{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", i, i % 65_536, i % 4096, (i * 7) % 4096, i * 31);
+        let pv = format!(
+            "pvc-{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            i,
+            i % 65_536,
+            i % 4096,
+            (i * 7) % 4096,
+            i * 31
+        );
         claims.push(serde_json::json!({
             "apiVersion": "v1", "kind": "PersistentVolumeClaim",
             "metadata": {"namespace": ns, "name": name, "uid": format!("{i:032x}"),

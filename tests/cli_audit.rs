@@ -291,18 +291,14 @@ fn storage_objects_beside_the_workloads_are_taken_into_account() {
         "WaitForFirstConsumer"
     );
     // Without the storage objects the same StatefulSet is judged without them.
+    let example = std::fs::read_to_string(format!(
+        "{EXAMPLES}/ha017-statefulset-zonal-volumes-bound-immediately.yaml"
+    ))
+    .unwrap();
+    let statefulset_only = example.split("---\n").last().unwrap();
     let alone = audit(
         &["--nodes", NODES, "-o", "json", "-"],
-        Some(
-            &std::fs::read_to_string(format!(
-                "{EXAMPLES}/ha017-statefulset-zonal-volumes-bound-immediately.yaml"
-            ))
-            .unwrap()
-            .split("---\n")
-            .last()
-            .unwrap()
-            .to_owned(),
-        ),
+        Some(statefulset_only),
     );
     let r = &json(&alone)["results"][0];
     assert!(rules(r).is_empty(), "{r}");

@@ -100,7 +100,10 @@ async fn storage_class(client: &kube::Client, prefix: &str, binding: &str) -> St
     .expect_ok("create StorageClass");
     // A real API object: what the API server stored, with its defaults.
     assert_eq!(answer.body["volumeBindingMode"], binding);
-    assert_eq!(answer.body["reclaimPolicy"], "Delete", "defaulted by the API server");
+    assert_eq!(
+        answer.body["reclaimPolicy"], "Delete",
+        "defaulted by the API server"
+    );
     name
 }
 
@@ -214,14 +217,19 @@ async fn provision_or_bind(
     });
     let volume_name = match named {
         Some(v) => {
-            let pv = v["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+            let pv = v["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             if v["spec"]["claimRef"]["uid"].as_str() != Some(uid) {
                 api::send(
                     client,
                     Method::PATCH,
                     &format!("/api/v1/persistentvolumes/{pv}"),
                     "application/merge-patch+json",
-                    Some(&json!({"spec": {"claimRef": {"namespace": ns, "name": name, "uid": uid}}})),
+                    Some(
+                        &json!({"spec": {"claimRef": {"namespace": ns, "name": name, "uid": uid}}}),
+                    ),
                 )
                 .await
                 .expect_ok("binder: claimRef uid");
@@ -237,7 +245,9 @@ async fn provision_or_bind(
             };
             let zone = zones.get(node).cloned().unwrap_or_default();
             let pv = format!("pvc-{uid}");
-            let class = claim["spec"]["storageClassName"].as_str().unwrap_or_default();
+            let class = claim["spec"]["storageClassName"]
+                .as_str()
+                .unwrap_or_default();
             let mut v = volume(&pv, &zone, class, Some((ns, name)));
             v["spec"]["claimRef"]["uid"] = json!(uid);
             v["metadata"]["annotations"] = json!({"pv.kubernetes.io/provisioned-by": CSI_DRIVER});
@@ -264,8 +274,10 @@ async fn provision_or_bind(
         Method::PATCH,
         &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/{name}/status"),
         "application/merge-patch+json",
-        Some(&json!({"status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
-                                "capacity": {"storage": "1Gi"}}})),
+        Some(
+            &json!({"status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
+                                "capacity": {"storage": "1Gi"}}}),
+        ),
     )
     .await;
     let _ = api::send(
@@ -282,7 +294,12 @@ async fn provision_or_bind(
 
 /// Waits until the `want` pods of StatefulSet `name` are bound to nodes, and returns their
 /// zones by ordinal.
-async fn placed(client: &kube::Client, ns: &str, name: &str, want: usize) -> BTreeMap<usize, String> {
+async fn placed(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    want: usize,
+) -> BTreeMap<usize, String> {
     let zones = api::node_zones(client).await;
     until(
         Duration::from_secs(90),
@@ -312,12 +329,14 @@ async fn placed(client: &kube::Client, ns: &str, name: &str, want: usize) -> BTr
                     .map(|p| {
                         format!(
                             "{}: {}",
-                            p["metadata"]["name"],
-                            p["status"]["conditions"][0]["message"]
+                            p["metadata"]["name"], p["status"]["conditions"][0]["message"]
                         )
                     })
                     .collect();
-                Err(format!("{} of {want} bound; pending: {pending:?}", placed.len()))
+                Err(format!(
+                    "{} of {want} bound; pending: {pending:?}",
+                    placed.len()
+                ))
             }
         },
     )
@@ -376,10 +395,15 @@ async fn a_parallel_statefulset_with_the_injected_hard_spread_gets_one_pod_and_v
     // API server passes on spreadguard's note saying why.
     let volumes = play_volumes(&ns);
     let sts = statefulset(&ns, "db", 3, &wffc);
-    let created = api::create(&client, &sts, false).await.expect_ok("create db");
+    let created = api::create(&client, &sts, false)
+        .await
+        .expect_ok("create db");
     let zone_spread = &objects::spread_constraints(&created.body)[0];
     assert_eq!(zone_spread["topologyKey"], ZONE_KEY);
-    assert_eq!(zone_spread["whenUnsatisfiable"], "DoNotSchedule", "{created:?}");
+    assert_eq!(
+        zone_spread["whenUnsatisfiable"], "DoNotSchedule",
+        "{created:?}"
+    );
     assert!(
         created.warnings.iter().any(|w| w.starts_with(
             "zone spread injected with DoNotSchedule: the first placement fixes each replica"
@@ -473,9 +497,10 @@ async fn a_volume_prebound_to_ordinal_0_places_pod_0_in_its_zone_and_audit_repor
     .await
     .expect_ok("label legacy");
     assert!(
-        answer.warnings.iter().any(|w| w.starts_with(
-            "HA019: losing zone zone-b takes 3 replicas and their data"
-        )),
+        answer
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("HA019: losing zone zone-b takes 3 replicas and their data")),
         "{:?}",
         answer.warnings
     );
@@ -526,8 +551,14 @@ async fn a_volume_prebound_to_ordinal_0_places_pod_0_in_its_zone_and_audit_repor
         ])
     );
     let db_entry = entry("db");
-    assert!(ha019(&db_entry).is_empty(), "one volume per zone: {db_entry}");
-    assert_eq!(db_entry["considered"]["storageClasses"][0]["locality"], "zonal");
+    assert!(
+        ha019(&db_entry).is_empty(),
+        "one volume per zone: {db_entry}"
+    );
+    assert_eq!(
+        db_entry["considered"]["storageClasses"][0]["locality"],
+        "zonal"
+    );
     volumes.abort();
 }
 
@@ -567,7 +598,9 @@ async fn a_karpenter_node_pool_adds_a_zone_with_no_nodes_and_the_next_decision_c
     let before = api::create(&client, &anti(4), true).await;
     assert_eq!(before.status, 403, "{before:?}");
     assert!(
-        before.message().contains("HA002: 4 replicas, 3 eligible zones"),
+        before
+            .message()
+            .contains("HA002: 4 replicas, 3 eligible zones"),
         "{}",
         before.message()
     );

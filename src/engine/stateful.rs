@@ -213,7 +213,8 @@ pub fn analyse(ctx: &Context<'_>) -> Analysis {
                     return;
                 };
                 seen += 1;
-                out.claims.push(format!("{}/{}", claim.namespace, claim.name));
+                out.claims
+                    .push(format!("{}/{}", claim.namespace, claim.name));
                 existing.insert(claim.name.clone());
                 if let Some(volume) = volumes.volume_of(&claim) {
                     pin(ordinal, volume.zones);

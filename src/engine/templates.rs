@@ -516,6 +516,9 @@ mod tests {
         assert!(pool(json!({"limits": {"cpu": "0"}})).exhausted);
         assert!(pool(json!({"limits": {"nodes": 0}})).exhausted);
         assert!(!pool(json!({"limits": {"cpu": "1000", "memory": "1000Gi"}})).exhausted);
-        assert!(pool(json!({"replicas": 3})).exhausted, "a static NodePool adds none on demand");
+        assert!(
+            pool(json!({"replicas": 3})).exhausted,
+            "a static NodePool adds none on demand"
+        );
     }
 }
