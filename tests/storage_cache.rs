@@ -204,7 +204,8 @@ async fn an_update_is_judged_against_the_cached_claims_and_volumes() {
     let d = decide(
         Input::new(&sts)
             .with_old(Some(&sts))
-            .with_volumes(state.snapshots.volumes()),
+            .with_volumes(state.snapshots.volumes())
+            .reporting_considered(),
         &state.topology(),
         &state.policy(),
     );

@@ -302,7 +302,8 @@ fn judge(
         Input::new(object)
             .with_hpa_min_replicas(hpa)
             .with_today(Day::today_utc())
-            .with_volumes(volumes),
+            .with_volumes(volumes)
+            .reporting_considered(),
         topology,
         policy,
     );

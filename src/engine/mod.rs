@@ -52,6 +52,9 @@ pub struct Input<'a> {
     /// StorageClasses, claims and volumes, when known (the caches, or storage objects among
     /// audit's files): HA017–HA020 and the stateful zone spread need them.
     pub volumes: Option<&'a dyn storage::Volumes>,
+    /// Name what the decision took into account ([`Decision::considered`]): reports want
+    /// it, the webhook does not pay for it.
+    pub report_considered: bool,
 }
 
 impl<'a> Input<'a> {
@@ -62,7 +65,14 @@ impl<'a> Input<'a> {
             hpa_min_replicas: None,
             today: None,
             volumes: None,
+            report_considered: false,
         }
+    }
+
+    /// Fill in [`Decision::considered`] (for reports).
+    pub fn reporting_considered(mut self) -> Self {
+        self.report_considered = true;
+        self
     }
 
     pub fn with_volumes(mut self, volumes: Option<&'a dyn storage::Volumes>) -> Self {
@@ -109,7 +119,8 @@ pub struct Decision {
     /// Why the injection is what it is (a stateful zone spread made hard, or not); `/mutate`
     /// sends them as warnings with the patch.
     pub notes: Vec<String>,
-    /// The storage classes, claims and node templates the decision took into account.
+    /// The storage classes, claims and node templates the decision took into account (only
+    /// when asked for, [`Input::reporting_considered`]).
     pub considered: stateful::Considered,
 }
 
@@ -169,7 +180,11 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
     } else {
         (Vec::new(), Vec::new())
     };
-    let considered = stateful::considered(&ctx);
+    let considered = if input.report_considered {
+        stateful::considered(&ctx)
+    } else {
+        stateful::Considered::default()
+    };
 
     let mut findings = apply_overrides(findings, policy);
     if let Some(old) = input.old_object {

@@ -570,7 +570,8 @@ def test_policy_file_holds_only_fields_the_server_knows(case):
     known = {"mode", "scope", "minReplicas", "zoneLabels", "maxSkew", "whenUnsatisfiable",
              "matchPodTemplateHash", "antiAffinityWeight", "spreadAcrossNodes",
              "rewriteLegacyZoneKey", "exemptNamespaces", "allowWorkloadOverride",
-             "assumedZones", "failOpen", "rules"}
+             "assumedZones", "failOpen", "rules", "statefulZoneSpread", "zonalProvisioners",
+             "nodeTemplates"}
     assert set(case.policy) <= known
 
 
