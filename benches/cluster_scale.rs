@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use fake_apiserver::FakeApiServer;
 use serde_json::Value;
-use spreadguard::cluster::{Caches, TopologySink};
+use spreadguard::cluster::{Caches, CompanionSink, TopologySink};
 use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{Input, NodeInfo, Topology, decide};
 use spreadguard::metrics::Metrics;
@@ -38,6 +38,12 @@ impl TopologySink for Sink {
     fn publish_nodes(&self, nodes: Arc<Vec<NodeInfo>>) {
         self.published.lock().unwrap().push((Instant::now(), nodes));
     }
+}
+
+/// The autoscaler and budget caches are not what this bench measures.
+impl CompanionSink for Sink {
+    fn publish_autoscalers(&self, _: Arc<spreadguard::engine::Autoscalers>) {}
+    fn publish_budgets(&self, _: Arc<spreadguard::engine::Budgets>) {}
 }
 
 fn node_labels(i: usize, zones: usize) -> Vec<(String, String)> {
@@ -271,6 +277,7 @@ fn main() {
         let _guard = runtime.enter();
         caches.spawn(
             api.client(),
+            sink.clone(),
             sink.clone(),
             Arc::new(Metrics::new()),
             Duration::from_millis(100),

@@ -110,6 +110,7 @@ pub struct Metrics {
     cert_expiry: Gauge,
     engine_panics: Counter,
     cache_staleness: Family<CacheLabels, Gauge<f64, AtomicU64>>,
+    cached_objects: Family<CacheLabels, Gauge>,
     exceptions: Family<ExceptionStateLabels, Gauge>,
     exception_expiry: Family<ExceptionLabels, Gauge>,
 }
@@ -209,6 +210,12 @@ impl Metrics {
             "Seconds since a cluster cache last heard from the API server",
             cache_staleness.clone(),
         );
+        let cached_objects = Family::<CacheLabels, Gauge>::default();
+        registry.register(
+            "cached_objects",
+            "Objects a cluster cache holds for decisions (autoscalers, budgets)",
+            cached_objects.clone(),
+        );
         let exceptions = Family::<ExceptionStateLabels, Gauge>::default();
         registry.register(
             "exceptions",
@@ -241,6 +248,7 @@ impl Metrics {
             cert_expiry,
             engine_panics,
             cache_staleness,
+            cached_objects,
         }
     }
 
@@ -325,6 +333,13 @@ impl Metrics {
                     .set(last.end_unix());
             }
         }
+    }
+
+    /// How many objects a cache publishes for decisions.
+    pub fn cached(&self, cache: &'static str, count: usize) {
+        self.cached_objects
+            .get_or_create(&CacheLabels { cache })
+            .set(count as i64);
     }
 
     /// For the cluster caches: how long ago a cache last heard from the API server.

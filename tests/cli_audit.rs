@@ -218,13 +218,19 @@ fn the_table_names_every_finding_and_the_summary() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("Deployment jobs/worker"), "{text}");
     assert!(text.contains("HA001"), "{text}");
+    // The HPA is judged too: it may scale the worker down to 1.
+    assert!(
+        text.contains("HorizontalPodAutoscaler jobs/worker"),
+        "{text}"
+    );
+    assert!(text.contains("HA012"), "{text}");
     assert!(text.contains("\x1b[1;31mDENY"), "{text}");
     assert!(text.contains("would inject: zone-spread"), "{text}");
     assert!(
         text.lines()
             .last()
             .unwrap()
-            .starts_with("Summary: 1 workload in 2 documents: 1 denied"),
+            .starts_with("Summary: 1 workload, 1 autoscaler in 2 documents: 2 denied"),
         "{text}"
     );
 }

@@ -50,6 +50,7 @@ fn start(api: &FakeApiServer) -> (Caches, Arc<Sink>) {
     caches.spawn(
         api.client(),
         sink.clone(),
+        sink.clone(),
         Arc::new(Metrics::new()),
         DEBOUNCE,
     );
@@ -242,7 +243,13 @@ async fn an_unreachable_api_server_at_start_is_not_ready_and_does_not_crash() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let caches = Caches::default();
     let sink = Arc::new(Sink::default());
-    caches.spawn(client, sink.clone(), Arc::new(Metrics::new()), DEBOUNCE);
+    caches.spawn(
+        client,
+        sink.clone(),
+        sink.clone(),
+        Arc::new(Metrics::new()),
+        DEBOUNCE,
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!caches.synced());
     assert_eq!(sink.count(), 0);
@@ -290,6 +297,7 @@ async fn namespace_labels_change_decisions() {
     let state = Arc::new(State::new(policy).with_namespaces(caches.namespaces.clone()));
     caches.spawn(
         api.client(),
+        state.snapshots.clone(),
         state.snapshots.clone(),
         state.metrics().clone(),
         DEBOUNCE,
@@ -411,7 +419,12 @@ async fn serve_without_nodes_watches_the_cluster_and_is_ready_after_both_lists()
     let state = server.state().clone();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let missing = state.readiness().unwrap_err();
-    assert!(missing.contains(&"cluster caches listed"), "{missing:?}");
+    assert!(
+        missing.contains(
+            &"nodes, namespaces, autoscalers, disruption budgets, node pools and storage listed"
+        ),
+        "{missing:?}"
+    );
     api.hold_lists(false);
     eventually("ready", Duration::from_secs(5), || {
         state.readiness().is_ok()
@@ -456,7 +469,7 @@ fn deployment(namespace: &str, name: &str, replicas: i64) -> Value {
 }
 
 #[tokio::test]
-async fn audit_reads_a_live_cluster_with_its_nodes_namespaces_and_autoscalers() {
+async fn audit_reads_a_live_cluster_with_its_nodes_namespaces_autoscalers_and_budgets() {
     let api = three_zone_cluster().await;
     api.put_namespace("shop", &[]);
     api.put_namespace("legacy", &[("spreadguard.io/mode", "off")]);
@@ -469,6 +482,36 @@ async fn audit_reads_a_live_cluster_with_its_nodes_namespaces_and_autoscalers() 
                "metadata": {"name": "api", "namespace": "shop"},
                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
                         "minReplicas": 1, "maxReplicas": 5}}),
+    );
+    let pdb = |name: &str, app: &str, spec: Value| {
+        let mut p = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+               "metadata": {"name": name, "namespace": "shop"},
+               "spec": {"selector": {"matchLabels": {"app": app}}}});
+        for (k, v) in spec.as_object().unwrap() {
+            p["spec"][k] = v.clone();
+        }
+        p
+    };
+    api.put_object(
+        "poddisruptionbudgets",
+        pdb("api", "api", json!({"maxUnavailable": "50%"})),
+    );
+    // Selects nothing: HA016.
+    api.put_object(
+        "poddisruptionbudgets",
+        pdb("ghost", "ghost", json!({"maxUnavailable": 1})),
+    );
+    // Selects only the running Pod of a kind audit does not judge: not HA016.
+    api.put_object(
+        "poddisruptionbudgets",
+        pdb("batch", "batch", json!({"minAvailable": 1})),
+    );
+    api.put_object(
+        "pods",
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "nightly-x1", "namespace": "shop", "labels": {"app": "batch"},
+                            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "nightly", "uid": "2", "controller": true}]},
+               "spec": {"containers": [{"name": "job", "image": "busybox"}]}}),
     );
     api.put_object(
         "pods",
@@ -508,9 +551,33 @@ async fn audit_reads_a_live_cluster_with_its_nodes_namespaces_and_autoscalers() 
     };
     assert_eq!(
         results.len(),
-        3,
-        "the controller-owned Pod is judged through its owner: {report}"
+        7,
+        "3 Deployments, 1 HPA, 3 PDBs; the controller-owned Pods are judged through their \
+         owners: {report}"
     );
+    assert_eq!(
+        (
+            report["summary"]["workloads"].as_i64(),
+            report["summary"]["autoscalers"].as_i64(),
+            report["summary"]["disruptionBudgets"].as_i64()
+        ),
+        (Some(3), Some(1), Some(3))
+    );
+    let hpa = by_source("horizontalpodautoscalers/shop/api");
+    assert_eq!(hpa["findings"][0]["rule"], "HA012", "{hpa}");
+    let ghost = by_source("poddisruptionbudgets/shop/ghost");
+    assert_eq!(ghost["findings"][0]["rule"], "HA016", "{ghost}");
+    assert_eq!(
+        ghost["outcome"]["warnings"],
+        json!([]),
+        "HA016 is the audit's alone: the webhook's answer does not carry it"
+    );
+    for quiet in [
+        "poddisruptionbudgets/shop/api",
+        "poddisruptionbudgets/shop/batch",
+    ] {
+        assert_eq!(by_source(quiet)["findings"], json!([]), "{quiet}");
+    }
     let web = by_source("deployments/shop/web");
     assert_eq!(
         (
@@ -532,5 +599,145 @@ async fn audit_reads_a_live_cluster_with_its_nodes_namespaces_and_autoscalers() 
             .unwrap()
             .contains("HorizontalPodAutoscaler minReplicas 1"),
         "{api_entry}"
+    );
+    // What the decision took into account: the HPA, and the PDB with its arithmetic (50% of
+    // the HPA's 1 replica, rounded up).
+    assert_eq!(
+        api_entry["autoscaler"],
+        json!({"name": "api", "minReplicas": 1, "maxReplicas": 5})
+    );
+    assert_eq!(
+        api_entry["disruptionBudgets"],
+        json!([{"name": "api", "maxUnavailable": "50%", "allowedUnavailable": 1}])
+    );
+}
+
+fn hpa(namespace: &str, target: &str, min: i64, status: Option<i64>) -> Value {
+    let mut h = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": target, "namespace": namespace},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                 "minReplicas": min, "maxReplicas": 10}});
+    if let Some(current) = status {
+        h["status"] = json!({"currentReplicas": current, "desiredReplicas": current});
+    }
+    h
+}
+
+fn pdb(namespace: &str, app: &str, max_unavailable: Value) -> Value {
+    json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": app, "namespace": namespace},
+        "spec": {"maxUnavailable": max_unavailable, "selector": {"matchLabels": {"app": app}}}})
+}
+
+#[tokio::test]
+async fn autoscalers_and_budgets_are_indexed_and_status_updates_republish_nothing() {
+    let api = three_zone_cluster().await;
+    api.put_object("horizontalpodautoscalers", hpa("shop", "web", 3, None));
+    api.put_object("poddisruptionbudgets", pdb("shop", "web", json!(1)));
+    let (caches, sink) = start(&api);
+    eventually("synced", Duration::from_secs(5), || {
+        caches.synced()
+            && sink.autoscalers.lock().unwrap().len() == 1
+            && sink.budgets.lock().unwrap().len() == 1
+    })
+    .await;
+    let latest_min = || {
+        sink.autoscalers
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .for_workload("shop", "apps", "Deployment", "web")
+            .map(|a| a.min_replicas)
+    };
+    assert_eq!(latest_min(), Some(3));
+    let web: std::collections::BTreeMap<String, String> =
+        [("app".to_owned(), "web".to_owned())].into();
+    let selecting = || {
+        sink.budgets
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .selecting("shop", &web)
+            .len()
+    };
+    assert_eq!(selecting(), 1);
+
+    // The HPA controller writes the status every sync period: nothing decisions read changes.
+    for current in 0..10 {
+        api.put_object(
+            "horizontalpodautoscalers",
+            hpa("shop", "web", 3, Some(current)),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        sink.autoscalers.lock().unwrap().len(),
+        1,
+        "status-only updates republished the autoscalers"
+    );
+
+    // A spec change does, and a deletion.
+    api.put_object("horizontalpodautoscalers", hpa("shop", "web", 1, Some(3)));
+    let took = eventually("minReplicas 1 seen", Duration::from_secs(5), || {
+        latest_min() == Some(1)
+    })
+    .await;
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    api.delete_object("poddisruptionbudgets", "shop", "web");
+    eventually("the PDB is gone", Duration::from_secs(5), || {
+        selecting() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_webhook_counts_the_cached_autoscaler_and_budget() {
+    let api = three_zone_cluster().await;
+    api.put_namespace("shop", &[]);
+    let caches = Caches::default();
+    let state = Arc::new(State::new(Policy::default()).with_namespaces(caches.namespaces.clone()));
+    caches.spawn(
+        api.client(),
+        state.snapshots.clone(),
+        state.snapshots.clone(),
+        state.metrics().clone(),
+        DEBOUNCE,
+    );
+    eventually("synced", Duration::from_secs(5), || caches.synced()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // replicas: 1, written (no evidence otherwise): denied while no HPA is known.
+    let r = validate(&state, "shop").await;
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["status"]["message"].as_str().unwrap().contains("HA001"),
+        "{r}"
+    );
+
+    // The HPA's minReplicas 3 is the count now: allowed. A PDB that lets none of the 3 go
+    // is a warning on the workload.
+    api.put_object("horizontalpodautoscalers", hpa("shop", "web", 3, None));
+    api.put_object("poddisruptionbudgets", pdb("shop", "web", json!(0)));
+    let started = Instant::now();
+    loop {
+        let r = validate(&state, "shop").await;
+        let warned = r["warnings"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w.as_str().unwrap().starts_with("HA013")));
+        if r["allowed"] == true && warned {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the caches did not change the answer: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = state.metrics().encode();
+    assert!(
+        text.contains("spreadguard_cached_objects{cache=\"autoscalers\"} 1"),
+        "{text}"
     );
 }

@@ -42,6 +42,8 @@ struct Garbage {
     namespace_lists: AtomicUsize,
     /// Of StorageClasses, PersistentVolumeClaims and PersistentVolumes together.
     storage_lists: AtomicUsize,
+    /// HorizontalPodAutoscalers and PodDisruptionBudgets.
+    companion_lists: AtomicUsize,
 }
 
 async fn handle(
@@ -54,6 +56,7 @@ async fn handle(
         "nodes" => &g.node_lists,
         "namespaces" => &g.namespace_lists,
         "storageclasses" | "persistentvolumeclaims" | "persistentvolumes" => &g.storage_lists,
+        "horizontalpodautoscalers" | "poddisruptionbudgets" => &g.companion_lists,
         _ => return (axum::http::StatusCode::NOT_FOUND, "no such resource").into_response(),
     };
     if g.on.load(Ordering::SeqCst) {
@@ -89,9 +92,11 @@ async fn handle(
             })
             .collect();
         json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
-    } else {
+    } else if resource == "namespaces" {
         json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
                "items": [{"metadata": {"name": "team", "resourceVersion": "1"}}]})
+    } else {
+        json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": []})
     };
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -100,17 +105,18 @@ async fn handle(
         .into_response()
 }
 
+async fn handle_group(
+    state: State<Arc<Garbage>>,
+    Path((_group, _version, resource)): Path<(String, String, String)>,
+    query: RawQuery,
+) -> Response {
+    handle(state, Path(resource), query).await
+}
+
 async fn start(g: Arc<Garbage>) -> SocketAddr {
     let app = Router::new()
         .route("/api/v1/{resource}", get(handle))
-        .route(
-            "/apis/{group}/{version}/{resource}",
-            get(
-                |g: State<Arc<Garbage>>,
-                 Path((_, _, resource)): Path<(String, String, String)>,
-                 q: RawQuery| async move { handle(g, Path(resource), q).await },
-            ),
-        )
+        .route("/apis/{group}/{version}/{resource}", get(handle_group))
         .with_state(g);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -156,6 +162,7 @@ async fn garbage_from_the_api_server_is_logged_and_retried_until_it_recovers() {
     caches.spawn(
         client,
         sink.clone(),
+        sink.clone(),
         Arc::new(Metrics::new()),
         Duration::from_millis(50),
     );
@@ -185,6 +192,10 @@ async fn garbage_from_the_api_server_is_logged_and_retried_until_it_recovers() {
     assert!(
         g.storage_lists.load(Ordering::SeqCst) > 0,
         "the storage caches were not listed"
+    );
+    assert!(
+        g.companion_lists.load(Ordering::SeqCst) > 0,
+        "the autoscaler and budget caches were not listed"
     );
 
     // Recovery: proper answers fill the caches.

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use spreadguard::engine::policy::Policy;
-use spreadguard::engine::{Decision, Input, RuleId, Skip, Subject, Topology, WorkloadKind, decide};
+use spreadguard::engine::{
+    Decision, Input, RuleId, Severity, Skip, Subject, Topology, WorkloadKind, decide,
+};
 
 use engine_support::{apply_and_undo, escalations, nodes_file};
 
@@ -215,13 +217,51 @@ fn workloads_are_judged_and_patched_without_losing_a_field() {
     assert!(patched >= 24, "too few patches exercised: {patched}");
 }
 
+/// HorizontalPodAutoscalers and PodDisruptionBudgets are judged on their own numbers.
+fn judged_alone(name: &str) -> bool {
+    name.starts_with("autoscaling.") || name.starts_with("policy.")
+}
+
+#[test]
+fn autoscalers_and_budgets_are_read_as_captured() {
+    let policy = Policy::default();
+    let topology = Topology::assumed(&policy);
+    let mut seen = 0;
+    for (name, _, object) in fixtures() {
+        if !judged_alone(&name) {
+            continue;
+        }
+        seen += 1;
+        let as_is = decide(Input::new(&object), &topology, &policy);
+        assert_eq!(as_is.subject, Subject::Skipped(Skip::Deleting), "{name}");
+        let d = decide(Input::new(&stripped(&object)), &topology, &policy);
+        assert!(d.patch.is_empty(), "{name}: never patched");
+        let rules: Vec<(RuleId, Severity)> =
+            d.findings.iter().map(|f| (f.rule, f.severity)).collect();
+        match name.as_str() {
+            // minReplicas 2 meets the default policy.
+            "autoscaling.v2.HorizontalPodAutoscaler.json" => {
+                assert_eq!(d.subject, Subject::Autoscaler);
+                assert!(rules.is_empty(), "{name}: {:?}", d.findings);
+            }
+            // Fuzzed: both fields set, with placeholder strings: not checked, said so.
+            "policy.v1.PodDisruptionBudget.json" => {
+                assert_eq!(d.subject, Subject::DisruptionBudget);
+                assert_eq!(rules, [(RuleId::HA000, Severity::Warn)], "{:?}", d.findings);
+            }
+            other => panic!("an unexpected fixture {other}"),
+        }
+    }
+    assert_eq!(seen, 2, "the HPA and PDB fixtures went missing");
+}
+
 #[test]
 fn other_kinds_pass_through_untouched() {
     let policy = Policy::default();
     let topology = Topology::from_nodes(nodes_file("examples/nodes-3-zones.yaml"), &policy);
     let mut seen = Vec::new();
     for (name, _, object) in fixtures() {
-        if workload_kind(&object).is_some() {
+        if workload_kind(&object).is_some() || judged_alone(&name) {
             continue;
         }
         for obj in [object.clone(), stripped(&object)] {

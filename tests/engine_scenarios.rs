@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::{Map, Value};
+use spreadguard::audit::{Report, Sourced};
 use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{
     Decision, INJECTED_ANNOTATION, Injection, Input, RuleId, Severity, Subject, Topology, decide,
@@ -60,9 +61,11 @@ fn expected_findings(expect: &Map<String, Value>) -> Result<Vec<ExpectedFinding>
 }
 
 fn decide_scenario(s: &Scenario, object: &Value) -> Decision {
+    let (autoscalers, budgets) = (s.autoscalers(), s.budgets());
     let mut input = Input::new(object)
         .with_old(s.old_object.as_ref())
-        .with_hpa_min_replicas(s.hpa_min_replicas)
+        .with_autoscalers(&autoscalers)
+        .with_budgets(&budgets)
         .with_volumes(
             s.volumes
                 .as_ref()
@@ -184,6 +187,8 @@ fn check_scenario(path: &Path) -> Vec<String> {
         Subject::Workload(_) => "workload",
         Subject::Skipped(_) => "skipped",
         Subject::Uninterpretable(_) => "uninterpretable",
+        Subject::Autoscaler => "autoscaler",
+        Subject::DisruptionBudget => "disruptionBudget",
     };
     let want_subject = s
         .expect
@@ -226,8 +231,15 @@ fn universal_checks(s: &Scenario, decision: &Decision) -> Vec<String> {
         .iter()
         .all(|f| f.rule == RuleId::HA000 && f.severity == Severity::Warn);
     let judged = matches!(decision.subject, Subject::Workload(_));
-    if !judged && (!decision.patch.is_empty() || !only_ha000) {
+    let alone = matches!(
+        decision.subject,
+        Subject::Autoscaler | Subject::DisruptionBudget
+    );
+    if !judged && !alone && (!decision.patch.is_empty() || !only_ha000) {
         problems.push("a skipped or uninterpretable object got a patch or findings".into());
+    }
+    if alone && !decision.patch.is_empty() {
+        problems.push("an autoscaler or budget got a patch".into());
     }
     let (patched, undone) = match apply_and_undo(&s.object, &decision.patch) {
         Ok(pair) => pair,
@@ -312,6 +324,10 @@ fn scenarios_cover_every_rule_and_injection() {
             injections.insert(i.as_str().unwrap_or_default().to_owned());
         }
     }
+    // HA016 (a budget that selects no workload) needs every document at once: only the
+    // audit reports it (examples/workloads/ha016-pdb-selects-nothing.yaml in the examples test
+    // below, and tests/cluster_cache.rs for --cluster).
+    rules.insert(RuleId::HA016);
     let missing: Vec<&RuleId> = RuleId::ALL.iter().filter(|r| !rules.contains(r)).collect();
     assert!(missing.is_empty(), "rules without a scenario: {missing:?}");
     let missing: Vec<&Injection> = Injection::ALL
@@ -374,19 +390,6 @@ fn example_claims(text: &str) -> Vec<ExampleClaim> {
     claims
 }
 
-/// The `minReplicas` of an HPA in `docs` that targets `workload`.
-fn hpa_min_for(docs: &[Value], workload: &Value) -> Option<i64> {
-    docs.iter()
-        .filter(|d| d.get("kind").and_then(Value::as_str) == Some("HorizontalPodAutoscaler"))
-        .find(|h| {
-            h.pointer("/spec/scaleTargetRef/kind") == workload.get("kind")
-                && h.pointer("/spec/scaleTargetRef/name") == workload.pointer("/metadata/name")
-                && h.pointer("/metadata/namespace") == workload.pointer("/metadata/namespace")
-        })
-        .and_then(|h| h.pointer("/spec/minReplicas"))
-        .and_then(Value::as_i64)
-}
-
 #[test]
 fn examples_say_what_they_claim() {
     let files = yaml_files(&repo_path("examples/workloads"));
@@ -402,38 +405,60 @@ fn examples_say_what_they_claim() {
         }
         let docs = flatten_lists(yaml_documents(&text).expect("valid YAML"));
         // Storage objects and NodePools beside the workloads count, as audit reads them.
-        let sourced: Vec<spreadguard::load::Sourced> = docs
+        let sourced: Vec<Sourced> = docs
             .iter()
-            .map(|d| spreadguard::load::Sourced {
-                source: name.to_string(),
+            .enumerate()
+            .map(|(i, d)| Sourced {
+                source: format!("{name}#{i}"),
                 value: d.clone(),
             })
             .collect();
         let inventory = spreadguard::load::inventory_of(&sourced).expect("readable objects");
         let volumes = (!inventory.volumes.is_empty()).then(|| inventory.volumes.clone());
+        let of_kind = |kind: &str| -> Vec<Value> {
+            docs.iter()
+                .filter(|d| d.get("kind").and_then(Value::as_str) == Some(kind))
+                .cloned()
+                .collect()
+        };
         for claim in claims {
             let policy = Policy::default();
             let topology =
                 Topology::from_parts(nodes_file(&claim.nodes), inventory.pools.clone(), &policy);
-            let mut got = Vec::new();
             for doc in &docs {
                 let s = Scenario {
                     topology: topology.clone(),
                     policy: policy.clone(),
                     object: doc.clone(),
                     old_object: None,
-                    hpa_min_replicas: hpa_min_for(&docs, doc),
+                    hpa_min_replicas: None,
+                    hpas: of_kind("HorizontalPodAutoscaler"),
+                    pdbs: of_kind("PodDisruptionBudget"),
                     today: None,
                     expect: Map::new(),
                     volumes: volumes.clone(),
                     objects: Vec::new(),
                 };
                 let d = decide_scenario(&s, doc);
-                got.extend(d.findings.iter().map(|f| (f.rule, f.severity)));
                 for p in universal_checks(&s, &d) {
                     failures.push(format!("{name}: {p}"));
                 }
             }
+            // The claims are what `spreadguard audit` reports for the file, HA016 included.
+            let report = Report::build_with(
+                &sourced,
+                &topology,
+                &policy,
+                None,
+                volumes
+                    .as_ref()
+                    .map(|v| v as &dyn spreadguard::engine::storage::Volumes),
+            );
+            let mut got: Vec<(RuleId, Severity)> = report
+                .results
+                .iter()
+                .flat_map(|e| e.findings.iter().map(|f| (f.rule, f.severity)))
+                .collect();
             let mut want = claim.findings.clone();
             want.sort();
             got.sort();
@@ -447,9 +472,10 @@ fn examples_say_what_they_claim() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // HA015 is off under the default policy the examples are judged with.
     let missing: Vec<&RuleId> = RuleId::ALL
         .iter()
-        .filter(|r| **r != RuleId::HA000 && !rules_shown.contains(r))
+        .filter(|r| !matches!(r, RuleId::HA000 | RuleId::HA015) && !rules_shown.contains(r))
         .collect();
     assert!(missing.is_empty(), "no example shows {missing:?}");
 }

@@ -304,6 +304,8 @@ impl World {
             topology: &self.topology,
             namespaces: &UnknownNamespaces,
             volumes: None,
+            autoscalers: None,
+            budgets: None,
             metrics: &self.metrics,
             decide: engine::decide,
         };

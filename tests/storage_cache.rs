@@ -90,6 +90,7 @@ fn serve(api: &FakeApiServer, caches: &Caches) -> Arc<State> {
     caches.spawn(
         api.client(),
         state.snapshots.clone(),
+        state.snapshots.clone(),
         Arc::new(Metrics::new()),
         Duration::from_millis(20),
     );

@@ -123,10 +123,39 @@ enum Want {
     Pruned(WorkloadKind),
 }
 
+/// What spreadguard judges at admission: workloads, and the objects that decide how many
+/// replicas a workload keeps (autoscalers, disruption budgets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handled {
+    Workload(WorkloadKind),
+    Autoscaler,
+    DisruptionBudget,
+}
+
+impl Handled {
+    /// The kind, as a metric label and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handled::Workload(k) => k.as_str(),
+            Handled::Autoscaler => "HorizontalPodAutoscaler",
+            Handled::DisruptionBudget => "PodDisruptionBudget",
+        }
+    }
+
+    /// The workload kind to decode a CREATE's object as, leaving out what no decision
+    /// reads; `None` decodes it whole (autoscalers and budgets are small).
+    pub fn prune_as(self) -> Option<WorkloadKind> {
+        match self {
+            Handled::Workload(k) => Some(k),
+            Handled::Autoscaler | Handled::DisruptionBudget => None,
+        }
+    }
+}
+
 impl Request<'_> {
-    /// The workload kind, when spreadguard judges this request.
-    pub fn handled(&self) -> Option<WorkloadKind> {
-        let kind = self.resource.workload_kind()?;
+    /// What the request is about, when spreadguard judges it.
+    pub fn handled(&self) -> Option<Handled> {
+        let kind = self.resource.kind()?;
         let plain = self.sub_resource.as_deref().is_none_or(str::is_empty);
         (plain && matches!(&*self.operation, "CREATE" | "UPDATE")).then_some(kind)
     }
@@ -143,7 +172,7 @@ impl Request<'_> {
             None => Want::Nothing,
             Some(_) if self.is_update() => Want::Whole,
             Some(_) if old => Want::Nothing,
-            Some(kind) => Want::Pruned(kind),
+            Some(kind) => kind.prune_as().map_or(Want::Whole, Want::Pruned),
         }
     }
 
@@ -193,6 +222,19 @@ impl Resource<'_> {
             ("apps", "v1", "statefulsets") => Some(WorkloadKind::StatefulSet),
             ("apps", "v1", "replicasets") => Some(WorkloadKind::ReplicaSet),
             ("", "v1", "pods") => Some(WorkloadKind::Pod),
+            _ => None,
+        }
+    }
+
+    /// What spreadguard judges behind a resource: a workload, or an autoscaler
+    /// (`autoscaling/v1` and `v2` carry the fields read alike) or a disruption budget.
+    pub fn kind(&self) -> Option<Handled> {
+        if let Some(k) = self.workload_kind() {
+            return Some(Handled::Workload(k));
+        }
+        match (&*self.group, &*self.version, &*self.resource) {
+            ("autoscaling", "v1" | "v2", "horizontalpodautoscalers") => Some(Handled::Autoscaler),
+            ("policy", "v1", "poddisruptionbudgets") => Some(Handled::DisruptionBudget),
             _ => None,
         }
     }
@@ -413,6 +455,19 @@ mod tests {
         );
         assert_eq!(r("", "v1", "pods").workload_kind(), Some(WorkloadKind::Pod));
         assert_eq!(r("", "v1", "configmaps").workload_kind(), None);
+        assert_eq!(
+            r("autoscaling", "v2", "horizontalpodautoscalers").kind(),
+            Some(Handled::Autoscaler)
+        );
+        assert_eq!(
+            r("autoscaling", "v1", "horizontalpodautoscalers").kind(),
+            Some(Handled::Autoscaler)
+        );
+        assert_eq!(
+            r("policy", "v1", "poddisruptionbudgets").kind(),
+            Some(Handled::DisruptionBudget)
+        );
+        assert_eq!(r("policy", "v1beta1", "poddisruptionbudgets").kind(), None);
         assert_eq!(r("apps", "v1beta2", "deployments").workload_kind(), None);
     }
 
@@ -421,7 +476,10 @@ mod tests {
         let body = br#"{"request":{"object":{"kind":"Deployment"},"uid":"u","operation":"CREATE","resource":{"group":"apps","version":"v1","resource":"deployments"}}}"#;
         let review = decode(body).unwrap();
         assert!(matches!(review.request.object, Embedded::Raw(_)));
-        assert_eq!(review.request.handled(), Some(WorkloadKind::Deployment));
+        assert_eq!(
+            review.request.handled(),
+            Some(Handled::Workload(WorkloadKind::Deployment))
+        );
     }
 
     #[test]

@@ -6,13 +6,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde_json::Value;
 
 use super::Context;
+use super::envelope::Handled;
 use super::envelope::Request;
 use super::response::Refusal;
 use crate::engine::exceptions::Day;
 use crate::engine::outcome::Outcome;
 use crate::engine::policy::Mode;
 use crate::engine::workload::at;
-use crate::engine::{Decision, Input, RuleId, WorkloadKind};
+use crate::engine::{Decision, Input, RuleId};
 
 /// What judging a request came to.
 pub enum Judged {
@@ -49,7 +50,7 @@ impl Judged {
 }
 
 /// Resolves the mode and, unless it is off, decides the request's object.
-pub fn judge(kind: WorkloadKind, request: &mut Request<'_>, ctx: &Context<'_>) -> Judged {
+pub fn judge(kind: Handled, request: &mut Request<'_>, ctx: &Context<'_>) -> Judged {
     let policy = ctx.policy;
     let namespace = request.namespace.as_deref().filter(|ns| !ns.is_empty());
     let ns_labels = namespace.and_then(|ns| ctx.namespaces.labels(ns));
@@ -64,16 +65,17 @@ pub fn judge(kind: WorkloadKind, request: &mut Request<'_>, ctx: &Context<'_>) -
     // On UPDATE the engine compares the whole pod template (an image change is a rollout), so
     // both objects are read in full; a CREATE is read without what no decision reads.
     let update = request.is_update();
-    let object = match std::mem::take(&mut request.object).into_value((!update).then_some(kind)) {
-        Ok(Some(object)) => object,
-        Ok(None) => {
-            return Judged::warn(format!(
-                "{}: not checked: the request carries no object",
-                RuleId::HA000
-            ));
-        }
-        Err(e) => return Judged::warn(format!("{}: not checked: {e}", RuleId::HA000)),
-    };
+    let object =
+        match std::mem::take(&mut request.object).into_value(kind.prune_as().filter(|_| !update)) {
+            Ok(Some(object)) => object,
+            Ok(None) => {
+                return Judged::warn(format!(
+                    "{}: not checked: the request carries no object",
+                    RuleId::HA000
+                ));
+            }
+            Err(e) => return Judged::warn(format!("{}: not checked: {e}", RuleId::HA000)),
+        };
     let old = if update {
         std::mem::take(&mut request.old_object)
             .into_value(None)
@@ -92,6 +94,8 @@ pub fn judge(kind: WorkloadKind, request: &mut Request<'_>, ctx: &Context<'_>) -
     let mut input = Input::new(&object)
         .with_old(old.as_ref())
         .with_volumes(ctx.volumes);
+    input.autoscalers = ctx.autoscalers;
+    input.budgets = ctx.budgets;
     if !policy.exceptions.is_empty() {
         input = input.with_today(Day::today_utc());
     }

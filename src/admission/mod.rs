@@ -3,8 +3,8 @@
 //! [`review`] answers one body: [`envelope`] decodes it as far as routing needs, [`judge`]
 //! resolves the mode and runs the engine, the engine's [`outcome`](crate::engine::outcome)
 //! says what the decision becomes under that mode at this endpoint, and [`response`] encodes
-//! the answer. Each request runs in a tracing span with its uid, kind, namespace, name, mode
-//! and decision.
+//! the answer. Each request runs in a tracing span with its uid, kind, namespace, object
+//! (name), mode and decision.
 
 pub mod envelope;
 pub mod judge;
@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use tracing::field::Empty;
 
-pub use self::envelope::BadReview;
+pub use self::envelope::{BadReview, Handled};
 use self::judge::Judged;
 use self::response::{Refusal, Response};
 use crate::engine::outcome::{Endpoint, Outcome, outcome};
 use crate::engine::policy::Policy;
-use crate::engine::{Decision, Input, Topology, WorkloadKind};
+use crate::engine::{Autoscalers, Budgets, Decision, Input, Topology};
 use crate::metrics::{DecisionLabel, Metrics, RequestLabels};
 
 /// The engine entry point; a seam so that tests can make it fail.
@@ -59,6 +59,10 @@ pub struct Context<'a> {
     pub policy: &'a Policy,
     pub topology: &'a Topology,
     pub namespaces: &'a dyn NamespaceLabels,
+    /// The autoscaler cache's snapshot; `None` without one.
+    pub autoscalers: Option<&'a Autoscalers>,
+    /// The disruption budget cache's snapshot; `None` without one.
+    pub budgets: Option<&'a Budgets>,
     /// StorageClasses, claims and volumes, when watched.
     pub volumes: Option<&'a dyn crate::engine::storage::Volumes>,
     pub metrics: &'a Metrics,
@@ -70,7 +74,7 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
     let started = Instant::now();
     let review = envelope::decode(body)?;
     let mut request = review.request;
-    let kind = request.resource.workload_kind();
+    let kind = request.resource.kind();
     let dry_run = request.dry_run.unwrap_or(false);
     // The request's span: everything logged while it is judged names the request; its mode
     // and decision are recorded once known. The object's name is `object`: in JSON logs
@@ -78,7 +82,7 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
     let span = tracing::info_span!(
         "admission",
         uid = request.uid.as_str(),
-        kind = kind.map_or("other", WorkloadKind::as_str),
+        kind = kind.map_or("other", Handled::as_str),
         namespace = request.namespace.as_deref().unwrap_or_default(),
         object = request.name.as_deref().unwrap_or_default(),
         mode = Empty,
@@ -130,7 +134,7 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
     };
     let labels = RequestLabels {
         webhook: endpoint.as_str(),
-        kind: kind.map_or("other", WorkloadKind::as_str),
+        kind: kind.map_or("other", Handled::as_str),
         operation: request.operation_label(),
         decision,
         mode: mode.map_or("none", |m| m.as_str()),

@@ -2,9 +2,10 @@
 //!
 //! Most of a workload's bytes are containers (images, env, probes), volumes, managed fields
 //! and status; building a `Value` for them is most of the cost of a request. The engine only
-//! reads metadata, the scheduling fields of the pod spec and the claims it mounts (of
-//! `volumes`, only the `persistentVolumeClaim` ones, reduced to their name and claim, are
-//! kept: HA020 reads them), and patches are computed against
+//! reads metadata (of the managed fields, only who owns `spec.replicas`, to tell a defaulted
+//! replica count from a written one), the scheduling fields of the pod spec and the claims it
+//! mounts (of `volumes`, only the `persistentVolumeClaim` ones, reduced to their name and
+//! claim: HA020 reads them), and patches are computed against
 //! the paths it reads, so leaving those subtrees out changes no decision and no patch on
 //! CREATE (`tests/server_router.rs` checks this on fully populated objects). UPDATEs are read
 //! in full, because whether the pod template changed decides whether to mutate at all. The
@@ -20,7 +21,6 @@ use crate::engine::WorkloadKind;
 
 /// Subtrees skipped, by where they sit.
 const ROOT: &[&str] = &["status"];
-const METADATA: &[&str] = &["managedFields"];
 const POD_SPEC: &[&str] = &[
     "containers",
     "initContainers",
@@ -38,26 +38,51 @@ enum At {
     Spec,
     Template,
     PodSpec,
+    /// `metadata.managedFields`: a list of entries.
+    ManagedFields,
+    /// One entry: who, how, and of the fields only `f:spec.f:replicas`.
+    ManagedEntry,
+    FieldsV1,
+    FieldsSpec,
     /// The pod spec's `volumes` list.
     Volumes,
     /// One of its items.
     Volume,
 }
 
+/// What of a map is kept.
+enum Keep {
+    AllBut(&'static [&'static str]),
+    Only(&'static [&'static str]),
+}
+
 impl At {
-    fn skips(self, key: &str) -> bool {
+    fn keep(self) -> Keep {
         match self {
-            At::Root(_) => ROOT.contains(&key),
-            At::Metadata => METADATA.contains(&key),
-            At::PodSpec => POD_SPEC.contains(&key),
-            At::Volume => !VOLUME_KEPT.contains(&key),
-            At::Spec | At::Template | At::Volumes => false,
+            At::Root(_) => Keep::AllBut(ROOT),
+            At::PodSpec => Keep::AllBut(POD_SPEC),
+            At::Metadata | At::Spec | At::Template | At::Volumes => Keep::AllBut(&[]),
+            At::Volume => Keep::Only(VOLUME_KEPT),
+            At::ManagedFields => Keep::Only(&[]),
+            At::ManagedEntry => Keep::Only(&["manager", "operation", "subresource", "fieldsV1"]),
+            At::FieldsV1 => Keep::Only(&["f:spec"]),
+            At::FieldsSpec => Keep::Only(&["f:replicas"]),
+        }
+    }
+
+    fn kept(self, key: &str) -> bool {
+        match self.keep() {
+            Keep::AllBut(skipped) => !skipped.contains(&key),
+            Keep::Only(kept) => kept.contains(&key),
         }
     }
 
     fn child(self, key: &str) -> Option<At> {
         match (self, key) {
             (At::Root(_), "metadata") => Some(At::Metadata),
+            (At::Metadata, "managedFields") => Some(At::ManagedFields),
+            (At::ManagedEntry, "fieldsV1") => Some(At::FieldsV1),
+            (At::FieldsV1, "f:spec") => Some(At::FieldsSpec),
             (At::Root(WorkloadKind::Pod), "spec") => Some(At::PodSpec),
             (At::Root(_), "spec") => Some(At::Spec),
             (At::Spec, "template") => Some(At::Template),
@@ -101,7 +126,7 @@ impl<'de> Visitor<'de> for Seed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if self.0.skips(&key) {
+            if !self.0.kept(&key) {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
@@ -114,8 +139,16 @@ impl<'de> Visitor<'de> for Seed {
         Ok(Value::Object(out))
     }
 
-    // Anything but a map where a map is expected is kept as is, for the engine to report.
+    // Anything but a map where a map is expected is kept as is, for the engine to report;
+    // the managed fields' entries are reduced one by one.
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        if let At::ManagedFields = self.0 {
+            let mut out = Vec::new();
+            while let Some(entry) = seq.next_element_seed(Seed(At::ManagedEntry))? {
+                out.push(entry);
+            }
+            return Ok(Value::Array(out));
+        }
         if let At::Volumes = self.0 {
             // Only the volumes that mount a claim.
             let mut kept = Vec::new();

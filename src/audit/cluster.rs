@@ -1,6 +1,6 @@
-//! `spreadguard audit --cluster`: the workloads, autoscalers, nodes, namespace labels, node
-//! pools and storage of a live cluster, read once (list only) and judged by the same engine
-//! as manifest files.
+//! `spreadguard audit --cluster`: the workloads, autoscalers, disruption budgets, nodes,
+//! namespace labels, node pools and storage of a live cluster, read once (list only) and
+//! judged by the same engine as manifest files.
 //!
 //! Claims and volumes can number tens of thousands: they are reduced page by page as they
 //! arrive (through the same [`crate::load::take`] that reads them from files), never held
@@ -75,6 +75,11 @@ const WORKLOADS: &[(&str, &str, &str)] = &[
         "autoscaling/v2",
         "HorizontalPodAutoscaler",
     ),
+    (
+        "/apis/policy/v1/poddisruptionbudgets",
+        "policy/v1",
+        "PodDisruptionBudget",
+    ),
 ];
 
 /// Lists everything the audit needs, page by page.
@@ -84,7 +89,7 @@ pub async fn load(client: &Client) -> anyhow::Result<ClusterInputs> {
         inputs
             .inventory
             .nodes
-            .push(NodeInfo::from_json(&node).map_err(anyhow::Error::msg)?);
+            .push(NodeInfo::from_json(&node).context("reading a Node")?);
     }
     inputs.inventory.pools = node_pools(client).await?;
     for (path, api_version, kind) in STORAGE {

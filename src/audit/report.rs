@@ -1,20 +1,24 @@
 //! The audit report: built from engine decisions, printed as JSON or a table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use json_patch::PatchOperation;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::engine::autoscaler::is_autoscaler;
+use crate::engine::budget::{is_budget, pod_labels};
 use crate::engine::exceptions::Day;
 use crate::engine::policy::{Mode, Policy};
-use crate::engine::stateful::Considered;
+use crate::engine::rules::disruption;
+use crate::engine::stateful::ClassSeen;
 use crate::engine::storage::Volumes;
 use crate::engine::workload::{at, object_name};
 use crate::engine::{
-    Combined, Finding, Injection, Input, Severity, Subject, Topology, TopologySource,
-    TopologySummary, combined, decide,
+    Autoscaler, AutoscalerSeen, Autoscalers, Budget, BudgetSeen, Budgets, Combined, Finding,
+    Injection, Input, Severity, Subject, Topology, TopologySource, TopologySummary, combined,
+    decide,
 };
 use crate::load::Sourced;
 
@@ -28,6 +32,7 @@ pub struct Report {
 
 /// One workload's verdict.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Entry {
     pub source: String,
     pub kind: String,
@@ -43,9 +48,16 @@ pub struct Entry {
     pub patch: Vec<PatchOperation>,
     /// What the webhook would answer in this mode: the same function answers its reviews.
     pub outcome: Combined,
-    /// The storage classes, claims and node templates the decision took into account.
-    #[serde(skip_serializing_if = "Considered::is_empty")]
-    pub considered: Considered,
+    /// The HorizontalPodAutoscaler whose `minReplicas` counted as the workload's replicas.
+    pub autoscaler: Option<AutoscalerSeen>,
+    /// The PodDisruptionBudgets that select the workload's pods.
+    pub disruption_budgets: Vec<BudgetSeen>,
+    /// The StorageClasses its claim templates get.
+    pub storage_classes: Vec<ClassSeen>,
+    /// The existing claims looked at (`namespace/name`).
+    pub claims: Vec<String>,
+    /// The node templates it fits.
+    pub node_templates: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -61,6 +73,10 @@ pub struct Summary {
     /// Documents read, workloads or not.
     pub documents: usize,
     pub workloads: usize,
+    /// HorizontalPodAutoscalers judged (HA012).
+    pub autoscalers: usize,
+    /// PodDisruptionBudgets judged (HA013, HA016).
+    pub disruption_budgets: usize,
     pub allowed: usize,
     pub denied: usize,
     /// Workloads the webhook would patch.
@@ -72,8 +88,10 @@ pub struct Summary {
 // === impl Report ===
 
 impl Report {
-    /// Decides every workload in `docs`. HorizontalPodAutoscalers among them supply the
-    /// effective replica count of the workload they target.
+    /// Decides every workload, HorizontalPodAutoscaler and PodDisruptionBudget in `docs`.
+    /// The autoscalers among them supply the effective replica count of the workload they
+    /// target, and the budgets are checked against the workloads they select, as the
+    /// webhook does with its caches.
     pub fn build(docs: &[Sourced], topology: &Topology, policy: &Policy) -> Report {
         Report::build_with_namespaces(docs, topology, policy, None)
     }
@@ -97,19 +115,37 @@ impl Report {
         namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
         volumes: Option<&dyn Volumes>,
     ) -> Report {
-        let hpas = autoscaler_minimums(docs);
-        let results: Vec<Entry> = crate::parallel::map(docs, |d| {
-            judge(d, &hpas, topology, policy, namespaces, volumes)
-        })
-        .into_iter()
-        .flatten()
-        .collect();
+        let autoscalers = Autoscalers::new(
+            docs.iter()
+                .filter(|d| is_autoscaler(&d.value))
+                .filter_map(|d| Autoscaler::from_json(&d.value).ok()),
+        );
+        let budgets = Budgets::new(
+            docs.iter()
+                .filter(|d| is_budget(&d.value))
+                .filter_map(|d| Budget::from_json(&d.value).ok()),
+        );
+        let known = Known {
+            autoscalers: &autoscalers,
+            budgets: &budgets,
+            volumes,
+        };
+        let mut entries: Vec<Option<Entry>> =
+            crate::parallel::map(docs, |d| judge(d, known, topology, policy, namespaces));
+        if !budgets.is_empty() {
+            unmatched_budgets(&mut entries, docs, &budgets);
+        }
+        let results: Vec<Entry> = entries.into_iter().flatten().collect();
         let mut summary = Summary {
             documents: docs.len(),
-            workloads: results.len(),
             ..Summary::default()
         };
         for e in &results {
+            match e.kind.as_str() {
+                "HorizontalPodAutoscaler" => summary.autoscalers += 1,
+                "PodDisruptionBudget" => summary.disruption_budgets += 1,
+                _ => summary.workloads += 1,
+            }
             match e.decision {
                 Verdict::Allow => summary.allowed += 1,
                 Verdict::Deny => summary.denied += 1,
@@ -181,7 +217,7 @@ impl Report {
                 };
                 let _ = writeln!(out, "       {} {sev}  {}", f.rule, f.message);
             }
-            for line in considered_lines(&e.considered) {
+            for line in considered_lines(e) {
                 let _ = writeln!(out, "       {line}");
             }
             if !e.patch.is_empty() {
@@ -197,11 +233,30 @@ impl Report {
         }
         let s = &self.summary;
         let count = |sev| s.findings.get(&sev).copied().unwrap_or(0);
+        let mut judged = format!(
+            "{} workload{}",
+            s.workloads,
+            if s.workloads == 1 { "" } else { "s" }
+        );
+        if s.autoscalers > 0 {
+            let _ = write!(
+                judged,
+                ", {} autoscaler{}",
+                s.autoscalers,
+                if s.autoscalers == 1 { "" } else { "s" }
+            );
+        }
+        if s.disruption_budgets > 0 {
+            let _ = write!(
+                judged,
+                ", {} disruption budget{}",
+                s.disruption_budgets,
+                if s.disruption_budgets == 1 { "" } else { "s" }
+            );
+        }
         let _ = writeln!(
             out,
-            "\nSummary: {} workload{} in {} document{}: {} denied, {} allowed; findings: {} deny, {} warn, {} info; {} would be patched",
-            s.workloads,
-            if s.workloads == 1 { "" } else { "s" },
+            "\nSummary: {judged} in {} document{}: {} denied, {} allowed; findings: {} deny, {} warn, {} info; {} would be patched",
             s.documents,
             if s.documents == 1 { "" } else { "s" },
             s.denied,
@@ -217,7 +272,7 @@ impl Report {
 
 /// "storage: data → StorageClass gp3 (ebs.csi.aws.com, WaitForFirstConsumer, zonal)",
 /// "claims: 3 (db/data-db-0, …)", "node templates: NodePool general (zone c)".
-fn considered_lines(c: &Considered) -> Vec<String> {
+fn considered_lines(c: &Entry) -> Vec<String> {
     let mut lines = Vec::new();
     for s in &c.storage_classes {
         let locality = serde_json::to_value(s.locality)
@@ -277,14 +332,22 @@ fn topology_line(t: &TopologySummary) -> String {
     }
 }
 
-/// One document's entry; `None` for documents that are not judged workloads.
+/// The autoscalers and budgets among the documents.
+#[derive(Clone, Copy)]
+struct Known<'a> {
+    autoscalers: &'a Autoscalers,
+    budgets: &'a Budgets,
+    /// StorageClasses, claims and volumes (the files' or the cluster's).
+    volumes: Option<&'a dyn Volumes>,
+}
+
+/// One document's entry; `None` for documents that are not judged.
 fn judge(
     d: &Sourced,
-    hpas: &Autoscalers<'_>,
+    known: Known<'_>,
     topology: &Topology,
     policy: &Policy,
     namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
-    volumes: Option<&dyn Volumes>,
 ) -> Option<Entry> {
     let object = &d.value;
     let (namespace, name) = object_name(object);
@@ -292,18 +355,16 @@ fn judge(
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let hpa = hpas
-        .get(&(namespace.unwrap_or_default(), kind, name))
-        .copied();
     let annotations = at(object, &["metadata", "annotations"]).and_then(Value::as_object);
     let ns_labels = namespaces.and_then(|all| all.get(namespace.unwrap_or_default()));
     let mode = policy.resolve_mode(namespace, ns_labels, annotations);
     let decision = decide(
         Input::new(object)
-            .with_hpa_min_replicas(hpa)
-            .with_today(Day::today_utc())
-            .with_volumes(volumes)
-            .reporting_considered(),
+            .with_autoscalers(known.autoscalers)
+            .with_budgets(known.budgets)
+            .with_volumes(known.volumes)
+            .reporting_considered()
+            .with_today(Day::today_utc()),
         topology,
         policy,
     );
@@ -311,15 +372,11 @@ fn judge(
         return None;
     }
     let outcome = combined(mode, &decision);
-    let (findings, patch, injected, considered) = if mode == Mode::Off {
-        (Vec::new(), Vec::new(), Vec::new(), Considered::default())
+    let considered = decision.considered;
+    let (findings, patch, injected) = if mode == Mode::Off {
+        (Vec::new(), Vec::new(), Vec::new())
     } else {
-        (
-            decision.findings,
-            decision.patch,
-            decision.injected,
-            decision.considered,
-        )
+        (decision.findings, decision.patch, decision.injected)
     };
     let decision = if outcome.allowed {
         Verdict::Allow
@@ -337,32 +394,38 @@ fn judge(
         injected,
         patch,
         outcome,
-        considered,
+        autoscaler: considered.autoscaler,
+        disruption_budgets: considered.disruption_budgets,
+        storage_classes: considered.storage_classes,
+        claims: considered.claims,
+        node_templates: considered.node_templates,
     })
 }
 
-type Autoscalers<'a> = HashMap<(&'a str, &'a str, &'a str), i64>;
-
-/// `(namespace, kind, name)` → `minReplicas` of the HorizontalPodAutoscalers in the input.
-fn autoscaler_minimums(docs: &[Sourced]) -> Autoscalers<'_> {
-    let mut out = HashMap::new();
+/// HA016: budgets that select nothing that runs pods in their namespace. Only the audit,
+/// which sees every document at once, can tell; the finding is reported, but it is not
+/// part of what the webhook answers (`outcome`), which cannot know.
+fn unmatched_budgets(entries: &mut [Option<Entry>], docs: &[Sourced], budgets: &Budgets) {
+    let mut matched: HashSet<(&str, &str)> = HashSet::new();
     for d in docs {
-        let v = &d.value;
-        if v.get("kind").and_then(Value::as_str) != Some("HorizontalPodAutoscaler") {
-            continue;
-        }
-        let (ns, _) = object_name(v);
-        let target = |f: &str| {
-            v.pointer(&format!("/spec/scaleTargetRef/{f}"))
-                .and_then(Value::as_str)
-        };
-        if let (Some(kind), Some(name)) = (target("kind"), target("name")) {
-            let min = v
-                .pointer("/spec/minReplicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            out.insert((ns.unwrap_or_default(), kind, name), min);
+        if let Some((ns, labels)) = pod_labels(&d.value) {
+            for b in budgets.selecting(ns, &labels) {
+                matched.insert((&b.namespace, &b.name));
+            }
         }
     }
-    out
+    for (d, entry) in docs.iter().zip(entries.iter_mut()) {
+        let Some(e) = entry else {
+            continue;
+        };
+        if e.mode == Mode::Off || !is_budget(&d.value) {
+            continue;
+        }
+        let Ok(b) = Budget::from_json(&d.value) else {
+            continue;
+        };
+        if !matched.contains(&(b.namespace.as_str(), b.name.as_str())) {
+            e.findings.push(disruption::unmatched(&b));
+        }
+    }
 }

@@ -1,11 +1,15 @@
-//! Live cluster state: reflectors over Nodes and Namespaces that keep the zone snapshot and
-//! the namespace labels current, the storage caches (StorageClasses, claims, volumes) and
+//! Live cluster state: watches over Nodes and Namespaces that keep the zone snapshot and the
+//! namespace labels current, over HorizontalPodAutoscalers and PodDisruptionBudgets that keep
+//! the indexes decisions count them from, over storage (StorageClasses, claims, volumes) and
 //! Karpenter's NodePools, so that no decision waits on the API server.
 
+pub mod autoscalers;
+pub mod budgets;
 pub mod health;
 pub mod namespaces;
 pub mod node_pools;
 pub mod nodes;
+mod reduced;
 pub mod storage;
 
 use std::path::Path;
@@ -19,7 +23,16 @@ pub use self::health::CacheHealth;
 pub use self::namespaces::NamespaceCache;
 pub use self::nodes::{TopologySink, node_info};
 pub use self::storage::StorageCache;
+use crate::engine::{Autoscalers, Budgets};
 use crate::metrics::Metrics;
+
+/// Where the autoscaler and disruption budget caches publish their indexes (the server's
+/// snapshots, or a test's recorder): the objects that decide how many replicas a workload
+/// keeps, beside the workload itself.
+pub trait CompanionSink: Send + Sync + 'static {
+    fn publish_autoscalers(&self, autoscalers: Arc<Autoscalers>);
+    fn publish_budgets(&self, budgets: Arc<Budgets>);
+}
 
 /// Errors from connecting to the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +68,8 @@ pub struct Caches {
     pub namespaces: Arc<NamespaceCache>,
     pub nodes_health: Arc<CacheHealth>,
     pub namespaces_health: Arc<CacheHealth>,
+    pub autoscalers_health: Arc<CacheHealth>,
+    pub budgets_health: Arc<CacheHealth>,
     /// StorageClasses, PersistentVolumeClaims and PersistentVolumes.
     pub storage: Arc<StorageCache>,
     /// Health of the storage classes, claims and volumes caches, in that order.
@@ -72,6 +87,8 @@ impl Default for Caches {
             namespaces: Arc::new(NamespaceCache::default()),
             nodes_health: Arc::new(CacheHealth::new("nodes")),
             namespaces_health: Arc::new(CacheHealth::new("namespaces")),
+            autoscalers_health: Arc::new(CacheHealth::new("autoscalers")),
+            budgets_health: Arc::new(CacheHealth::new("budgets")),
             storage: Arc::new(StorageCache::default()),
             storage_health: [
                 Arc::new(CacheHealth::new("storageclasses")),
@@ -98,11 +115,12 @@ impl Caches {
         self
     }
 
-    /// Starts the watches and the staleness metric on the current tokio runtime.
+    /// Starts every watch and the staleness metric on the current tokio runtime.
     pub fn spawn(
         &self,
         client: Client,
         sink: Arc<dyn TopologySink>,
+        companions: Arc<dyn CompanionSink>,
         metrics: Arc<Metrics>,
         debounce: Duration,
     ) {
@@ -112,19 +130,14 @@ impl Caches {
             self.nodes_health.clone(),
             debounce,
         ));
-        tokio::spawn(namespaces::run(
-            client.clone(),
-            self.namespaces.clone(),
-            self.namespaces_health.clone(),
-        ));
         tokio::spawn(node_pools::run(
             client.clone(),
             sink,
             self.node_pools_health.clone(),
             self.discovery_interval,
         ));
-        let [classes, claims, volumes] = self.storage_health.clone();
         if self.watch_storage {
+            let [classes, claims, volumes] = self.storage_health.clone();
             tokio::spawn(storage::run_classes(
                 client.clone(),
                 self.storage.clone(),
@@ -135,16 +148,28 @@ impl Caches {
                 self.storage.clone(),
                 claims,
             ));
-            tokio::spawn(storage::run_volumes(client, self.storage.clone(), volumes));
+            tokio::spawn(storage::run_volumes(
+                client.clone(),
+                self.storage.clone(),
+                volumes,
+            ));
         }
-        let mut healths = vec![
-            self.nodes_health.clone(),
+        tokio::spawn(namespaces::run(
+            client.clone(),
+            self.namespaces.clone(),
             self.namespaces_health.clone(),
-            self.node_pools_health.clone(),
-        ];
-        if self.watch_storage {
-            healths.extend(self.storage_health.iter().cloned());
-        }
+        ));
+        tokio::spawn(autoscalers::run(
+            client.clone(),
+            companions.clone(),
+            self.autoscalers_health.clone(),
+        ));
+        tokio::spawn(budgets::run(
+            client,
+            companions,
+            self.budgets_health.clone(),
+        ));
+        let healths = self.healths();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -156,28 +181,36 @@ impl Caches {
         });
     }
 
-    /// Every cache watched has completed its first list.
-    pub fn synced(&self) -> bool {
-        self.healths().iter().all(|h| h.is_synced())
-    }
-
-    /// Waits until every cache watched has completed its first list.
-    pub async fn wait_synced(&self) {
-        for h in self.healths() {
-            h.wait_synced().await;
-        }
-    }
-
     /// The caches readiness waits for.
     pub fn healths(&self) -> Vec<Arc<CacheHealth>> {
         let mut all = vec![
             self.nodes_health.clone(),
             self.namespaces_health.clone(),
+            self.autoscalers_health.clone(),
+            self.budgets_health.clone(),
             self.node_pools_health.clone(),
         ];
         if self.watch_storage {
             all.extend(self.storage_health.iter().cloned());
         }
         all
+    }
+
+    /// Every cache has completed its first list.
+    pub fn synced(&self) -> bool {
+        self.healths().iter().all(|h| h.is_synced())
+    }
+
+    /// A check for readiness: every cache has completed its first list.
+    pub fn synced_check(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let healths = self.healths();
+        move || healths.iter().all(|h| h.is_synced())
+    }
+
+    /// Waits until every cache has completed its first list.
+    pub async fn wait_synced(&self) {
+        for h in self.healths() {
+            h.wait_synced().await;
+        }
     }
 }

@@ -17,6 +17,7 @@ use kube::{Api, Client, ResourceExt};
 
 use super::TopologySink;
 use super::health::CacheHealth;
+use crate::engine::storage::ObjectError;
 use crate::engine::templates::NodeTemplate;
 
 /// The API group and version read.
@@ -41,8 +42,8 @@ pub async fn served(client: &Client) -> Result<bool, kube::Error> {
 }
 
 /// Reads one NodePool object into a template (raw JSON, as files are read).
-pub fn template_of(pool: &DynamicObject) -> Result<NodeTemplate, String> {
-    let mut value = serde_json::to_value(pool).map_err(|e| e.to_string())?;
+pub fn template_of(pool: &DynamicObject) -> Result<NodeTemplate, ObjectError> {
+    let mut value = serde_json::to_value(pool).unwrap_or_default();
     if let Some(map) = value.as_object_mut() {
         map.entry("apiVersion")
             .or_insert_with(|| GROUP_VERSION.into());

@@ -16,9 +16,9 @@ pub struct AuditArgs {
     #[arg(required_unless_present = "cluster", conflicts_with = "cluster")]
     pub paths: Vec<PathBuf>,
     /// Audit the workloads of a live cluster instead (list only: Deployments, StatefulSets,
-    /// ReplicaSets, Pods, HPAs, Nodes, Namespaces, StorageClasses, PersistentVolumeClaims,
-    /// PersistentVolumes and Karpenter NodePools), with its own nodes, namespace labels and
-    /// storage.
+    /// ReplicaSets, Pods, HPAs, PDBs, Nodes, Namespaces, StorageClasses,
+    /// PersistentVolumeClaims, PersistentVolumes and Karpenter NodePools), with its own nodes,
+    /// namespace labels and storage.
     #[arg(long, env = "SPREADGUARD_CLUSTER")]
     pub cluster: bool,
     /// Kubeconfig for `--cluster` [default: in-cluster service account, then KUBECONFIG].

@@ -7,10 +7,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::finding::safe_text;
 
-/// A selector that cannot be evaluated, such as one with an unknown operator.
+/// A selector that cannot be evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SelectorError(pub String);
+pub enum SelectorError {
+    #[error("matchExpressions key {key:?} has unknown operator {operator:?}")]
+    UnknownOperator { key: String, operator: String },
+}
 
 /// Does `selector` select an object with `labels`?
 ///
@@ -36,10 +38,10 @@ pub fn selects(
             "Exists" => actual.is_some(),
             "DoesNotExist" => actual.is_none(),
             other => {
-                return Err(SelectorError(format!(
-                    "matchExpressions key {:?} has unknown operator {other:?}",
-                    expr.key
-                )));
+                return Err(SelectorError::UnknownOperator {
+                    key: expr.key.clone(),
+                    operator: other.to_owned(),
+                });
             }
         };
         if !matched {
@@ -177,7 +179,12 @@ mod tests {
     #[test]
     fn unknown_operator_is_an_error() {
         let s = sel(json!({"matchExpressions": [{"key": "app", "operator": "Matches"}]}));
-        assert!(selects(&s, &labels(&[])).unwrap_err().0.contains("Matches"));
+        assert!(
+            selects(&s, &labels(&[]))
+                .unwrap_err()
+                .to_string()
+                .contains("Matches")
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! It knows nothing of HTTP, clients or files; the webhook, `spreadguard audit` and the tests
 //! all call [`decide`].
 
+pub mod autoscaler;
+pub mod budget;
 pub mod context;
 pub mod exceptions;
 pub mod finding;
@@ -10,8 +12,10 @@ pub mod labels;
 pub mod memo;
 pub mod mutation;
 pub mod outcome;
+pub mod placement;
 pub mod policy;
 pub mod provisioners;
+pub mod replica_origin;
 pub mod rules;
 pub mod stateful;
 pub mod storage;
@@ -27,6 +31,8 @@ use serde::Deserialize;
 use json_patch::PatchOperation;
 use serde_json::Value;
 
+pub use self::autoscaler::{Autoscaler, Autoscalers};
+pub use self::budget::{Budget, Budgets};
 pub use self::finding::{Finding, RuleId, Severity};
 pub use self::mutation::Injection;
 pub use self::outcome::{Combined, Endpoint, Outcome, combined, outcome};
@@ -44,8 +50,13 @@ pub struct Input<'a> {
     pub object: &'a Value,
     /// The stored object, for an UPDATE.
     pub old_object: Option<&'a Value>,
-    /// `minReplicas` of a HorizontalPodAutoscaler that targets the workload, when known.
+    /// `minReplicas` of a HorizontalPodAutoscaler that targets the workload, when known
+    /// otherwise than through `autoscalers` (it wins over them).
     pub hpa_min_replicas: Option<i64>,
+    /// The autoscalers known (the cache, or those among audited manifests); `None`: unknown.
+    pub autoscalers: Option<&'a Autoscalers>,
+    /// The disruption budgets known; `None`: unknown (no budget rule is checked).
+    pub budgets: Option<&'a Budgets>,
     /// Today (UTC), for the policy's exceptions and their expiry; without it no exception
     /// with an expiry date applies.
     pub today: Option<exceptions::Day>,
@@ -63,13 +74,15 @@ impl<'a> Input<'a> {
             object,
             old_object: None,
             hpa_min_replicas: None,
+            autoscalers: None,
+            budgets: None,
             today: None,
             volumes: None,
             report_considered: false,
         }
     }
 
-    /// Fill in [`Decision::considered`] (for reports).
+    /// Fill in the storage and node-template part of [`Decision::considered`] (for reports).
     pub fn reporting_considered(mut self) -> Self {
         self.report_considered = true;
         self
@@ -77,6 +90,16 @@ impl<'a> Input<'a> {
 
     pub fn with_volumes(mut self, volumes: Option<&'a dyn storage::Volumes>) -> Self {
         self.volumes = volumes;
+        self
+    }
+
+    pub fn with_autoscalers(mut self, autoscalers: &'a Autoscalers) -> Self {
+        self.autoscalers = Some(autoscalers);
+        self
+    }
+
+    pub fn with_budgets(mut self, budgets: &'a Budgets) -> Self {
+        self.budgets = Some(budgets);
         self
     }
 
@@ -105,6 +128,50 @@ pub enum Subject {
     Workload(WorkloadKind),
     /// A workload whose fields could not be read (see the HA000 finding).
     Uninterpretable(WorkloadKind),
+    /// A HorizontalPodAutoscaler, judged on its own numbers (HA012).
+    Autoscaler,
+    /// A PodDisruptionBudget, judged on its own numbers (HA013).
+    DisruptionBudget,
+}
+
+/// The autoscaler and budgets a workload's decision took into account.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Considered {
+    pub autoscaler: Option<AutoscalerSeen>,
+    pub disruption_budgets: Vec<BudgetSeen>,
+    /// The classes the claim templates get (only with [`Input::reporting_considered`], as
+    /// the next two).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub storage_classes: Vec<stateful::ClassSeen>,
+    /// The existing claims looked at (`namespace/name`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<String>,
+    /// The node templates the workload fits ("NodePool general (zone a)").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub node_templates: Vec<String>,
+}
+
+/// An autoscaler as a decision counted it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerSeen {
+    pub name: String,
+    pub min_replicas: i64,
+    pub max_replicas: Option<i64>,
+}
+
+/// A disruption budget as a decision counted it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetSeen {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<budget::IntOrPercent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<budget::IntOrPercent>,
+    /// How many of the workload's effective replicas it lets go at once.
+    pub allowed_unavailable: i64,
 }
 
 /// The engine's answer. Severities already include the policy's overrides and ratcheting.
@@ -114,26 +181,29 @@ pub struct Decision {
     pub findings: Vec<Finding>,
     pub patch: Vec<PatchOperation>,
     pub injected: Vec<Injection>,
+    /// What the decision counted besides the object.
+    pub considered: Considered,
     /// What the workload's owner should know beyond the findings (an exception expired).
     pub notices: Vec<String>,
     /// Why the injection is what it is (a stateful zone spread made hard, or not); `/mutate`
     /// sends them as warnings with the patch.
     pub notes: Vec<String>,
-    /// The storage classes, claims and node templates the decision took into account (only
-    /// when asked for, [`Input::reporting_considered`]).
-    pub considered: stateful::Considered,
 }
 
 impl Decision {
     fn skipped(skip: Skip) -> Self {
+        Decision::of(Subject::Skipped(skip), Vec::new())
+    }
+
+    fn of(subject: Subject, findings: Vec<Finding>) -> Self {
         Decision {
-            subject: Subject::Skipped(skip),
-            findings: Vec::new(),
+            subject,
+            findings,
             patch: Vec::new(),
             injected: Vec::new(),
+            considered: Considered::default(),
             notices: Vec::new(),
             notes: Vec::new(),
-            considered: stateful::Considered::default(),
         }
     }
 
@@ -145,33 +215,49 @@ impl Decision {
 
 /// Decides one object.
 pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decision {
+    if autoscaler::is_autoscaler(input.object) {
+        return decide_alone(
+            Subject::Autoscaler,
+            input,
+            |o| rules::disruption::autoscaler(o, policy),
+            policy,
+        );
+    }
+    if budget::is_budget(input.object) {
+        return decide_alone(
+            Subject::DisruptionBudget,
+            input,
+            rules::disruption::budget,
+            policy,
+        );
+    }
     let workload = match classify(input.object) {
         Classified::Skip(skip) => return Decision::skipped(skip),
         Classified::Uninterpretable { kind, reason } => {
-            return Decision {
-                subject: Subject::Uninterpretable(kind),
-                findings: vec![Finding::warn(
+            return Decision::of(
+                Subject::Uninterpretable(kind),
+                vec![Finding::warn(
                     RuleId::HA000,
                     format!("not checked: {reason}"),
                 )],
-                patch: Vec::new(),
-                injected: Vec::new(),
-                notices: Vec::new(),
-                notes: Vec::new(),
-                considered: stateful::Considered::default(),
-            };
+            );
         }
         Classified::Workload(w) => w,
     };
-    let explicit = at(input.object, &["spec", "replicas"]).is_some_and(|v| !v.is_null());
-    let ctx = Context::new(
-        &workload,
-        topology,
-        policy,
-        explicit,
-        input.hpa_min_replicas,
-    )
-    .with_volumes(input.volumes);
+    let namespace = workload.namespace.unwrap_or_default();
+    let hpa = input.autoscalers.and_then(|all| {
+        let api_version = input.object.get("apiVersion").and_then(Value::as_str);
+        all.for_workload(
+            namespace,
+            autoscaler::group_of(api_version.unwrap_or_default()),
+            workload.kind.as_str(),
+            workload.name,
+        )
+    });
+    let hpa_min = input.hpa_min_replicas.or(hpa.map(|a| a.min_replicas));
+    let explicit = replicas_written(input.object, hpa_min);
+    let ctx =
+        Context::new(&workload, topology, policy, explicit, hpa_min).with_volumes(input.volumes);
     let mut findings = judge(&ctx);
 
     let mut notes = Vec::new();
@@ -180,38 +266,61 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
     } else {
         (Vec::new(), Vec::new())
     };
-    let considered = if input.report_considered {
-        stateful::considered(&ctx)
-    } else {
-        stateful::Considered::default()
-    };
+    let budgets = input
+        .budgets
+        .map(|all| all.selecting(namespace, &workload.pod_labels));
+    rules::disruption::workload(
+        &ctx,
+        input.object,
+        &injected,
+        budgets.as_deref(),
+        &mut findings,
+    );
 
     let mut findings = apply_overrides(findings, policy);
     if let Some(old) = input.old_object {
-        ratchet(
-            &mut findings,
-            old,
-            topology,
-            policy,
-            input.hpa_min_replicas,
-            input.volumes,
-        );
+        ratchet(&mut findings, old, topology, policy, hpa_min, input.volumes);
     }
+    let seen = if input.report_considered {
+        stateful::considered(&ctx)
+    } else {
+        stateful::StatefulSeen::default()
+    };
+    let considered = Considered {
+        autoscaler: hpa.map(|a| AutoscalerSeen {
+            name: a.name.clone(),
+            min_replicas: a.min_replicas,
+            max_replicas: a.max_replicas,
+        }),
+        disruption_budgets: budgets
+            .unwrap_or_default()
+            .iter()
+            .map(|b| BudgetSeen {
+                name: b.name.clone(),
+                min_available: match b.requirement {
+                    budget::Requirement::MinAvailable(v) => Some(v),
+                    _ => None,
+                },
+                max_unavailable: match b.requirement {
+                    budget::Requirement::MaxUnavailable(v) => Some(v),
+                    _ => None,
+                },
+                allowed_unavailable: b.allowed_unavailable(ctx.replicas),
+            })
+            .collect(),
+        storage_classes: seen.storage_classes,
+        claims: seen.claims,
+        node_templates: seen.node_templates,
+    };
     let mut notices = Vec::new();
-    if !policy.exceptions.is_empty() {
-        // The workload's own labels (not its pods'), read only when there are exceptions.
-        let labels = at(input.object, &["metadata", "labels"])
-            .and_then(|v| BTreeMap::<String, String>::deserialize(v).ok())
-            .unwrap_or_default();
-        let target = exceptions::Target {
-            namespace: workload.namespace,
-            kind: workload.kind.as_str(),
-            name: workload.name,
-            labels: &labels,
-        };
-        // Without a date only exceptions that never expire can be told to apply.
-        let today = input.today.unwrap_or(exceptions::Day(time::Date::MAX));
-        let applied = exceptions::apply(&mut findings, &policy.exceptions, &target, today);
+    if let Some(applied) = waive(
+        &mut findings,
+        input,
+        workload.namespace,
+        workload.kind.as_str(),
+        workload.name,
+        policy,
+    ) {
         if applied.no_mutation {
             patch.clear();
             injected.clear();
@@ -224,10 +333,89 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         findings: cap_per_rule(findings),
         patch,
         injected,
+        considered,
         notices,
         notes,
-        considered,
     }
+}
+
+/// The policy's exceptions applied to `findings` of the object `kind` `namespace/name`;
+/// `None` when the policy has none.
+fn waive(
+    findings: &mut [Finding],
+    input: Input<'_>,
+    namespace: Option<&str>,
+    kind: &str,
+    name: &str,
+    policy: &Policy,
+) -> Option<exceptions::Applied> {
+    if policy.exceptions.is_empty() {
+        return None;
+    }
+    // The object's own labels (not its pods'), read only when there are exceptions.
+    let labels = at(input.object, &["metadata", "labels"])
+        .and_then(|v| BTreeMap::<String, String>::deserialize(v).ok())
+        .unwrap_or_default();
+    let target = exceptions::Target {
+        namespace,
+        kind,
+        name,
+        labels: &labels,
+    };
+    // Without a date only exceptions that never expire can be told to apply.
+    let today = input.today.unwrap_or(exceptions::Day(time::Date::MAX));
+    Some(exceptions::apply(
+        findings,
+        &policy.exceptions,
+        &target,
+        today,
+    ))
+}
+
+/// Whether `spec.replicas` counts as written: a 1 the API server defaulted does not, unless
+/// an autoscaler sets the count anyway (see [`replica_origin`]).
+fn replicas_written(object: &Value, hpa_min: Option<i64>) -> bool {
+    match at(object, &["spec", "replicas"]) {
+        None | Some(Value::Null) => false,
+        Some(v) if v.as_i64() == Some(1) && hpa_min.is_none() => {
+            !replica_origin::replicas_origin(object).defaulted()
+        }
+        Some(_) => true,
+    }
+}
+
+/// An object judged on its own (an HPA, a PDB): no topology, no patch; on UPDATE a denial
+/// the stored object had already is downgraded, as for workloads.
+fn decide_alone(
+    subject: Subject,
+    input: Input<'_>,
+    judge: impl Fn(&Value) -> Vec<Finding>,
+    policy: &Policy,
+) -> Decision {
+    if at(input.object, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null()) {
+        return Decision::skipped(Skip::Deleting);
+    }
+    let mut findings = apply_overrides(judge(input.object), policy);
+    if let Some(old) = input.old_object
+        && findings.iter().any(|f| f.severity == Severity::Deny)
+    {
+        let before: Vec<Finding> = apply_overrides(judge(old), policy)
+            .into_iter()
+            .filter(|f| f.severity == Severity::Deny)
+            .collect();
+        downgrade(&mut findings, &before);
+    }
+    let (namespace, name) = workload::object_name(input.object);
+    let kind = match subject {
+        Subject::Autoscaler => "HorizontalPodAutoscaler",
+        _ => "PodDisruptionBudget",
+    };
+    let notices = waive(&mut findings, input, namespace, kind, name, policy)
+        .map(|applied| applied.notices)
+        .unwrap_or_default();
+    let mut decision = Decision::of(subject, cap_per_rule(findings));
+    decision.notices = notices;
+    decision
 }
 
 fn judge(ctx: &Context<'_>) -> Vec<Finding> {
@@ -282,7 +470,7 @@ fn ratchet(
     }
     let old_findings: Vec<Finding> = match classify(old) {
         Classified::Workload(w) => {
-            let explicit = at(old, &["spec", "replicas"]).is_some_and(|v| !v.is_null());
+            let explicit = replicas_written(old, hpa);
             let ctx = Context::new(&w, topology, policy, explicit, hpa).with_volumes(volumes);
             apply_overrides(judge(&ctx), policy)
                 .into_iter()
@@ -291,6 +479,12 @@ fn ratchet(
         }
         _ => return,
     };
+    downgrade(findings, &old_findings);
+}
+
+/// Downgrades the denials in `findings` that `old_findings` (the stored object's denials)
+/// had already, by identity (rule and what it is about).
+fn downgrade(findings: &mut [Finding], old_findings: &[Finding]) {
     let old_denials: HashSet<(RuleId, &str)> = old_findings.iter().map(Finding::identity).collect();
     for f in findings.iter_mut() {
         if f.severity == Severity::Deny && old_denials.contains(&f.identity()) {

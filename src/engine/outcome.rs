@@ -406,9 +406,9 @@ mod tests {
             findings,
             patch: Vec::new(),
             injected: Vec::new(),
+            considered: Default::default(),
             notices: Vec::new(),
             notes: Vec::new(),
-            considered: Default::default(),
         }
     }
 

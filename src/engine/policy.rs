@@ -104,6 +104,20 @@ pub enum RuleSetting {
     Off,
 }
 
+/// What becomes of a replica count of 1 that the API server defaulted (see
+/// [`ReplicasOrigin`](super::replica_origin::ReplicasOrigin)): an HPA may come later to set
+/// the real count (Helm creates the Deployment first).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DefaultedReplicas {
+    #[default]
+    Warn,
+    Deny,
+}
+
+/// Rules whose findings are dropped unless `rules` names them with a severity.
+pub const OFF_BY_DEFAULT: &[RuleId] = &[RuleId::HA015];
+
 /// The whole policy. Field names are the YAML keys (camelCase).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -124,6 +138,8 @@ pub struct Policy {
     pub assumed_zones: u32,
     /// When the engine itself fails (a bug), allow the request with a warning.
     pub fail_open: bool,
+    /// HA001 for a replica count of 1 nobody wrote: `warn` (the default) or `deny`.
+    pub defaulted_replicas: DefaultedReplicas,
     pub rules: BTreeMap<RuleId, RuleSetting>,
     /// Named, reasoned, optionally expiring waivers for chosen workloads.
     pub exceptions: Vec<Exception>,
@@ -157,6 +173,7 @@ impl Default for Policy {
             allow_workload_override: false,
             assumed_zones: 3,
             fail_open: true,
+            defaulted_replicas: DefaultedReplicas::Warn,
             rules: BTreeMap::new(),
             exceptions: Vec::new(),
             stateful_zone_spread: WhenUnsatisfiable::DoNotSchedule,
@@ -250,6 +267,7 @@ impl Policy {
     /// The severity a rule's finding ends with, after the policy's overrides.
     pub fn severity_for(&self, rule: RuleId, severity: Severity) -> Option<Severity> {
         match self.rules.get(&rule) {
+            None if OFF_BY_DEFAULT.contains(&rule) => None,
             None => Some(severity),
             Some(RuleSetting::Off) => None,
             Some(RuleSetting::Deny) => Some(Severity::Deny),
@@ -328,6 +346,15 @@ mod tests {
             Some(Severity::Warn)
         );
         assert_eq!(p.severity_for(RuleId::HA009, Severity::Info), None);
+        assert_eq!(p.defaulted_replicas, DefaultedReplicas::Warn);
+        // HA015 is off until named.
+        assert_eq!(p.severity_for(RuleId::HA015, Severity::Info), None);
+        let p = Policy::from_yaml("defaultedReplicas: deny\nrules: {HA015: info}\n").unwrap();
+        assert_eq!(p.defaulted_replicas, DefaultedReplicas::Deny);
+        assert_eq!(
+            p.severity_for(RuleId::HA015, Severity::Info),
+            Some(Severity::Info)
+        );
     }
 
     type Labels = BTreeMap<String, String>;
@@ -409,6 +436,7 @@ mod tests {
                 "YYYY-MM-DD",
             ),
             ("minReplicas: two\n", "minReplicas"),
+            ("defaultedReplicas: info\n", "info"),
             ("statefulZoneSpread: Always\n", "Always"),
             (
                 "zonalProvisioners: {ebs.csi.aws.com: {regional: {}}}\n",

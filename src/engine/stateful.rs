@@ -97,25 +97,13 @@ pub struct Analysis {
     pub shared: Vec<SharedClaim>,
 }
 
-/// What a report names as taken into account for one workload.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Considered {
-    /// The classes the claim templates get.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+/// What a report names as taken into account for one workload's storage and node templates
+/// (part of [`super::Considered`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatefulSeen {
     pub storage_classes: Vec<ClassSeen>,
-    /// The existing claims looked at (`namespace/name`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub claims: Vec<String>,
-    /// The node templates the workload fits ("NodePool general (zone a)").
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub node_templates: Vec<String>,
-}
-
-impl Considered {
-    pub fn is_empty(&self) -> bool {
-        self.storage_classes.is_empty() && self.claims.is_empty() && self.node_templates.is_empty()
-    }
 }
 
 /// One class, as a report names it.
@@ -284,9 +272,9 @@ impl Analysis {
 }
 
 /// What a report names for the workload: its classes, its claims, its node templates.
-pub fn considered(ctx: &Context<'_>) -> Considered {
+pub fn considered(ctx: &Context<'_>) -> StatefulSeen {
     let a = ctx.stateful();
-    Considered {
+    StatefulSeen {
         storage_classes: a
             .templates
             .iter()

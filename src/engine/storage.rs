@@ -22,6 +22,32 @@ use super::well_known::{
     is_zone_like_key,
 };
 
+/// An object placement reads besides nodes and workloads (a StorageClass, a claim, a volume,
+/// a NodePool) whose fields cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} {name}: {reason}")]
+pub struct ObjectError {
+    pub kind: &'static str,
+    /// `metadata.name`, or `(no name)`.
+    pub name: String,
+    /// What is wrong, naming the field.
+    pub reason: String,
+}
+
+impl ObjectError {
+    pub fn new(kind: &'static str, object: &Value, reason: impl std::fmt::Display) -> Self {
+        ObjectError {
+            kind,
+            name: object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("(no name)")
+                .to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// When a class's volumes are created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum BindingMode {
@@ -197,7 +223,7 @@ impl StorageClassInfo {
     }
 
     /// Reads a StorageClass object (raw JSON, as the API server or a manifest gives it).
-    pub fn from_json(object: &Value) -> Result<StorageClassInfo, String> {
+    pub fn from_json(object: &Value) -> Result<StorageClassInfo, ObjectError> {
         let class: StorageClass = typed(object, "StorageClass")?;
         Ok(StorageClassInfo::from_typed(&class))
     }
@@ -235,7 +261,7 @@ impl ClaimInfo {
         }
     }
 
-    pub fn from_json(object: &Value) -> Result<ClaimInfo, String> {
+    pub fn from_json(object: &Value) -> Result<ClaimInfo, ObjectError> {
         let claim: PersistentVolumeClaim = typed(object, "PersistentVolumeClaim")?;
         Ok(ClaimInfo::from_typed(&claim))
     }
@@ -300,7 +326,7 @@ impl VolumeInfo {
         }
     }
 
-    pub fn from_json(object: &Value) -> Result<VolumeInfo, String> {
+    pub fn from_json(object: &Value) -> Result<VolumeInfo, ObjectError> {
         let volume: PersistentVolume = typed(object, "PersistentVolume")?;
         Ok(VolumeInfo::from_typed(&volume))
     }
@@ -314,14 +340,11 @@ impl VolumeInfo {
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(object: &Value, kind: &str) -> Result<T, String> {
-    T::deserialize(object).map_err(|e| {
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("(no name)");
-        format!("{kind} {name}: {e}")
-    })
+fn typed<T: serde::de::DeserializeOwned>(
+    object: &Value,
+    kind: &'static str,
+) -> Result<T, ObjectError> {
+    T::deserialize(object).map_err(|e| ObjectError::new(kind, object, e))
 }
 
 // === Volumes ===
@@ -381,7 +404,7 @@ pub const STORAGE_KINDS: &[(&str, &str)] = &[
 impl VolumeSet {
     /// Takes a StorageClass, PersistentVolumeClaim or PersistentVolume object: `Ok(true)`
     /// when it was one, `Ok(false)` for any other kind.
-    pub fn add_json(&mut self, object: &Value) -> Result<bool, String> {
+    pub fn add_json(&mut self, object: &Value) -> Result<bool, ObjectError> {
         let kind = object
             .get("kind")
             .and_then(Value::as_str)

@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::storage::ObjectError;
 use super::topology::{Scheduling, Taint, tolerates};
 use super::well_known::{HOSTNAME_KEY, KARPENTER_NODEPOOL_LABEL, STANDARD_ZONE_KEY};
 
@@ -109,11 +110,12 @@ impl NodeTemplate {
     /// Reads a Karpenter `karpenter.sh/v1` NodePool (raw JSON, from the API server or a file):
     /// `spec.template.metadata.labels`, `spec.template.spec.taints` and `.requirements`, and
     /// `spec.limits`. Startup taints are left out: they are gone once the node is ready.
-    pub fn from_node_pool(pool: &Value) -> Result<NodeTemplate, String> {
+    pub fn from_node_pool(pool: &Value) -> Result<NodeTemplate, ObjectError> {
+        let error = |reason: String| ObjectError::new("NodePool", pool, reason);
         let name = pool
             .pointer("/metadata/name")
             .and_then(Value::as_str)
-            .ok_or("a NodePool without metadata.name")?
+            .ok_or_else(|| error("metadata.name: missing".into()))?
             .to_owned();
         let field = |path: &str| pool.pointer(path).filter(|v| !v.is_null());
         let mut labels: BTreeMap<String, LabelValue> = KARPENTER_WELL_KNOWN
@@ -126,14 +128,14 @@ impl NodeTemplate {
         );
         if let Some(map) = field("/spec/template/metadata/labels") {
             let map: BTreeMap<String, String> = serde_json::from_value(map.clone())
-                .map_err(|e| format!("NodePool {name}: spec.template.metadata.labels: {e}"))?;
+                .map_err(|e| error(format!("spec.template.metadata.labels: {e}")))?;
             for (k, v) in map {
                 labels.insert(k, LabelValue::Is(v));
             }
         }
         if let Some(reqs) = field("/spec/template/spec/requirements") {
             let reqs: Vec<NodeSelectorRequirement> = serde_json::from_value(reqs.clone())
-                .map_err(|e| format!("NodePool {name}: spec.template.spec.requirements: {e}"))?;
+                .map_err(|e| error(format!("spec.template.spec.requirements: {e}")))?;
             for r in reqs {
                 restrict(&mut labels, &r);
             }
@@ -142,7 +144,7 @@ impl NodeTemplate {
             None => Vec::new(),
             Some(v) => {
                 let list: Vec<TemplateTaint> = serde_json::from_value(v.clone())
-                    .map_err(|e| format!("NodePool {name}: spec.template.spec.taints: {e}"))?;
+                    .map_err(|e| error(format!("spec.template.spec.taints: {e}")))?;
                 list.into_iter()
                     .map(|t| Taint {
                         key: t.key,

@@ -72,11 +72,11 @@ impl NodeInfo {
     }
 
     /// Reads a Node object (raw JSON, as the API server or `kubectl get nodes -o yaml` gives it).
-    pub fn from_json(node: &Value) -> Result<NodeInfo, String> {
+    pub fn from_json(node: &Value) -> Result<NodeInfo, NodeError> {
         let name = node
             .pointer("/metadata/name")
             .and_then(Value::as_str)
-            .ok_or("a Node without metadata.name")?
+            .ok_or(NodeError::NoName)?
             .to_owned();
         let labels = match node.pointer("/metadata/labels") {
             None | Some(Value::Null) => BTreeMap::new(),
@@ -84,10 +84,13 @@ impl NodeInfo {
                 .iter()
                 .map(|(k, v)| match v {
                     Value::String(s) => Ok((k.clone(), s.clone())),
-                    _ => Err(format!("node {name}: label {k:?} is not a string")),
+                    _ => Err(NodeError::LabelNotAString {
+                        node: name.clone(),
+                        key: k.clone(),
+                    }),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(format!("node {name}: metadata.labels is not a map")),
+            Some(_) => return Err(NodeError::LabelsNotAMap { node: name }),
         };
         let taints = match node.pointer("/spec/taints") {
             None | Some(Value::Null) => Vec::new(),
@@ -107,7 +110,7 @@ impl NodeInfo {
                     }
                 })
                 .collect(),
-            Some(_) => return Err(format!("node {name}: spec.taints is not a list")),
+            Some(_) => return Err(NodeError::TaintsNotAList { node: name }),
         };
         let unschedulable = node
             .pointer("/spec/unschedulable")
@@ -115,6 +118,19 @@ impl NodeInfo {
             .unwrap_or(false);
         Ok(NodeInfo::new(name, labels, taints, unschedulable))
     }
+}
+
+/// A Node object that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    #[error("a Node without metadata.name")]
+    NoName,
+    #[error("node {node}: label {key:?} is not a string")]
+    LabelNotAString { node: String, key: String },
+    #[error("node {node}: metadata.labels is not a map")]
+    LabelsNotAMap { node: String },
+    #[error("node {node}: spec.taints is not a list")]
+    TaintsNotAList { node: String },
 }
 
 /// Where a topology came from.
@@ -188,6 +204,10 @@ pub struct Eligibility {
     pub zones: usize,
     /// The zone, when exactly one is eligible (for messages).
     pub sole_zone: Option<String>,
+    /// The eligible zones (with eligible nodes, or a node template the pod fits), in name
+    /// order (for placement predictions). Eligibility is
+    /// remembered per snapshot, so the names are copied once per node-selection shape.
+    pub zone_names: Vec<String>,
     /// Eligible nodes without a zone label.
     pub unzoned_nodes: usize,
     /// For each key asked about: does some eligible node carry it (`None`: unknown).
@@ -612,17 +632,21 @@ impl Topology {
             }
             mark_keys(keys, &mut keys_present, |k| p.template.carries(k));
         }
-        let zones = per_zone.iter().filter(|z| z.eligible()).count();
+        // Eligible zones: with eligible nodes now, or a node template the pod fits.
+        let zone_names: Vec<String> = self
+            .zones
+            .keys()
+            .zip(&per_zone)
+            .filter(|(_, z)| z.eligible())
+            .map(|(z, _)| z.clone())
+            .collect();
+        let zones = zone_names.len();
         let template_only_zones = per_zone
             .iter()
             .filter(|z| z.nodes == 0 && z.can_grow)
             .count();
         let sole_zone = if zones == 1 {
-            per_zone
-                .iter()
-                .position(ZoneEligibility::eligible)
-                .and_then(|i| self.zones.keys().nth(i))
-                .cloned()
+            zone_names.first().cloned()
         } else {
             None
         };
@@ -630,6 +654,7 @@ impl Topology {
             nodes: Some(total),
             zones,
             sole_zone,
+            zone_names,
             unzoned_nodes: unzoned,
             keys_present,
             per_zone,
@@ -675,19 +700,15 @@ impl Topology {
                 zones = Some(pinned.into_iter().flatten().cloned().collect());
             }
         }
-        let (zones, sole_zone) = match zones {
-            Some(named) => {
-                let count = named.len().min(self.zones.len());
-                (
-                    count,
-                    if count == 1 {
-                        named.into_iter().next()
-                    } else {
-                        None
-                    },
-                )
-            }
-            None => (self.zones.len(), None),
+        let pinned = zones.is_some();
+        let zone_names: Vec<String> = match zones {
+            Some(named) => named.into_iter().take(self.zones.len()).collect(),
+            None => self.zones.keys().cloned().collect(),
+        };
+        let zones = zone_names.len();
+        let sole_zone = match zone_names.as_slice() {
+            [one] if pinned => Some(one.clone()),
+            _ => None,
         };
         let keys_present = keys
             .iter()
@@ -703,6 +724,7 @@ impl Topology {
             nodes: None,
             zones,
             sole_zone,
+            zone_names,
             unzoned_nodes: 0,
             keys_present,
             per_zone: Vec::new(),

@@ -98,10 +98,29 @@ pub struct Workload<'a> {
 pub enum Classified<'a> {
     Skip(Skip),
     Workload(Box<Workload<'a>>),
-    /// A workload kind whose fields cannot be read; `reason` names the field.
+    /// A workload kind whose fields cannot be read; the error names the field.
     Uninterpretable {
         kind: WorkloadKind,
-        reason: String,
+        reason: FieldError,
+    },
+}
+
+/// A field of a workload that cannot be read (the object is then `HA000`).
+#[derive(Debug, thiserror::Error)]
+pub enum FieldError {
+    #[error("{field}: missing")]
+    Missing { field: String },
+    #[error("{field}: expected {expected}, got {got}")]
+    WrongType {
+        field: String,
+        expected: &'static str,
+        got: &'static str,
+    },
+    /// A typed view (affinity, tolerations, …) rejects the value.
+    #[error("{field}: {problem}")]
+    Invalid {
+        field: String,
+        problem: serde_json::Error,
     },
 }
 
@@ -173,12 +192,14 @@ fn controlled_by_judged_kind(kind: WorkloadKind, object: &Value) -> bool {
         .any(|(child, g, k)| *child == kind && *g == group && *k == owner_kind)
 }
 
-fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, String> {
+fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, FieldError> {
     let (namespace, name) = object_name(object);
     // The patch records what it injected in `metadata.annotations`: without a `metadata` map
     // it could not apply.
     if object_at(object, &["metadata"], "metadata")?.is_none() {
-        return Err("metadata: missing".to_owned());
+        return Err(FieldError::Missing {
+            field: "metadata".into(),
+        });
     }
     let annotations = object_at(object, &["metadata", "annotations"], "metadata.annotations")?;
     let (replicas, selector_json, template_meta, spec_name) = match kind {
@@ -186,12 +207,14 @@ fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, String> {
         _ => {
             let replicas = match at(object, &["spec", "replicas"]) {
                 None | Some(Value::Null) => 1,
-                Some(v) => v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
-                    format!(
-                        "spec.replicas: expected a non-negative integer, got {}",
-                        type_name(v)
-                    )
-                })?,
+                Some(v) => v
+                    .as_i64()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| FieldError::WrongType {
+                        field: "spec.replicas".into(),
+                        expected: "a non-negative integer",
+                        got: type_name(v),
+                    })?,
             };
             let selector = at(object, &["spec", "selector"]).filter(|v| !v.is_null());
             (
@@ -204,12 +227,17 @@ fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, String> {
     };
     let pod_spec = match at(object, kind.pod_spec_path()) {
         Some(Value::Object(map)) => map,
-        None | Some(Value::Null) => return Err(format!("{spec_name}: missing")),
+        None | Some(Value::Null) => {
+            return Err(FieldError::Missing {
+                field: spec_name.into(),
+            });
+        }
         Some(other) => {
-            return Err(format!(
-                "{spec_name}: expected an object, got {}",
-                type_name(other)
-            ));
+            return Err(FieldError::WrongType {
+                field: spec_name.into(),
+                expected: "an object",
+                got: type_name(other),
+            });
         }
     };
     let labels_path = if kind == WorkloadKind::Pod {
@@ -262,23 +290,27 @@ fn object_at<'a>(
     object: &'a Value,
     path: &[&str],
     name: &str,
-) -> Result<Option<&'a Map<String, Value>>, String> {
+) -> Result<Option<&'a Map<String, Value>>, FieldError> {
     match at(object, path) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map)),
-        Some(other) => Err(format!(
-            "{name}: expected an object, got {}",
-            type_name(other)
-        )),
+        Some(other) => Err(FieldError::WrongType {
+            field: name.into(),
+            expected: "an object",
+            got: type_name(other),
+        }),
     }
 }
 
-fn typed<T: DeserializeOwned>(value: Option<&Value>, path: &str) -> Result<Option<T>, String> {
+fn typed<T: DeserializeOwned>(value: Option<&Value>, path: &str) -> Result<Option<T>, FieldError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(v) => T::deserialize(v)
             .map(Some)
-            .map_err(|e| format!("{path}: {e}")),
+            .map_err(|problem| FieldError::Invalid {
+                field: path.into(),
+                problem,
+            }),
     }
 }
 

@@ -105,7 +105,7 @@ pub fn inventory_of(docs: &[Sourced]) -> Result<Inventory, LoadError> {
             path: PathBuf::from(&d.source),
             source: manifests::ParseError {
                 line: None,
-                message,
+                message: message.to_string(),
             },
         })?;
     }

@@ -7,8 +7,9 @@ use serde_json::Value;
 
 use super::manifests::{self, ParseError};
 use crate::engine::NodeInfo;
-use crate::engine::storage::VolumeSet;
+use crate::engine::storage::{ObjectError, VolumeSet};
 use crate::engine::templates::NodeTemplate;
+use crate::engine::topology::NodeError;
 
 /// What placement reads of a cluster besides its workloads: the nodes, the node pools that
 /// can add nodes, and the storage. Read from files or from a live cluster, the same way.
@@ -22,7 +23,7 @@ pub struct Inventory {
 /// Takes one object into the inventory if it is a NodePool or a storage object: `Ok(true)`
 /// when it was, `Ok(false)` for any other kind. The one place such objects are recognised,
 /// for manifests, nodes files and `audit --cluster` alike.
-pub fn take(inventory: &mut Inventory, object: &Value) -> Result<bool, String> {
+pub fn take(inventory: &mut Inventory, object: &Value) -> Result<bool, ObjectError> {
     let kind = object
         .get("kind")
         .and_then(Value::as_str)
@@ -33,7 +34,11 @@ pub fn take(inventory: &mut Inventory, object: &Value) -> Result<bool, String> {
         .unwrap_or_default();
     if kind == "NodePool" && api.starts_with("karpenter.sh/") {
         if api != "karpenter.sh/v1" {
-            return Err(format!("a NodePool of {api}: only karpenter.sh/v1 is read"));
+            return Err(ObjectError::new(
+                "NodePool",
+                object,
+                format!("apiVersion {api}: only karpenter.sh/v1 is read"),
+            ));
         }
         inventory.pools.push(NodeTemplate::from_node_pool(object)?);
         return Ok(true);
@@ -47,9 +52,25 @@ pub enum NodesError {
     /// The YAML or JSON does not parse.
     #[error(transparent)]
     Parse(#[from] ParseError),
-    /// A document is not a usable Node.
-    #[error("document {anchor}: {reason}")]
-    NotANode { anchor: String, reason: String },
+    /// A document is another kind.
+    #[error(
+        "document {anchor}: a {kind}, not a Node (or NodePool, StorageClass, PersistentVolume)"
+    )]
+    NotANode { anchor: String, kind: String },
+    /// A Node whose fields cannot be read.
+    #[error("document {anchor}")]
+    BadNode {
+        anchor: String,
+        #[source]
+        source: NodeError,
+    },
+    /// A NodePool, StorageClass or PersistentVolume whose fields cannot be read.
+    #[error("document {anchor}")]
+    BadObject {
+        anchor: String,
+        #[source]
+        source: ObjectError,
+    },
     /// Not a single Node: an empty file, or a list with no items. A cluster always has nodes,
     /// so this is a wrong file, not a topology to decide against.
     #[error("no Node in the file (expected `kubectl get nodes -o yaml` output)")]
@@ -73,25 +94,25 @@ pub fn parse_inventory(text: &str) -> Result<Inventory, NodesError> {
             .get("kind")
             .and_then(|k| k.as_str())
             .unwrap_or("Node");
-        let not_a_node = |reason: String| NodesError::NotANode {
-            anchor: doc.anchor(),
-            reason,
-        };
         if kind == "Node" {
-            inventory
-                .nodes
-                .push(NodeInfo::from_json(&doc.value).map_err(not_a_node)?);
+            let node = NodeInfo::from_json(&doc.value).map_err(|source| NodesError::BadNode {
+                anchor: doc.anchor(),
+                source,
+            })?;
+            inventory.nodes.push(node);
             continue;
         }
-        let cluster_wide = !matches!(kind, "PersistentVolumeClaim");
-        match take(&mut inventory, &doc.value) {
-            Ok(true) if cluster_wide => {}
-            Ok(_) => {
-                return Err(not_a_node(format!(
-                    "a {kind}, not a Node (or NodePool, StorageClass, PersistentVolume)"
-                )));
-            }
-            Err(reason) => return Err(not_a_node(reason)),
+        // Claims are namespaced: they belong with the manifests.
+        let taken = kind != "PersistentVolumeClaim"
+            && take(&mut inventory, &doc.value).map_err(|source| NodesError::BadObject {
+                anchor: doc.anchor(),
+                source,
+            })?;
+        if !taken {
+            return Err(NodesError::NotANode {
+                anchor: doc.anchor(),
+                kind: kind.to_owned(),
+            });
         }
     }
     if inventory.nodes.is_empty() {
@@ -153,15 +174,15 @@ mod tests {
         assert_eq!(inv.pools[0].name, "general");
         assert!(inv.volumes.classes.contains_key("gp3"));
         let beta = "kind: Node\nmetadata: {name: a}\n---\napiVersion: karpenter.sh/v1beta1\nkind: NodePool\nmetadata: {name: old}\n";
-        assert!(
-            parse_nodes(beta)
-                .unwrap_err()
-                .to_string()
-                .contains("karpenter.sh/v1")
+        let err = parse_nodes(beta).unwrap_err();
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(
+            source.as_deref(),
+            Some("NodePool old: apiVersion karpenter.sh/v1beta1: only karpenter.sh/v1 is read")
         );
         let claim = "kind: Node\nmetadata: {name: a}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: c, namespace: n}\n";
         assert!(
-            parse_nodes(claim).is_err(),
+            matches!(parse_nodes(claim), Err(NodesError::NotANode { .. })),
             "claims belong with the manifests"
         );
     }

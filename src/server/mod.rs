@@ -119,12 +119,12 @@ impl Server {
             state = state.with_volumes(v.clone());
         }
         if let Some((_, caches)) = &cluster {
-            let healths = caches.healths();
             state = state
                 .with_namespaces(caches.namespaces.clone())
-                .with_readiness_check("cluster caches listed", move || {
-                    healths.iter().all(|h| h.is_synced())
-                });
+                .with_readiness_check(
+                    "nodes, namespaces, autoscalers, disruption budgets, node pools and storage listed",
+                    caches.synced_check(),
+                );
             if caches.watch_storage {
                 state = state.with_volumes(caches.storage.clone());
             }
@@ -149,7 +149,7 @@ impl Server {
             (None, Some((client, caches))) => {
                 tracing::info!(
                     storage = caches.watch_storage,
-                    "watching Nodes, Namespaces, NodePools (when served) and storage; ready once each is listed"
+                    "watching Nodes, Namespaces, HorizontalPodAutoscalers, PodDisruptionBudgets, NodePools (when served) and storage; ready once all are listed"
                 );
                 let metrics = state.metrics().clone();
                 // The first lists are a burst of garbage: purge it at once, then serve with
@@ -157,6 +157,7 @@ impl Server {
                 crate::allocator::purge_eagerly();
                 caches.spawn(
                     client,
+                    state.snapshots.clone(),
                     state.snapshots.clone(),
                     metrics,
                     args.topology_debounce,

@@ -1,19 +1,19 @@
-//! What every request decides against: the policy, the topology (nodes and node pools),
-//! the namespace labels and the storage, published through `arc_swap` (or, for storage, read
-//! from the caches) so that a request takes a snapshot without a lock and a reload never
-//! waits for requests.
+//! What every request decides against: the policy, the topology (nodes and node pools), the
+//! namespace labels, the autoscalers and disruption budgets, published through `arc_swap`,
+//! and the storage (read from its caches), so that a request takes a snapshot without a lock
+//! and a reload never waits for requests.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::admission::{NamespaceLabels, UnknownNamespaces};
-use crate::cluster::TopologySink;
+use crate::cluster::{CompanionSink, TopologySink};
 use crate::engine::policy::Policy;
 use crate::engine::storage::{ClaimInfo, StorageClassInfo, VolumeInfo, VolumeSet, Volumes};
 use crate::engine::templates::NodeTemplate;
-use crate::engine::{NodeInfo, Topology};
+use crate::engine::{Autoscalers, Budgets, NodeInfo, Topology};
 use crate::metrics::Metrics;
 
 /// The published snapshots. Readers load them lock-free; writers (the node cache, the
@@ -23,6 +23,10 @@ pub struct Snapshots {
     policy: ArcSwap<Policy>,
     topology: ArcSwap<Topology>,
     namespaces: Arc<dyn NamespaceLabels>,
+    /// `None` until a cache (or a test) publishes them: the rules that need them are then
+    /// not checked.
+    autoscalers: ArcSwapOption<Autoscalers>,
+    budgets: ArcSwapOption<Budgets>,
     /// StorageClasses, claims and volumes, when watched.
     volumes: Option<Arc<dyn Volumes + Send>>,
     /// The NodePools' templates, joined to every topology built from nodes.
@@ -47,6 +51,8 @@ impl Snapshots {
             policy: ArcSwap::from_pointee(policy),
             topology: ArcSwap::from_pointee(topology),
             namespaces: Arc::new(UnknownNamespaces),
+            autoscalers: ArcSwapOption::empty(),
+            budgets: ArcSwapOption::empty(),
             volumes: None,
             pools: ArcSwap::from_pointee(Vec::new()),
             publishing: Mutex::new(()),
@@ -147,6 +153,14 @@ impl Snapshots {
         self.volumes.as_deref().map(|v| v as &dyn Volumes)
     }
 
+    pub fn autoscalers(&self) -> arc_swap::Guard<Option<Arc<Autoscalers>>> {
+        self.autoscalers.load()
+    }
+
+    pub fn budgets(&self) -> arc_swap::Guard<Option<Arc<Budgets>>> {
+        self.budgets.load()
+    }
+
     /// Whether a topology has been published.
     pub fn topology_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
@@ -206,6 +220,18 @@ impl TopologySink for Snapshots {
 
     fn publish_node_pools(&self, pools: Arc<Vec<NodeTemplate>>) {
         Snapshots::publish_node_pools(self, pools.to_vec())
+    }
+}
+
+impl CompanionSink for Snapshots {
+    fn publish_autoscalers(&self, autoscalers: Arc<Autoscalers>) {
+        self.metrics.cached("autoscalers", autoscalers.len());
+        self.autoscalers.store(Some(autoscalers));
+    }
+
+    fn publish_budgets(&self, budgets: Arc<Budgets>) {
+        self.metrics.cached("budgets", budgets.len());
+        self.budgets.store(Some(budgets));
     }
 }
 

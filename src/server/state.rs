@@ -7,8 +7,9 @@ use std::time::Duration;
 use super::readiness::Readiness;
 use super::snapshots::Snapshots;
 use crate::admission::{self, Decider, NamespaceLabels};
+use crate::cluster::CompanionSink;
 use crate::engine::policy::Policy;
-use crate::engine::{self, Endpoint, NodeInfo, Topology};
+use crate::engine::{self, Autoscalers, Budgets, Endpoint, NodeInfo, Topology};
 use crate::metrics::Metrics;
 
 /// Limits on what one HTTP request may hold.
@@ -110,6 +111,16 @@ impl State {
         self.snapshots.publish_topology(topology);
     }
 
+    /// Publishes the autoscalers subsequent requests count (the cache does this).
+    pub fn publish_autoscalers(&self, autoscalers: Autoscalers) {
+        self.snapshots.publish_autoscalers(Arc::new(autoscalers));
+    }
+
+    /// Publishes the disruption budgets subsequent requests count (the cache does this).
+    pub fn publish_budgets(&self, budgets: Budgets) {
+        self.snapshots.publish_budgets(Arc::new(budgets));
+    }
+
     pub fn policy(&self) -> Arc<Policy> {
         self.snapshots.policy().clone()
     }
@@ -131,10 +142,14 @@ impl State {
     pub fn review(&self, endpoint: Endpoint, body: &[u8]) -> Result<Vec<u8>, admission::BadReview> {
         let policy = self.snapshots.policy();
         let topology = self.snapshots.topology();
+        let autoscalers = self.snapshots.autoscalers();
+        let budgets = self.snapshots.budgets();
         let ctx = admission::Context {
             policy: &policy,
             topology: &topology,
             namespaces: self.snapshots.namespaces(),
+            autoscalers: autoscalers.as_deref(),
+            budgets: budgets.as_deref(),
             volumes: self.snapshots.volumes(),
             metrics: &self.metrics,
             decide: self.decide,

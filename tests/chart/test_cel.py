@@ -56,7 +56,9 @@ NAMESPACES = {
 }
 
 RESOURCES = {"Deployment": ("apps", "deployments"), "StatefulSet": ("apps", "statefulsets"),
-             "ReplicaSet": ("apps", "replicasets"), "Pod": ("", "pods")}
+             "ReplicaSet": ("apps", "replicasets"), "Pod": ("", "pods"),
+             "HorizontalPodAutoscaler": ("autoscaling", "horizontalpodautoscalers"),
+             "PodDisruptionBudget": ("policy", "poddisruptionbudgets")}
 
 
 # === CEL ===
@@ -271,6 +273,41 @@ def test_judged_objects_reach_both_webhooks(render, name, operation):
     assert called_by(render({}), req) == BOTH
 
 
+def autoscaler(*, labels: dict[str, str] | None = None, min_replicas: int = 1) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": "web", "namespace": "shop"}
+    if labels is not None:
+        metadata["labels"] = labels
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": metadata,
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                     "minReplicas": min_replicas, "maxReplicas": 5}}
+
+
+def budget(*, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": "web", "namespace": "shop"}
+    if labels is not None:
+        metadata["labels"] = labels
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": metadata,
+            "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}}}
+
+
+@pytest.mark.parametrize("obj", [autoscaler(), budget()], ids=["hpa", "pdb"])
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE"])
+def test_autoscalers_and_budgets_reach_only_the_validating_webhook(render, obj, operation):
+    req = request(obj, old=obj if operation == "UPDATE" else None)
+    assert called_by(render({}), req) == {"ValidatingWebhookConfiguration"}
+    assert called_by(render({}), request(obj, namespace="kube-system")) == set()
+
+
+@pytest.mark.parametrize("make", [autoscaler, budget], ids=["hpa", "pdb"])
+def test_the_opt_out_label_is_guarded_on_autoscalers_and_budgets(render_on_cluster, make):
+    rendered = render_on_cluster({"webhooks": {"optOutLabel": OPT_OUT}})
+    labelled = make(labels={OPT_OUT: "true"})
+    assert called_by(rendered, request(labelled)) == set()
+    assert policy_denies(rendered, request(labelled)) is not None
+    assert policy_denies(rendered, request(make())) is None
+    assert policy_denies(rendered, request(labelled, old=labelled)) is None
+
+
 @pytest.mark.parametrize("name", sorted(SKIPPED))
 @pytest.mark.parametrize("operation", ["CREATE", "UPDATE"])
 def test_objects_of_judged_controllers_are_skipped(render, name, operation):
@@ -465,9 +502,10 @@ def test_the_policy_binding_denies(guarded):
     assert binding["spec"] == {"policyName": policy["metadata"]["name"],
                                "validationActions": ["Deny"]}
     assert policy["spec"]["failurePolicy"] == "Fail"
-    # The policy guards exactly what the webhooks intercept.
-    for kind in WEBHOOK_KINDS:
-        assert policy["spec"]["matchConstraints"]["resourceRules"] == guarded.webhook(kind)["rules"]
+    # The policy guards exactly what the validating webhook intercepts (the mutating one
+    # leaves HPAs and PDBs alone): a labelled HPA or PDB would skip HA012 and HA013 too.
+    assert (policy["spec"]["matchConstraints"]["resourceRules"]
+            == guarded.webhook("ValidatingWebhookConfiguration")["rules"])
 
 
 @pytest.mark.parametrize("obj", [

@@ -78,7 +78,13 @@ def test_chart_deployment_passes_the_default_policy(render):
     rendered = render({})
     code, report = audit(rendered.yaml_stream())
     assert code == 0, json.dumps(report["results"], indent=2)
-    assert [r["kind"] for r in report["results"]] == ["Deployment"]
+    # The chart's own PodDisruptionBudget is judged too (HA013, HA016), and passes: it lets
+    # one of the two pods go and selects them.
+    assert sorted(r["kind"] for r in report["results"]) == ["Deployment", "PodDisruptionBudget"]
+    assert all(r["findings"] == [] for r in report["results"]), json.dumps(report, indent=2)
+    (deployment,) = [r for r in report["results"] if r["kind"] == "Deployment"]
+    assert [b["name"] for b in deployment["disruptionBudgets"]] == [
+        r["name"] for r in report["results"] if r["kind"] == "PodDisruptionBudget"]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -79,11 +79,24 @@ def test_webhook_settings(case, kind):
     assert hook["name"].endswith(".spreadguard.io")
     rules = {(tuple(r["apiGroups"]), tuple(r["apiVersions"]), r["scope"]):
              (sorted(r["resources"]), sorted(r["operations"])) for r in hook["rules"]}
-    assert rules == {
+    workloads = {
         (("apps",), ("v1",), "Namespaced"):
             (["deployments", "replicasets", "statefulsets"], ["CREATE", "UPDATE"]),
         (("",), ("v1",), "Namespaced"): (["pods"], ["CREATE", "UPDATE"]),
     }
+    # Autoscalers (HA012) and disruption budgets (HA013) are judged, never patched: only the
+    # validating webhook is sent them (autoscaling/v1 arrives converted to v2: matchPolicy
+    # Equivalent, the default).
+    judged_alone = {
+        (("autoscaling",), ("v2",), "Namespaced"):
+            (["horizontalpodautoscalers"], ["CREATE", "UPDATE"]),
+        (("policy",), ("v1",), "Namespaced"): (["poddisruptionbudgets"], ["CREATE", "UPDATE"]),
+    }
+    if kind == "ValidatingWebhookConfiguration":
+        assert rules == {**workloads, **judged_alone}
+    else:
+        assert rules == workloads
+    assert hook.get("matchPolicy", "Equivalent") == "Equivalent"
     # No subresources (scale, status): a `kubectl scale` never reaches spreadguard.
     assert not any("/" in res for r in hook["rules"] for res in r["resources"])
 
@@ -379,17 +392,21 @@ def test_offline_renders_generate_fresh_certificates(render, chart):
 
 
 def test_rbac_is_read_only_on_exactly_what_the_caches_watch(case):
-    """get/list/watch on Nodes and Namespaces, on the storage placement reads
-    (StorageClasses, PersistentVolumeClaims, PersistentVolumes) and on Karpenter's
-    NodePools; nothing else, and no write."""
+    """get/list/watch on Nodes and Namespaces (the topology and the modes), on
+    HorizontalPodAutoscalers and PodDisruptionBudgets (the replica and budget caches), on
+    the storage placement reads (StorageClasses, PersistentVolumeClaims,
+    PersistentVolumes) and on Karpenter's NodePools; nothing else, and no write."""
     role = case.one("ClusterRole")
     rules = [(tuple(r.get("apiGroups", [])), tuple(sorted(r["resources"])),
               tuple(sorted(r["verbs"]))) for r in role["rules"]]
     read = ("get", "list", "watch")
     assert rules == [(("",), ("namespaces", "nodes"), read),
+                     (("autoscaling",), ("horizontalpodautoscalers",), read),
+                     (("policy",), ("poddisruptionbudgets",), read),
                      (("",), ("persistentvolumeclaims", "persistentvolumes"), read),
                      (("storage.k8s.io",), ("storageclasses",), read),
                      (("karpenter.sh",), ("nodepools",), read)]
+    assert not any(r.get("resourceNames") or r.get("nonResourceURLs") for r in role["rules"])
     assert not case.has("Role") and not case.has("RoleBinding")
     binding = case.one("ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
@@ -570,8 +587,8 @@ def test_policy_file_holds_only_fields_the_server_knows(case):
     known = {"mode", "scope", "minReplicas", "zoneLabels", "maxSkew", "whenUnsatisfiable",
              "matchPodTemplateHash", "antiAffinityWeight", "spreadAcrossNodes",
              "rewriteLegacyZoneKey", "exemptNamespaces", "allowWorkloadOverride",
-             "assumedZones", "failOpen", "rules", "statefulZoneSpread", "zonalProvisioners",
-             "nodeTemplates"}
+             "assumedZones", "failOpen", "defaultedReplicas", "rules", "statefulZoneSpread",
+             "zonalProvisioners", "nodeTemplates"}
     assert set(case.policy) <= known
 
 

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use spreadguard::engine::exceptions::Day;
 use spreadguard::engine::policy::Policy;
 use spreadguard::engine::storage::VolumeSet;
-use spreadguard::engine::{NodeInfo, Topology};
+use spreadguard::engine::{Autoscaler, Autoscalers, Budget, Budgets, NodeInfo, Topology};
 use spreadguard::load::Inventory;
 
 use super::{compact_nodes, nodes_file, yaml_documents};
@@ -17,6 +17,8 @@ pub const SCENARIO_KEYS: &[&str] = &[
     "nodesFile",
     "policy",
     "hpaMinReplicas",
+    "hpas",
+    "pdbs",
     "today",
     "objects",
     "object",
@@ -34,6 +36,11 @@ pub struct Scenario {
     pub object: Value,
     pub old_object: Option<Value>,
     pub hpa_min_replicas: Option<i64>,
+    /// The HorizontalPodAutoscalers known (`hpas`, and one targeting the object for
+    /// `hpaMinReplicas`), as objects.
+    pub hpas: Vec<Value>,
+    /// The PodDisruptionBudgets known (`pdbs`), as objects.
+    pub pdbs: Vec<Value>,
     /// The day (UTC) the decision is made, for exceptions that expire.
     pub today: Option<Day>,
     pub expect: Map<String, Value>,
@@ -42,6 +49,41 @@ pub struct Scenario {
     pub volumes: Option<VolumeSet>,
     /// The raw `objects` (StorageClasses, claims, volumes, NodePools), for the audit.
     pub objects: Vec<Value>,
+}
+
+impl Scenario {
+    pub fn autoscalers(&self) -> Autoscalers {
+        Autoscalers::new(
+            self.hpas.iter().map(|h| {
+                Autoscaler::from_json(h).unwrap_or_else(|e| panic!("a scenario HPA: {e}"))
+            }),
+        )
+    }
+
+    pub fn budgets(&self) -> Budgets {
+        Budgets::new(
+            self.pdbs
+                .iter()
+                .map(|p| Budget::from_json(p).unwrap_or_else(|e| panic!("a scenario PDB: {e}"))),
+        )
+    }
+}
+
+/// An HPA that targets `object` with this `minReplicas`.
+pub fn hpa_for(object: &Value, min_replicas: i64) -> Value {
+    let field = |path: &str| object.pointer(path).cloned().unwrap_or(Value::Null);
+    json!({
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": format!("{}-hpa", field("/metadata/name").as_str().unwrap_or("x")),
+                     "namespace": field("/metadata/namespace")},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": field("/apiVersion"), "kind": field("/kind"),
+                               "name": field("/metadata/name")},
+            "minReplicas": min_replicas,
+            "maxReplicas": min_replicas.max(10),
+        }
+    })
 }
 
 pub fn load(path: &Path) -> Result<Scenario, String> {
@@ -70,7 +112,8 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
                 .iter()
                 .flat_map(compact_nodes)
                 .map(|n| NodeInfo::from_json(&n))
-                .collect::<Result<_, _>>()?,
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?,
         ),
         (Some(_), None) => return Err("nodes must be a list".into()),
         (None, Some(file)) => Some(nodes_file(file.as_str().ok_or("nodesFile: a path")?)),
@@ -85,7 +128,7 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
     };
     let mut inventory = Inventory::default();
     for o in &objects {
-        if !spreadguard::load::take(&mut inventory, o)? {
+        if !spreadguard::load::take(&mut inventory, o).map_err(|e| e.to_string())? {
             return Err(format!(
                 "objects: a {}, not a StorageClass, claim, volume or NodePool",
                 o.get("kind").and_then(Value::as_str).unwrap_or("?")
@@ -103,6 +146,18 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         None => None,
         Some(v) => Some(v.as_i64().ok_or("hpaMinReplicas: an integer")?),
     };
+    let list = |key: &str| -> Result<Vec<Value>, String> {
+        match doc.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => Ok(items.clone()),
+            Some(_) => Err(format!("{key}: a list of objects")),
+        }
+    };
+    let mut hpas = list("hpas")?;
+    if let Some(min) = hpa_min_replicas {
+        hpas.push(hpa_for(&object, min));
+    }
+    let pdbs = list("pdbs")?;
     let today = match doc.get("today") {
         None => None,
         Some(v) => Some(
@@ -128,6 +183,8 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         object,
         old_object,
         hpa_min_replicas,
+        hpas,
+        pdbs,
         today,
         expect,
         volumes,

@@ -44,6 +44,22 @@ static WORLDS: LazyLock<Vec<(Policy, Topology)>> = LazyLock::new(|| {
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
+/// An HPA and a PDB selecting every pod of `default`, so that the look-ups and the budget
+/// rules run on whatever the fuzzer sends there.
+static COMPANIONS: LazyLock<(engine::Autoscalers, engine::Budgets)> = LazyLock::new(|| {
+    let hpa = serde_json::json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "minReplicas": 3, "maxReplicas": 9}});
+    let pdb = serde_json::json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "all", "namespace": "default"},
+        "spec": {"maxUnavailable": 1, "selector": {}}});
+    (
+        engine::Autoscalers::new([engine::Autoscaler::from_json(&hpa).expect("an HPA")]),
+        engine::Budgets::new([engine::Budget::from_json(&pdb).expect("a PDB")]),
+    )
+});
+
 /// `admission::review` on arbitrary bytes: refused (HTTP 400) or a JSON review that echoes a
 /// non-empty uid with a boolean `allowed`.
 pub fn review(data: &[u8]) {
@@ -53,6 +69,8 @@ pub fn review(data: &[u8]) {
             topology,
             namespaces: &UnknownNamespaces,
             volumes: None,
+            autoscalers: Some(&COMPANIONS.0),
+            budgets: Some(&COMPANIONS.1),
             metrics: &METRICS,
             decide: engine::decide,
         };

@@ -76,6 +76,7 @@ fn resource_kind(resource: &str) -> Option<(&'static str, &'static str)> {
         "statefulsets" => Some(("statefulsets", "StatefulSet")),
         "replicasets" => Some(("replicasets", "ReplicaSet")),
         "horizontalpodautoscalers" => Some(("horizontalpodautoscalers", "HorizontalPodAutoscaler")),
+        "poddisruptionbudgets" => Some(("poddisruptionbudgets", "PodDisruptionBudget")),
         "storageclasses" => Some(("storageclasses", "StorageClass")),
         "persistentvolumeclaims" => Some(("persistentvolumeclaims", "PersistentVolumeClaim")),
         "persistentvolumes" => Some(("persistentvolumes", "PersistentVolume")),
@@ -144,17 +145,57 @@ impl FakeApiServer {
     pub fn put_object(&self, resource: &'static str, mut object: Value) {
         let mut inner = self.inner.lock().unwrap();
         inner.rv += 1;
-        object["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+        let rv = inner.rv;
+        object["metadata"]["resourceVersion"] = json!(rv.to_string());
         let key = format!(
             "{}/{}",
             object["metadata"]["namespace"].as_str().unwrap_or_default(),
             object["metadata"]["name"].as_str().unwrap_or_default()
         );
-        inner
+        let change = if inner
             .objects
             .entry(resource)
             .or_default()
-            .insert(key, object);
+            .insert(key, object.clone())
+            .is_some()
+        {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        let change = Change {
+            rv,
+            resource,
+            kind: change,
+            object,
+        };
+        inner.history.push(change.clone());
+        drop(inner);
+        let _ = self.changes.send(change);
+    }
+
+    /// Removes a namespaced object added with [`FakeApiServer::put_object`].
+    pub fn delete_object(&self, resource: &'static str, namespace: &str, name: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.rv += 1;
+        let rv = inner.rv;
+        let Some(mut object) = inner
+            .objects
+            .get_mut(resource)
+            .and_then(|o| o.remove(&format!("{namespace}/{name}")))
+        else {
+            return;
+        };
+        object["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let change = Change {
+            rv,
+            resource,
+            kind: "DELETED",
+            object,
+        };
+        inner.history.push(change.clone());
+        drop(inner);
+        let _ = self.changes.send(change);
     }
 
     /// Serves `karpenter.sh/v1` NodePools (discovery finds them) or not.
@@ -478,6 +519,7 @@ async fn handle(
     let api_version = match resource {
         "deployments" | "statefulsets" | "replicasets" => "apps/v1",
         "horizontalpodautoscalers" => "autoscaling/v2",
+        "poddisruptionbudgets" => "policy/v1",
         "storageclasses" => "storage.k8s.io/v1",
         "nodepools" => "karpenter.sh/v1",
         _ => "v1",
@@ -566,6 +608,9 @@ fn watch_response(
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             tokio::select! {
+                // A drop ordered before a change is never overtaken by it: a test that drops
+                // the watches and then changes objects relies on the client missing them.
+                biased;
                 _ = drops.changed() => return,
                 change = live.recv() => match change {
                     Ok(c) if c.resource == resource && c.rv > from => {

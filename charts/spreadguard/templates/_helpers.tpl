@@ -222,12 +222,11 @@ otherwise; "" means none; anything else is used as given.
 {{- end }}
 
 {{/*
-The resources both webhooks intercept, and the opt-out label's
-ValidatingAdmissionPolicy guards: the kinds spreadguard judges, on CREATE and
-UPDATE. No subresources: `kubectl scale` (the scale subresource) and status
-updates are not sent.
+The workloads spreadguard judges and patches, on CREATE and UPDATE: what the
+mutating webhook intercepts. No subresources: `kubectl scale` (the scale
+subresource) and status updates are not sent.
 */}}
-{{- define "spreadguard.resourceRules" -}}
+{{- define "spreadguard.workloadRules" -}}
 - apiGroups: ["apps"]
   apiVersions: ["v1"]
   resources: ["deployments", "statefulsets", "replicasets"]
@@ -236,6 +235,29 @@ updates are not sent.
 - apiGroups: [""]
   apiVersions: ["v1"]
   resources: ["pods"]
+  operations: ["CREATE", "UPDATE"]
+  scope: Namespaced
+{{- end }}
+
+{{/*
+Everything spreadguard judges: the workloads, and the HorizontalPodAutoscalers
+(HA012) and PodDisruptionBudgets (HA013) that decide how many of their
+replicas run. What the validating webhook intercepts and the opt-out label's
+ValidatingAdmissionPolicy guards (a labelled HPA or PDB would skip its rules
+too). The mutating webhook leaves HPAs and PDBs alone: it never patches them.
+autoscaling/v1 requests reach the webhook converted to v2 (matchPolicy
+Equivalent, the default).
+*/}}
+{{- define "spreadguard.resourceRules" -}}
+{{ include "spreadguard.workloadRules" . }}
+- apiGroups: ["autoscaling"]
+  apiVersions: ["v2"]
+  resources: ["horizontalpodautoscalers"]
+  operations: ["CREATE", "UPDATE"]
+  scope: Namespaced
+- apiGroups: ["policy"]
+  apiVersions: ["v1"]
+  resources: ["poddisruptionbudgets"]
   operations: ["CREATE", "UPDATE"]
   scope: Namespaced
 {{- end }}
@@ -323,7 +345,7 @@ ConfigMap, an unknown kind) is judged like a bare one.
 
 {{/*
 Webhook settings shared by the mutating and validating configurations.
-Call with (dict "root" $ "path" "/mutate").
+Call with (dict "root" $ "path" "/mutate" "rules" "spreadguard.workloadRules").
 */}}
 {{- define "spreadguard.webhookCommon" -}}
 {{- $root := .root -}}
@@ -345,7 +367,7 @@ clientConfig:
   caBundle: {{ . }}
   {{- end }}
 rules:
-  {{- include "spreadguard.resourceRules" $root | nindent 2 }}
+  {{- include .rules $root | nindent 2 }}
 namespaceSelector:
   {{- if eq $v.scope "optIn" }}
   matchLabels:

@@ -1,6 +1,7 @@
 //! The HA rules, one file per family. Each takes the decision context and pushes findings.
 
 pub mod anti_affinity;
+pub mod disruption;
 pub mod replicas;
 pub mod spread;
 pub mod volumes;

@@ -1,7 +1,8 @@
 //! HA001: enough replicas to survive losing one.
 
 use crate::engine::context::{Context, ReplicaSource};
-use crate::engine::finding::{Finding, RuleId, plural};
+use crate::engine::finding::{Finding, RuleId, Severity, plural};
+use crate::engine::policy::DefaultedReplicas;
 use crate::engine::workload::WorkloadKind;
 
 pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
@@ -30,10 +31,25 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     }
     let what = match ctx.replica_source {
         ReplicaSource::Spec => plural(replicas, "replica", "replicas"),
-        ReplicaSource::Defaulted => format!(
-            "{} (spec.replicas omitted)",
-            plural(replicas, "replica", "replicas")
-        ),
+        // Nobody chose 1: the API server defaulted it, and an HPA may still come (Helm
+        // creates the Deployment before its HPA).
+        ReplicaSource::Defaulted => {
+            let severity = match ctx.policy.defaulted_replicas {
+                DefaultedReplicas::Warn => Severity::Warn,
+                DefaultedReplicas::Deny => Severity::Deny,
+            };
+            out.push(
+                Finding::new(
+                    RuleId::HA001,
+                    severity,
+                    format!(
+                        "replicas not set: defaulted to {replicas}; set replicas ≥ {min} or add an HPA with minReplicas ≥ {min}"
+                    ),
+                )
+                .about(format!("replicas={replicas}")),
+            );
+            return;
+        }
         ReplicaSource::Autoscaler => format!("HorizontalPodAutoscaler minReplicas {replicas}"),
     };
     out.push(
