@@ -43,8 +43,9 @@ minor="${BASH_REMATCH[1]}"
 if [[ "$cmd" == version ]]; then echo "$version"; exit 0; fi
 [[ "$cmd" == build || "$cmd" == path ]] || { echo "usage: scripts/controlplane.sh build|path|version" >&2; exit 2; }
 
-# One build at a time per cache (other checkouts may share it).
-exec 9>"$cache/.lock"
+# One build of a release at a time per cache (other checkouts may share it); Go itself
+# guards its module and build caches, so builds of different releases run side by side.
+exec 9>"$cache/.lock-$version"
 flock 9
 
 # The module to build: the committed one, or one generated for another release.

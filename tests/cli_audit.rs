@@ -435,3 +435,33 @@ fn topology_shows_node_templates_apart_from_nodes() {
         .unwrap();
     assert_eq!(d["nodes"], 0);
 }
+
+#[test]
+fn a_nodes_file_without_any_node_exits_two_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("empty.yaml", ""),
+        (
+            "empty-list.yaml",
+            "apiVersion: v1\nkind: NodeList\nitems: []\n",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = audit(
+            &[
+                "--nodes",
+                path.to_str().unwrap(),
+                "clean-deployment-3-replicas.yaml",
+            ],
+            None,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(out.stdout.is_empty(), "{name}");
+        assert!(
+            err.contains(name) && err.contains("no Node"),
+            "{name}: {err}"
+        );
+    }
+}

@@ -7,6 +7,7 @@
 
 mod e2e_support;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use e2e_support::api::{self, opted_in};
@@ -96,14 +97,28 @@ async fn injected_spread_is_stored_and_the_scheduler_places_3_and_6_replicas_eve
 
 /// The number in "leaves N pods Pending" / "N of M replicas stay Pending".
 fn predicted_pending(message: &str) -> usize {
+    // "1 pod stays Pending", "2 of 3 replicas stay Pending", "6 fit (1 Pending)".
     let words: Vec<&str> = message.split_whitespace().collect();
     for (i, w) in words.iter().enumerate() {
-        if *w == "leaves" {
-            return words[i + 1].parse().unwrap_or_else(|_| panic!("{message}"));
+        if !w.starts_with("Pending") {
+            continue;
         }
-        if *w == "of" && words.get(i + 3).is_some_and(|s| s.starts_with("stay")) {
-            return words[i - 1].parse().unwrap_or_else(|_| panic!("{message}"));
+        let mut j = i;
+        while j > 0
+            && ["stay", "stays", "pod", "pods", "replica", "replicas"].contains(&words[j - 1])
+        {
+            j -= 1;
         }
+        let Some(before) = j.checked_sub(1).map(|k| words[k]) else {
+            break;
+        };
+        if let Some(n) = before.strip_prefix('(') {
+            return n.parse().unwrap_or_else(|_| panic!("{message}"));
+        }
+        if j >= 3 && words[j - 2] == "of" {
+            return words[j - 3].parse().unwrap_or_else(|_| panic!("{message}"));
+        }
+        return before.parse().unwrap_or_else(|_| panic!("{message}"));
     }
     panic!("no Pending count in {message:?}")
 }
@@ -213,10 +228,10 @@ async fn each_denial_predicting_pending_pods_is_what_the_scheduler_does_in_warn_
                 objects::per_zone(&mine, &zones)
             );
         } else {
-            // HA006: "eligible nodes lie in 1 of the cluster's 3 zones (zone-a) ... losing
-            // zone-a takes down all 3 replicas": every pod runs, all of them in zone-a.
+            // HA006: "1 of 3 zones eligible: losing zone-a takes down all 3 replicas":
+            // every pod runs, all of them in zone-a.
             assert!(
-                message.contains("1 of the cluster's 3 zones (zone-a)"),
+                message.contains("1 of 3 zones eligible: losing zone-a"),
                 "{message}"
             );
             assert!(message.contains("takes down all 3 replicas"), "{message}");
@@ -241,8 +256,7 @@ async fn each_denial_predicting_pending_pods_is_what_the_scheduler_does_in_warn_
         admitted
             .warnings
             .iter()
-            .any(|w| w.starts_with("HA006: no node is eligible")
-                && w.contains("cannot schedule anywhere")),
+            .any(|w| w.starts_with("HA006: no node to run on: 0 of")),
         "{:?}",
         admitted.warnings
     );
@@ -312,6 +326,47 @@ async fn what_the_api_server_defaults_before_admission_turns_no_acceptable_objec
     assert_eq!(stored["spec"]["podManagementPolicy"], "OrderedReady");
     assert_eq!(stored["spec"]["updateStrategy"]["type"], "RollingUpdate");
 
+    // A bare Pod, as `kubectl run` makes it: admission plugins before the webhooks add
+    // tolerations (DefaultTolerationSeconds) and a priority; spreadguard only warns (a Pod is
+    // one replica by nature) and injects its spread.
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "solo", "namespace": ns, "labels": {"run": "solo"}},
+        "spec": {"containers": [{"name": "solo", "image": "registry.k8s.io/pause:3.10"}]}
+    });
+    let created = api::create(&client, &pod, false)
+        .await
+        .expect_ok("bare pod");
+    assert_eq!(created.warnings.len(), 1, "{:?}", created.warnings);
+    assert!(
+        created.warnings[0].starts_with("HA001: "),
+        "{:?}",
+        created.warnings
+    );
+    let stored = &created.body;
+    let tolerations = stored["spec"]["tolerations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t["key"] == "node.kubernetes.io/not-ready"
+                && t["effect"] == "NoExecute"
+                && t["tolerationSeconds"] == 300),
+        "{tolerations:?}"
+    );
+    assert_eq!(stored["spec"]["priority"], 0);
+    assert_eq!(
+        stored["spec"]["topologySpreadConstraints"]
+            .as_array()
+            .map(|c| c
+                .iter()
+                .map(|c| c["topologyKey"].clone())
+                .collect::<Vec<_>>()),
+        Some(vec![json!(ZONE_KEY), json!(HOSTNAME_KEY)])
+    );
+
     // The StatefulSet rolls out pod by pod (OrderedReady: the status loop marks each Ready)
     // and the scheduler spreads it like the Deployment.
     for prefix in ["sts-", "plain-"] {
@@ -379,8 +434,8 @@ async fn scale_and_label_edits_create_no_replicaset_and_a_template_change_is_mut
     assert_eq!(api::replicasets(&client, &ns).await.len(), 1);
     let template = stored["spec"]["template"].clone();
 
-    // Scale through the scale subresource: no webhook call (no rule for deployments/scale),
-    // no template change, no new ReplicaSet.
+    // Scale through the scale subresource: the validating webhook judges the Scale (6 >=
+    // minReplicas, allowed), nothing mutates it, no template change, no new ReplicaSet.
     api::merge_patch(&client, &d, "scale", &json!({"spec": {"replicas": 6}}))
         .await
         .expect_ok("scale");
@@ -676,26 +731,23 @@ async fn kubectl_prints_warnings_denials_and_server_side_dry_runs_reach_the_webh
     assert_eq!(objects::spread_keys(&shown), [ZONE_KEY, HOSTNAME_KEY]);
     let out = kubectl::run(kc, &["get", "deployment", "dry", "-n", enforce], "");
     assert!(!out.success && out.stderr.contains("NotFound"), "{out:?}");
-    let seen: Vec<Value> = env
-        .sg
-        .log_events()
-        .into_iter()
-        .filter(|e| {
-            // The request's namespace and name are fields of its span (issue 9).
-            let field = |f: &str| {
-                e.get(f)
-                    .or_else(|| e.pointer(&format!("/span/{f}")))
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            field("namespace") == enforce.as_str() && field("object") == "dry"
+    // spreadguard's own log line for it says dry_run: true (the request's namespace and the
+    // object's name are fields of its span: `object`, since the span's own name is "name").
+    let log = std::fs::read_to_string(env.sg.log_path()).unwrap();
+    let seen: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("\"namespace\":\"{enforce}\"")) && l.contains("\"object\":\"dry\"")
         })
         .collect();
     assert!(
         !seen.is_empty(),
         "spreadguard logged no request for {enforce}/dry"
     );
-    assert!(seen.iter().all(|e| e["dry_run"] == true), "{seen:?}");
+    assert!(
+        seen.iter().all(|l| l.contains("\"dry_run\":true")),
+        "{seen:?}"
+    );
 }
 
 // === 10. namespace opt-in and mode labels on a real watch ===
@@ -751,10 +803,30 @@ async fn namespace_opt_in_and_mode_labels_take_effect() {
 
 // === 11. audit --cluster and topology agree with the webhook ===
 
+/// A stored object as a new manifest named `name`: server-set metadata and status removed.
+fn as_new(stored: &Value, name: &str) -> Value {
+    let mut object = stored.clone();
+    let metadata = object["metadata"].as_object_mut().unwrap();
+    for key in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "generation",
+        "managedFields",
+    ] {
+        metadata.remove(key);
+    }
+    metadata.insert("name".into(), json!(name));
+    object.as_object_mut().unwrap().remove("status");
+    object
+}
+
 #[tokio::test]
 async fn audit_cluster_and_topology_give_the_webhooks_verdicts() {
     let env = shared();
     let client = env.bed.client().await;
+    // Workloads are admitted while the namespace is in warn mode, then it turns enforce: the
+    // cluster now holds workloads the webhook would deny, as after a policy change.
     let ns = api::namespace(&client, "agree", &opted_in("warn")).await;
     env.sg.wait_mode(env.bed, &ns, "warn").await;
 
@@ -769,9 +841,9 @@ async fn audit_cluster_and_topology_give_the_webhooks_verdicts() {
             case.pod_spec,
         ));
     }
-    // What the validating webhook said about each stored object, in full: the `violations`
+    // What the validating webhook found in each stored object, in full: its `violations`
     // audit annotation ("RULE severity: message" for every warn and deny finding).
-    let mut webhook: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut violations: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for w in &workloads {
         api::create(&client, w, false).await.expect_ok("create");
         let name = w["metadata"]["name"].as_str().unwrap();
@@ -781,20 +853,31 @@ async fn audit_cluster_and_topology_give_the_webhooks_verdicts() {
             "deployments"
         };
         let event = env.bed.audit_event(resource, &ns, name, "create").await;
-        let violations = event["annotations"]["validate.spreadguard.io/violations"]
+        let found = event["annotations"]["validate.spreadguard.io/violations"]
             .as_str()
             .map(|v| serde_json::from_str(v).unwrap())
             .unwrap_or_default();
-        webhook.insert(name.to_owned(), violations);
+        violations.insert(name.to_owned(), found);
     }
     assert!(
-        webhook["fine"].is_empty() && webhook["db"].is_empty(),
-        "{webhook:?}"
+        violations["fine"].is_empty() && violations["db"].is_empty(),
+        "{violations:?}"
     );
     assert!(
-        webhook["single"][0].starts_with("HA001 deny: "),
-        "{webhook:?}"
+        violations["single"][0].starts_with("HA001 deny: "),
+        "{violations:?}"
     );
+
+    api::send(
+        &client,
+        axum::http::Method::PATCH,
+        &format!("/api/v1/namespaces/{ns}"),
+        "application/merge-patch+json",
+        Some(&json!({"metadata": {"labels": {"spreadguard.io/mode": "enforce"}}})),
+    )
+    .await
+    .expect_ok("namespace to enforce");
+    env.sg.wait_mode(env.bed, &ns, "enforce").await;
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_spreadguard"))
         .args(["audit", "--cluster", "-o", "json", "--kubeconfig"])
@@ -803,34 +886,33 @@ async fn audit_cluster_and_topology_give_the_webhooks_verdicts() {
         .arg(env.sg.dir.join("policy.yaml"))
         .output()
         .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("no JSON report: {}", String::from_utf8_lossy(&out.stderr)));
-    let denied: Vec<&Value> = report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["outcome"]["allowed"] == false)
-        .collect();
-    // Exit 0: every workload here is in warn mode, where the webhook denies nothing, and
-    // audit exits 1 exactly when some outcome is not allowed (issue 9).
-    assert_eq!(denied, Vec::<&Value>::new());
+    // Exit 1: the webhook would deny some of them.
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(1),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut audit: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for r in report["results"].as_array().unwrap() {
-        if r["namespace"] != ns.as_str() {
-            continue;
-        }
-        assert_eq!(r["mode"], "warn", "{r}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results: BTreeMap<String, &Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["namespace"] == ns.as_str())
+        .map(|r| (r["name"].as_str().unwrap().to_owned(), r))
+        .collect();
+    assert_eq!(results.len(), workloads.len(), "{}", report["results"]);
+
+    for w in &workloads {
+        let name = w["metadata"]["name"].as_str().unwrap();
+        let r = results[name];
+        assert_eq!(r["mode"], "enforce", "{r}");
         assert!(
             r["patch"].as_array().is_none_or(Vec::is_empty),
             "stored objects are already patched: {r}"
         );
-        let findings = r["findings"]
+        // The same findings the validating webhook recorded for this object.
+        let findings: Vec<String> = r["findings"]
             .as_array()
             .unwrap()
             .iter()
@@ -844,9 +926,47 @@ async fn audit_cluster_and_topology_give_the_webhooks_verdicts() {
                 )
             })
             .collect();
-        audit.insert(r["name"].as_str().unwrap().to_owned(), findings);
+        assert_eq!(findings, violations[name], "{name}");
+
+        // And the same answer the webhooks give the stored object now, sent again under
+        // another name (server-side dry run).
+        let stored = api::get(&client, w).await.unwrap();
+        let answer = api::create(&client, &as_new(&stored, &format!("{name}-again")), true).await;
+        let outcome = &r["outcome"];
+        assert_eq!(
+            answer.ok(),
+            outcome["allowed"] == true,
+            "{name}: {answer:?} vs {outcome}"
+        );
+        if answer.ok() {
+            let expected: Vec<String> = outcome["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w.as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(answer.warnings, expected, "{name}");
+        } else {
+            assert_eq!(answer.status, 403, "{name}: {answer:?}");
+            for f in r["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["severity"] == "deny")
+            {
+                let quoted = format!(
+                    "{}: {}",
+                    f["rule"].as_str().unwrap(),
+                    f["message"].as_str().unwrap()
+                );
+                assert!(
+                    answer.message().contains(&quoted),
+                    "{name}: {} lacks {quoted}",
+                    answer.message()
+                );
+            }
+        }
     }
-    assert_eq!(audit, webhook);
 
     // topology: the zones the webhook decided with, from the same API server.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_spreadguard"))
@@ -870,8 +990,8 @@ async fn audit_cluster_and_topology_give_the_webhooks_verdicts() {
         "{topology}"
     );
     assert!(
-        webhook["zone-anti"][0].contains("3 eligible zones"),
-        "the webhook counted the same 3 zones: {webhook:?}"
+        violations["zone-anti"][0].contains("3 eligible zones"),
+        "the webhook counted the same 3 zones: {violations:?}"
     );
 }
 

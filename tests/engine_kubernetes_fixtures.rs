@@ -55,6 +55,7 @@ fn workload_kind(object: &Value) -> Option<WorkloadKind> {
     WorkloadKind::from_type(
         object["apiVersion"].as_str().unwrap_or_default(),
         object["kind"].as_str().unwrap_or_default(),
+        &spreadguard::engine::policy::Policy::default(),
     )
 }
 

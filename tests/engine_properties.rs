@@ -454,7 +454,10 @@ mod reference {
         terms: Option<&[NodeSelectorTerm]>,
         tols: &[Toleration],
     ) -> bool {
-        !node.unschedulable
+        // NodeUnschedulable: a cordon keeps off pods that do not tolerate the
+        // node.kubernetes.io/unschedulable:NoSchedule taint.
+        (!node.unschedulable
+            || tolerated(tols, "node.kubernetes.io/unschedulable", "", "NoSchedule"))
             && node
                 .taints
                 .iter()
@@ -572,6 +575,12 @@ fn scheduling() -> impl Strategy<Value = Value> {
         Just(json!({ "key": "dedicated", "value": "web", "effect": "NoSchedule" })),
         Just(json!({ "key": "spot", "operator": "Exists", "effect": "NoExecute" })),
         Just(json!({ "key": "spot", "operator": "Exists", "effect": "NoSchedule" })),
+        Just(
+            json!({ "key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule" })
+        ),
+        Just(
+            json!({ "key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoExecute" })
+        ),
     ];
     let selector_key = prop_oneof![
         Just(ZONE),

@@ -15,7 +15,8 @@ use serde_json::{Map, Value};
 use spreadguard::audit::{Report, Sourced};
 use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{
-    Decision, INJECTED_ANNOTATION, Injection, Input, RuleId, Severity, Subject, Topology, decide,
+    Decision, INJECTED_ANNOTATION, Injection, Input, Peers, RuleId, Severity, Subject, Topology,
+    decide,
 };
 
 use engine_support::scenario::{Scenario, load};
@@ -66,6 +67,8 @@ fn decide_scenario(s: &Scenario, object: &Value) -> Decision {
         .with_old(s.old_object.as_ref())
         .with_autoscalers(&autoscalers)
         .with_budgets(&budgets)
+        .with_namespace_labels(s.namespace_labels.as_ref())
+        .with_peers(s.peers.as_ref().map(|p| p as &dyn Peers))
         .with_volumes(
             s.volumes
                 .as_ref()
@@ -434,6 +437,9 @@ fn examples_say_what_they_claim() {
                     hpa_min_replicas: None,
                     hpas: of_kind("HorizontalPodAutoscaler"),
                     pdbs: of_kind("PodDisruptionBudget"),
+                    namespace_labels: None,
+                    // As `audit` judges a file: every document sees the others.
+                    peers: Some(docs.clone()),
                     today: None,
                     expect: Map::new(),
                     volumes: volumes.clone(),

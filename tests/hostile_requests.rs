@@ -94,7 +94,8 @@ const CASES: &[(&str, &str, Expect)] = &[
     ("pod-connect-exec.json", V, Allowed),
     ("operation-lowercase-create.json", V, Allowed),
     ("operation-unknown.json", V, Allowed),
-    ("deployment-scale-subresource.json", V, Allowed),
+    // --- a scale is judged against minReplicas (issue 11): `kubectl scale --replicas=1`
+    ("deployment-scale-subresource.json", V, Denied(&["HA001: scale to 1 replica, policy requires at least 2"])),
     ("deployment-status-subresource.json", V, Allowed),
     ("pod-binding-subresource.json", V, Allowed),
     ("pod-eviction-subresource.json", V, Allowed),

@@ -166,3 +166,98 @@ fn serve_turns_unready_on_sigterm_then_exits_zero() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// Entries of a directory.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Waits for the child to exit; its exit code.
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn serve_dev_removes_its_temporary_folder_after_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--dev"])
+        .env("TMPDIR", tmp.path())
+        .env("SPREADGUARD_LISTEN", "127.0.0.1:0")
+        .env("SPREADGUARD_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("SPREADGUARD_SHUTDOWN_GRACE", "1s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first line names the folder with the certificates and the private key.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a first line").unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    let dir = first
+        .rsplit(" in ")
+        .next()
+        .map(std::path::PathBuf::from)
+        .expect("the folder is printed");
+    assert!(dir.starts_with(tmp.path()), "{first}");
+    assert!(
+        dir.join("tls.key").exists(),
+        "the key is there while serving"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)), Some(0));
+    assert!(!dir.exists(), "{} is left behind", dir.display());
+    assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+}
+
+#[test]
+fn serve_dev_removes_its_temporary_folder_after_a_failed_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The port is taken, so binding fails after the dev material was written.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--dev"])
+        .env("TMPDIR", tmp.path())
+        .env(
+            "SPREADGUARD_LISTEN",
+            taken.local_addr().unwrap().to_string(),
+        )
+        .env("SPREADGUARD_ADMIN_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = wait_exit(&mut child, Duration::from_secs(15));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        entries(tmp.path()).is_empty(),
+        "left behind: {:?}",
+        entries(tmp.path())
+    );
+    drop(taken);
+}

@@ -340,11 +340,63 @@ async fn update_that_changes_the_template_is_patched() {
     apply_and_check(&review["request"]["object"], &patch);
 }
 
+/// `kubectl scale` and autoscalers change replicas through the `scale` subresource: the
+/// validating webhook judges the Scale against minReplicas; the mutating one has nothing to
+/// inject into a Scale.
+#[tokio::test]
+async fn a_scale_below_min_replicas_is_denied_and_an_unchanged_one_only_warned() {
+    let review = fixture("deployment-scale-subresource.json");
+    let validated = send(state(""), "/validate", &review).await;
+    assert!(!validated.allowed(), "{}", validated.body);
+    assert!(
+        validated
+            .body
+            .to_string()
+            .contains("HA001: scale to 1 replica, policy requires at least 2"),
+        "{}",
+        validated.body
+    );
+    let mutated = send(state(""), "/mutate", &review).await;
+    assert!(mutated.allowed());
+    assert_eq!(mutated.patch(), None);
+
+    let to_three = with(review.clone(), |r| {
+        r["request"]["object"]["spec"]["replicas"] = json!(3)
+    });
+    let answer = send(state(""), "/validate", &to_three).await;
+    assert!(
+        answer.allowed() && answer.warnings().is_empty(),
+        "{}",
+        answer.body
+    );
+
+    // Already at 1 before this update: not blocking, said first.
+    let unchanged = with(review.clone(), |r| {
+        r["request"]["oldObject"]["spec"]["replicas"] = json!(1)
+    });
+    let answer = send(state(""), "/validate", &unchanged).await;
+    assert!(answer.allowed(), "{}", answer.body);
+    assert!(
+        answer.warnings()[0].starts_with("HA001: not blocking"),
+        "{:?}",
+        answer.warnings()
+    );
+
+    // In warn mode the denial is a warning.
+    let answer = send(state("mode: warn\n"), "/validate", &review).await;
+    assert!(answer.allowed());
+    assert!(answer.warnings()[0].starts_with("HA001: scale to 1 replica"));
+
+    // The status subresource is still not judged.
+    let status = with(review, |r| r["request"]["subResource"] = json!("status"));
+    let answer = send(state(""), "/validate", &status).await;
+    assert!(answer.allowed() && answer.warnings().is_empty());
+}
+
 #[tokio::test]
 async fn requests_spreadguard_does_not_handle_are_allowed_untouched() {
     let cases = [
         ("deployment-delete.json", "DELETE"),
-        ("deployment-scale-subresource.json", "subresource"),
         ("configmap-create.json", "not a workload"),
     ];
     for (file, why) in cases {

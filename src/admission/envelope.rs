@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 
 use super::prune;
 use crate::engine::WorkloadKind;
+use crate::engine::policy::Policy;
 
 pub const V1: &str = "admission.k8s.io/v1";
 pub const V1BETA1: &str = "admission.k8s.io/v1beta1";
@@ -43,10 +44,10 @@ pub struct Review<'a> {
 /// bad escape, a number out of range) fails the whole body like a broken envelope would, so
 /// on failure the body is read again with its objects kept raw: only a broken envelope is
 /// refused; a bad object is answered, with HA000, when it is judged.
-pub fn decode(body: &[u8]) -> Result<Review<'_>, BadReview> {
-    let review = match decode_with(body, false) {
+pub fn decode<'a>(body: &'a [u8], policy: &Policy) -> Result<Review<'a>, BadReview> {
+    let review = match decode_with(body, false, policy) {
         Ok(r) => r,
-        Err(_) => decode_with(body, true).map_err(BadReview::Json)?,
+        Err(_) => decode_with(body, true, policy).map_err(BadReview::Json)?,
     };
     let api_version = match review.api_version.as_deref() {
         Some(V1) | None => V1,
@@ -67,9 +68,13 @@ pub fn decode(body: &[u8]) -> Result<Review<'_>, BadReview> {
     })
 }
 
-fn decode_with(body: &[u8], keep_raw: bool) -> serde_json::Result<ReviewIn<'_>> {
+fn decode_with<'a>(
+    body: &'a [u8],
+    keep_raw: bool,
+    policy: &Policy,
+) -> serde_json::Result<ReviewIn<'a>> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let review = ReviewSeed { keep_raw }.deserialize(&mut de)?;
+    let review = ReviewSeed { keep_raw, policy }.deserialize(&mut de)?;
     de.end()?;
     Ok(review)
 }
@@ -88,6 +93,8 @@ struct ReviewIn<'a> {
 pub struct Request<'a> {
     pub uid: String,
     pub resource: Resource<'a>,
+    /// The workload kind behind `resource`, as the policy in force names kinds.
+    pub kind: Option<WorkloadKind>,
     seen_resource: bool,
     pub sub_resource: Option<Cow<'a, str>>,
     pub operation: Cow<'a, str>,
@@ -123,11 +130,15 @@ enum Want {
     Pruned(WorkloadKind),
 }
 
-/// What spreadguard judges at admission: workloads, and the objects that decide how many
-/// replicas a workload keeps (autoscalers, disruption budgets).
+/// What spreadguard judges at admission: workloads, their scale subresource, and the
+/// objects that decide how many replicas a workload keeps (autoscalers, disruption budgets).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Handled {
+    /// A workload's CREATE or UPDATE.
     Workload(WorkloadKind),
+    /// An UPDATE of a workload's `scale` subresource (`kubectl scale`, an autoscaler): the
+    /// object is an `autoscaling/v1` Scale.
+    Scale(WorkloadKind),
     Autoscaler,
     DisruptionBudget,
 }
@@ -136,28 +147,42 @@ impl Handled {
     /// The kind, as a metric label and in logs.
     pub fn as_str(self) -> &'static str {
         match self {
-            Handled::Workload(k) => k.as_str(),
+            Handled::Workload(k) | Handled::Scale(k) => k.as_str(),
             Handled::Autoscaler => "HorizontalPodAutoscaler",
             Handled::DisruptionBudget => "PodDisruptionBudget",
         }
     }
 
     /// The workload kind to decode a CREATE's object as, leaving out what no decision
-    /// reads; `None` decodes it whole (autoscalers and budgets are small).
+    /// reads; `None` decodes it whole (autoscalers and budgets are small, a Scale is small,
+    /// and a declared kind keeps its pod template where the pruning does not know it).
     pub fn prune_as(self) -> Option<WorkloadKind> {
         match self {
+            Handled::Workload(WorkloadKind::Custom(_)) => None,
             Handled::Workload(k) => Some(k),
-            Handled::Autoscaler | Handled::DisruptionBudget => None,
+            Handled::Scale(_) | Handled::Autoscaler | Handled::DisruptionBudget => None,
         }
     }
 }
 
 impl Request<'_> {
-    /// What the request is about, when spreadguard judges it.
+    /// What spreadguard judges in this request, if anything.
     pub fn handled(&self) -> Option<Handled> {
-        let kind = self.resource.kind()?;
-        let plain = self.sub_resource.as_deref().is_none_or(str::is_empty);
-        (plain && matches!(&*self.operation, "CREATE" | "UPDATE")).then_some(kind)
+        let sub = self.sub_resource.as_deref().unwrap_or_default();
+        let write = matches!(&*self.operation, "CREATE" | "UPDATE");
+        match self.kind {
+            Some(kind) => match sub {
+                "" if write => Some(Handled::Workload(kind)),
+                "scale" if self.operation == "UPDATE" && kind != WorkloadKind::Pod => {
+                    Some(Handled::Scale(kind))
+                }
+                _ => None,
+            },
+            None => self
+                .resource
+                .replica_setter()
+                .filter(|_| sub.is_empty() && write),
+        }
     }
 
     pub fn is_update(&self) -> bool {
@@ -170,9 +195,10 @@ impl Request<'_> {
         }
         match self.handled() {
             None => Want::Nothing,
+            Some(Handled::Scale(_)) => Want::Whole,
             Some(_) if self.is_update() => Want::Whole,
             Some(_) if old => Want::Nothing,
-            Some(kind) => kind.prune_as().map_or(Want::Whole, Want::Pruned),
+            Some(h) => h.prune_as().map_or(Want::Whole, Want::Pruned),
         }
     }
 
@@ -216,22 +242,14 @@ pub struct Resource<'a> {
 
 impl Resource<'_> {
     /// The workload kind behind a resource spreadguard judges.
-    pub fn workload_kind(&self) -> Option<WorkloadKind> {
-        match (&*self.group, &*self.version, &*self.resource) {
-            ("apps", "v1", "deployments") => Some(WorkloadKind::Deployment),
-            ("apps", "v1", "statefulsets") => Some(WorkloadKind::StatefulSet),
-            ("apps", "v1", "replicasets") => Some(WorkloadKind::ReplicaSet),
-            ("", "v1", "pods") => Some(WorkloadKind::Pod),
-            _ => None,
-        }
+    pub fn workload_kind(&self, policy: &Policy) -> Option<WorkloadKind> {
+        WorkloadKind::from_resource(&self.group, &self.version, &self.resource, policy)
     }
 
-    /// What spreadguard judges behind a resource: a workload, or an autoscaler
-    /// (`autoscaling/v1` and `v2` carry the fields read alike) or a disruption budget.
-    pub fn kind(&self) -> Option<Handled> {
-        if let Some(k) = self.workload_kind() {
-            return Some(Handled::Workload(k));
-        }
+    /// The objects behind a resource that decide how many replicas a workload keeps: an
+    /// autoscaler (`autoscaling/v1` and `v2` carry the fields read alike) or a disruption
+    /// budget.
+    pub fn replica_setter(&self) -> Option<Handled> {
         match (&*self.group, &*self.version, &*self.resource) {
             ("autoscaling", "v1" | "v2", "horizontalpodautoscalers") => Some(Handled::Autoscaler),
             ("policy", "v1", "poddisruptionbudgets") => Some(Handled::DisruptionBudget),
@@ -272,12 +290,14 @@ enum RequestField {
     Other,
 }
 
-/// Decodes the review; `keep_raw` is passed down to the request.
-struct ReviewSeed {
+/// Decodes the review; `keep_raw` and the policy (which names the kinds) are passed down to
+/// the request.
+struct ReviewSeed<'p> {
     keep_raw: bool,
+    policy: &'p Policy,
 }
 
-impl<'de> DeserializeSeed<'de> for ReviewSeed {
+impl<'de> DeserializeSeed<'de> for ReviewSeed<'_> {
     type Value = ReviewIn<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
@@ -285,7 +305,7 @@ impl<'de> DeserializeSeed<'de> for ReviewSeed {
     }
 }
 
-impl<'de> Visitor<'de> for ReviewSeed {
+impl<'de> Visitor<'de> for ReviewSeed<'_> {
     type Value = ReviewIn<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -315,6 +335,7 @@ impl<'de> Visitor<'de> for ReviewSeed {
                     seen_request = true;
                     review.request = map.next_value_seed(OptionalRequest {
                         keep_raw: self.keep_raw,
+                        policy: self.policy,
                     })?
                 }
                 ReviewField::Other => {
@@ -327,11 +348,12 @@ impl<'de> Visitor<'de> for ReviewSeed {
 }
 
 /// `request`, which may be `null`.
-struct OptionalRequest {
+struct OptionalRequest<'p> {
     keep_raw: bool,
+    policy: &'p Policy,
 }
 
-impl<'de> DeserializeSeed<'de> for OptionalRequest {
+impl<'de> DeserializeSeed<'de> for OptionalRequest<'_> {
     type Value = Option<Request<'de>>;
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
@@ -339,7 +361,7 @@ impl<'de> DeserializeSeed<'de> for OptionalRequest {
     }
 }
 
-impl<'de> Visitor<'de> for OptionalRequest {
+impl<'de> Visitor<'de> for OptionalRequest<'_> {
     type Value = Option<Request<'de>>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -357,18 +379,20 @@ impl<'de> Visitor<'de> for OptionalRequest {
     fn visit_some<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
         de.deserialize_map(RequestVisitor {
             keep_raw: self.keep_raw,
+            policy: self.policy,
             _body: PhantomData,
         })
         .map(Some)
     }
 }
 
-struct RequestVisitor<'a> {
+struct RequestVisitor<'a, 'p> {
     keep_raw: bool,
+    policy: &'p Policy,
     _body: PhantomData<&'a ()>,
 }
 
-impl<'de> Visitor<'de> for RequestVisitor<'de> {
+impl<'de> Visitor<'de> for RequestVisitor<'de, '_> {
     type Value = Request<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -389,6 +413,7 @@ impl<'de> Visitor<'de> for RequestVisitor<'de> {
                     r.resource = map
                         .next_value::<Option<Resource<'de>>>()?
                         .unwrap_or_default();
+                    r.kind = r.resource.workload_kind(self.policy);
                     r.seen_resource = true;
                 }
                 RequestField::SubResource => {
@@ -449,32 +474,88 @@ mod tests {
             version: v.into(),
             resource: res.into(),
         };
+        let p = Policy::default();
         assert_eq!(
-            r("apps", "v1", "deployments").workload_kind(),
+            r("apps", "v1", "deployments").workload_kind(&p),
             Some(WorkloadKind::Deployment)
         );
-        assert_eq!(r("", "v1", "pods").workload_kind(), Some(WorkloadKind::Pod));
-        assert_eq!(r("", "v1", "configmaps").workload_kind(), None);
         assert_eq!(
-            r("autoscaling", "v2", "horizontalpodautoscalers").kind(),
+            r("", "v1", "pods").workload_kind(&p),
+            Some(WorkloadKind::Pod)
+        );
+        assert_eq!(r("", "v1", "configmaps").workload_kind(&p), None);
+        assert_eq!(
+            r("autoscaling", "v2", "horizontalpodautoscalers").replica_setter(),
             Some(Handled::Autoscaler)
         );
         assert_eq!(
-            r("autoscaling", "v1", "horizontalpodautoscalers").kind(),
+            r("autoscaling", "v1", "horizontalpodautoscalers").replica_setter(),
             Some(Handled::Autoscaler)
         );
         assert_eq!(
-            r("policy", "v1", "poddisruptionbudgets").kind(),
+            r("policy", "v1", "poddisruptionbudgets").replica_setter(),
             Some(Handled::DisruptionBudget)
         );
-        assert_eq!(r("policy", "v1beta1", "poddisruptionbudgets").kind(), None);
-        assert_eq!(r("apps", "v1beta2", "deployments").workload_kind(), None);
+        assert_eq!(
+            r("policy", "v1beta1", "poddisruptionbudgets").replica_setter(),
+            None
+        );
+        assert_eq!(r("apps", "v1beta2", "deployments").workload_kind(&p), None);
+        assert_eq!(
+            r("argoproj.io", "v1alpha1", "rollouts").workload_kind(&p),
+            Some(WorkloadKind::Rollout)
+        );
+        assert_eq!(
+            r("apps.kruise.io", "v1beta1", "statefulsets").workload_kind(&p),
+            Some(WorkloadKind::KruiseStatefulSet)
+        );
+        let declared = Policy::from_yaml(
+            "workloadKinds:\n- {group: example.com, version: v1, kind: Widget, resource: widgets, replicas: /spec/size, template: /spec/podTemplate}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            r("example.com", "v1", "widgets").workload_kind(&declared),
+            Some(WorkloadKind::Custom(0))
+        );
+        assert_eq!(r("example.com", "v1", "widgets").workload_kind(&p), None);
+    }
+
+    #[test]
+    fn scale_updates_are_handled_for_scalable_kinds() {
+        let p = Policy::default();
+        let body = |res: &str, op: &str| {
+            format!(
+                r#"{{"request":{{"uid":"u","operation":"{op}","subResource":"scale","resource":{{"group":"apps","version":"v1","resource":"{res}"}},"object":{{"spec":{{"replicas":1}}}}}}}}"#
+            )
+        };
+        for (res, op, want) in [
+            (
+                "deployments",
+                "UPDATE",
+                Some(Handled::Scale(WorkloadKind::Deployment)),
+            ),
+            (
+                "statefulsets",
+                "UPDATE",
+                Some(Handled::Scale(WorkloadKind::StatefulSet)),
+            ),
+            (
+                "replicasets",
+                "UPDATE",
+                Some(Handled::Scale(WorkloadKind::ReplicaSet)),
+            ),
+            ("deployments", "CREATE", None),
+        ] {
+            let b = body(res, op);
+            let review = decode(b.as_bytes(), &p).unwrap();
+            assert_eq!(review.request.handled(), want, "{res} {op}");
+        }
     }
 
     #[test]
     fn objects_before_the_routing_fields_are_kept_raw() {
         let body = br#"{"request":{"object":{"kind":"Deployment"},"uid":"u","operation":"CREATE","resource":{"group":"apps","version":"v1","resource":"deployments"}}}"#;
-        let review = decode(body).unwrap();
+        let review = decode(body, &Policy::default()).unwrap();
         assert!(matches!(review.request.object, Embedded::Raw(_)));
         assert_eq!(
             review.request.handled(),
@@ -488,10 +569,10 @@ mod tests {
         let body = format!(
             r#"{{"request":{{"uid":"u","operation":"CREATE","resource":{{"group":"apps","version":"v1","resource":"deployments"}},"object":{deep}}}}}"#
         );
-        let review = decode(body.as_bytes()).unwrap();
+        let review = decode(body.as_bytes(), &Policy::default()).unwrap();
         let Embedded::Raw(_) = review.request.object else {
             panic!("kept raw for the judge to report");
         };
-        assert!(decode(b"{\"request\":").is_err());
+        assert!(decode(b"{\"request\":", &Policy::default()).is_err());
     }
 }

@@ -6,14 +6,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde_json::Value;
 
 use super::Context;
-use super::envelope::Handled;
-use super::envelope::Request;
+use super::envelope::{Handled, Request};
 use super::response::Refusal;
 use crate::engine::exceptions::Day;
 use crate::engine::outcome::Outcome;
 use crate::engine::policy::Mode;
 use crate::engine::workload::at;
-use crate::engine::{Decision, Input, RuleId};
+use crate::engine::{Decision, Input, RuleId, decide_scale};
 
 /// What judging a request came to.
 pub enum Judged {
@@ -50,7 +49,7 @@ impl Judged {
 }
 
 /// Resolves the mode and, unless it is off, decides the request's object.
-pub fn judge(kind: Handled, request: &mut Request<'_>, ctx: &Context<'_>) -> Judged {
+pub fn judge(handled: Handled, request: &mut Request<'_>, ctx: &Context<'_>) -> Judged {
     let policy = ctx.policy;
     let namespace = request.namespace.as_deref().filter(|ns| !ns.is_empty());
     let ns_labels = namespace.and_then(|ns| ctx.namespaces.labels(ns));
@@ -65,17 +64,17 @@ pub fn judge(kind: Handled, request: &mut Request<'_>, ctx: &Context<'_>) -> Jud
     // On UPDATE the engine compares the whole pod template (an image change is a rollout), so
     // both objects are read in full; a CREATE is read without what no decision reads.
     let update = request.is_update();
-    let object =
-        match std::mem::take(&mut request.object).into_value(kind.prune_as().filter(|_| !update)) {
-            Ok(Some(object)) => object,
-            Ok(None) => {
-                return Judged::warn(format!(
-                    "{}: not checked: the request carries no object",
-                    RuleId::HA000
-                ));
-            }
-            Err(e) => return Judged::warn(format!("{}: not checked: {e}", RuleId::HA000)),
-        };
+    let prune = handled.prune_as().filter(|_| !update);
+    let object = match std::mem::take(&mut request.object).into_value(prune) {
+        Ok(Some(object)) => object,
+        Ok(None) => {
+            return Judged::warn(format!(
+                "{}: not checked: the request carries no object",
+                RuleId::HA000
+            ));
+        }
+        Err(e) => return Judged::warn(format!("{}: not checked: {e}", RuleId::HA000)),
+    };
     let old = if update {
         std::mem::take(&mut request.old_object)
             .into_value(None)
@@ -93,13 +92,20 @@ pub fn judge(kind: Handled, request: &mut Request<'_>, ctx: &Context<'_>) -> Jud
     let decide = ctx.decide;
     let mut input = Input::new(&object)
         .with_old(old.as_ref())
+        .with_namespace_labels(ns_labels.as_deref())
         .with_volumes(ctx.volumes);
     input.autoscalers = ctx.autoscalers;
     input.budgets = ctx.budgets;
     if !policy.exceptions.is_empty() {
         input = input.with_today(Day::today_utc());
     }
-    match catch_unwind(AssertUnwindSafe(|| decide(input, ctx.topology, policy))) {
+    let run = || match handled {
+        Handled::Scale(kind) => decide_scale(input, kind, policy),
+        Handled::Workload(_) | Handled::Autoscaler | Handled::DisruptionBudget => {
+            decide(input, ctx.topology, policy)
+        }
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
         Ok(decision) => Judged::Decided { mode, decision },
         Err(panic) => {
             ctx.metrics.engine_panic();

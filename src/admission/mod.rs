@@ -72,9 +72,13 @@ pub struct Context<'a> {
 /// Answers one AdmissionReview body: `Ok` is the serialised review to send with HTTP 200.
 pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<u8>, BadReview> {
     let started = Instant::now();
-    let review = envelope::decode(body)?;
+    let review = envelope::decode(body, ctx.policy)?;
     let mut request = review.request;
-    let kind = request.resource.kind();
+    // The kind behind the resource, whatever the operation (a metric label).
+    let kind = request
+        .kind
+        .map(Handled::Workload)
+        .or_else(|| request.resource.replica_setter());
     let dry_run = request.dry_run.unwrap_or(false);
     // The request's span: everything logged while it is judged names the request; its mode
     // and decision are recorded once known. The object's name is `object`: in JSON logs
@@ -91,7 +95,7 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
     let _entered = span.enter();
 
     let judged = match request.handled() {
-        Some(kind) => judge::judge(kind, &mut request, ctx),
+        Some(handled) => judge::judge(handled, &mut request, ctx),
         None => Judged::Answer {
             outcome: Outcome::allow(),
             refusal: Refusal::Policy,

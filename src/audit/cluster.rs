@@ -13,6 +13,7 @@ use kube::Client;
 use serde_json::Value;
 
 use crate::engine::NodeInfo;
+use crate::engine::policy::Policy;
 use crate::engine::templates::NodeTemplate;
 use crate::load::{Inventory, Sourced};
 
@@ -82,8 +83,29 @@ const WORKLOADS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Lists everything the audit needs, page by page.
-pub async fn load(client: &Client) -> anyhow::Result<ClusterInputs> {
+/// Workload kinds that exist only where their controller is installed (Argo Rollouts,
+/// OpenKruise): listed when the API server serves them.
+const OPTIONAL_WORKLOADS: &[(&str, &str, &str)] = &[
+    (
+        "/apis/argoproj.io/v1alpha1/rollouts",
+        "argoproj.io/v1alpha1",
+        "Rollout",
+    ),
+    (
+        "/apis/apps.kruise.io/v1alpha1/clonesets",
+        "apps.kruise.io/v1alpha1",
+        "CloneSet",
+    ),
+    (
+        "/apis/apps.kruise.io/v1beta1/statefulsets",
+        "apps.kruise.io/v1beta1",
+        "StatefulSet",
+    ),
+];
+
+/// Lists everything the audit needs, page by page: the built-in kinds, the optional ones
+/// where installed, and the kinds the policy declares.
+pub async fn load(client: &Client, policy: &Policy) -> anyhow::Result<ClusterInputs> {
     let mut inputs = ClusterInputs::default();
     for node in list(client, "/api/v1/nodes", "v1", "Node").await? {
         inputs
@@ -117,9 +139,42 @@ pub async fn load(client: &Client) -> anyhow::Result<ClusterInputs> {
             .unwrap_or_default();
         inputs.namespaces.insert(name, labels);
     }
-    for (path, api_version, kind) in WORKLOADS {
+    let declared: Vec<(String, String, String)> = policy
+        .workload_kinds
+        .iter()
+        .map(|k| {
+            let base = if k.group.is_empty() {
+                format!("/api/{}", k.version)
+            } else {
+                format!("/apis/{}/{}", k.group, k.version)
+            };
+            (
+                format!("{base}/{}", k.resource),
+                k.api_version(),
+                k.kind.clone(),
+            )
+        })
+        .collect();
+    let optional = OPTIONAL_WORKLOADS
+        .iter()
+        .map(|(p, a, k)| (*p, *a, *k))
+        .chain(
+            declared
+                .iter()
+                .map(|(p, a, k)| (p.as_str(), a.as_str(), k.as_str())),
+        );
+    let all = WORKLOADS
+        .iter()
+        .map(|(p, a, k)| (*p, *a, *k, false))
+        .chain(optional.map(|(p, a, k)| (p, a, k, true)));
+    for (path, api_version, kind, optional) in all {
         let resource = path.rsplit('/').next().unwrap_or_default();
-        for object in list(client, path, api_version, kind).await? {
+        let objects = match list(client, path, api_version, kind).await {
+            Ok(objects) => objects,
+            Err(e) if optional && not_served(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        for object in objects {
             let ns = object
                 .pointer("/metadata/namespace")
                 .and_then(Value::as_str)
@@ -198,6 +253,14 @@ async fn list_each(
             return Ok(());
         }
     }
+}
+
+/// Whether a list failed because the API server does not serve the resource (its
+/// controller is not installed).
+fn not_served(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(c.downcast_ref::<kube::Error>(), Some(kube::Error::Api(status)) if status.code == 404)
+    })
 }
 
 /// Continue tokens are base64: only `+`, `/` and `=` need escaping in a query.

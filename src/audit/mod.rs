@@ -5,5 +5,5 @@
 pub mod cluster;
 mod report;
 
-pub use self::report::{Entry, Report, Summary, Verdict};
+pub use self::report::{Entry, Report, SkippedKind, Summary, Verdict};
 pub use crate::load::Sourced;

@@ -17,8 +17,8 @@ use crate::engine::storage::Volumes;
 use crate::engine::workload::{at, object_name};
 use crate::engine::{
     Autoscaler, AutoscalerSeen, Autoscalers, Budget, BudgetSeen, Budgets, Combined, Finding,
-    Injection, Input, Severity, Subject, Topology, TopologySource, TopologySummary, combined,
-    decide,
+    Injection, Input, Peers, Severity, Skip, Subject, Topology, TopologySource, TopologySummary,
+    combined, decide,
 };
 use crate::load::Sourced;
 
@@ -27,7 +27,20 @@ use crate::load::Sourced;
 pub struct Report {
     pub topology: TopologySummary,
     pub results: Vec<Entry>,
+    /// The documents not judged, by kind and reason.
+    pub skipped: Vec<SkippedKind>,
     pub summary: Summary,
+}
+
+/// Documents of one kind that were not judged, for one reason.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedKind {
+    pub api_version: String,
+    pub kind: String,
+    pub reason: &'static str,
+    /// Their `source`s, as in `results[].source`.
+    pub documents: Vec<String>,
 }
 
 /// One workload's verdict.
@@ -125,17 +138,57 @@ impl Report {
                 .filter(|d| is_budget(&d.value))
                 .filter_map(|d| Budget::from_json(&d.value).ok()),
         );
+        // The labels of namespaces: the cluster's, or those of Namespaces among the manifests.
+        let mut labels: HashMap<&str, &BTreeMap<String, String>> = namespaces
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
+        let declared = declared_namespaces(docs);
+        for (name, l) in &declared {
+            labels.entry(name).or_insert(l);
+        }
         let known = Known {
             autoscalers: &autoscalers,
             budgets: &budgets,
             volumes,
+            namespaces: &labels,
+            peers: &DocPeers(docs),
         };
-        let mut entries: Vec<Option<Entry>> =
-            crate::parallel::map(docs, |d| judge(d, known, topology, policy, namespaces));
+        let mut judged: Vec<Result<Entry, &'static str>> =
+            crate::parallel::map(docs, |d| judge(d, &known, topology, policy));
         if !budgets.is_empty() {
-            unmatched_budgets(&mut entries, docs, &budgets);
+            unmatched_budgets(&mut judged, docs, &budgets);
         }
-        let results: Vec<Entry> = entries.into_iter().flatten().collect();
+        let mut results: Vec<Entry> = Vec::with_capacity(judged.len());
+        let mut skipped: Vec<SkippedKind> = Vec::new();
+        for (d, j) in docs.iter().zip(judged) {
+            match j {
+                Ok(entry) => results.push(entry),
+                Err(reason) => {
+                    let field = |f: &str| {
+                        d.value
+                            .get(f)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let (api_version, kind) = (field("apiVersion"), field("kind"));
+                    match skipped.iter_mut().find(|s| {
+                        s.api_version == api_version && s.kind == kind && s.reason == reason
+                    }) {
+                        Some(s) => s.documents.push(d.source.clone()),
+                        None => skipped.push(SkippedKind {
+                            api_version,
+                            kind,
+                            reason,
+                            documents: vec![d.source.clone()],
+                        }),
+                    }
+                }
+            }
+        }
+        skipped.sort_by(|a, b| (&a.kind, &a.api_version).cmp(&(&b.kind, &b.api_version)));
         let mut summary = Summary {
             documents: docs.len(),
             ..Summary::default()
@@ -160,6 +213,7 @@ impl Report {
         Report {
             topology: topology.summary(),
             results,
+            skipped,
             summary,
         }
     }
@@ -228,6 +282,19 @@ impl Report {
                     items.join(", "),
                     e.patch.len(),
                     if e.patch.len() == 1 { "" } else { "s" }
+                );
+            }
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(out, "\nNot judged:");
+            for k in &self.skipped {
+                let _ = writeln!(
+                    out,
+                    "       {} {} {} ({})",
+                    k.documents.len(),
+                    k.api_version,
+                    k.kind,
+                    k.reason
                 );
             }
         }
@@ -332,23 +399,24 @@ fn topology_line(t: &TopologySummary) -> String {
     }
 }
 
-/// The autoscalers and budgets among the documents.
-#[derive(Clone, Copy)]
+/// What the documents tell about each other: autoscalers, budgets, namespace labels and the
+/// other workloads.
 struct Known<'a> {
     autoscalers: &'a Autoscalers,
     budgets: &'a Budgets,
     /// StorageClasses, claims and volumes (the files' or the cluster's).
     volumes: Option<&'a dyn Volumes>,
+    namespaces: &'a HashMap<&'a str, &'a BTreeMap<String, String>>,
+    peers: &'a DocPeers<'a>,
 }
 
-/// One document's entry; `None` for documents that are not judged.
+/// One document's entry, or why it is not judged.
 fn judge(
     d: &Sourced,
-    known: Known<'_>,
+    known: &Known<'_>,
     topology: &Topology,
     policy: &Policy,
-    namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
-) -> Option<Entry> {
+) -> Result<Entry, &'static str> {
     let object = &d.value;
     let (namespace, name) = object_name(object);
     let kind = object
@@ -356,20 +424,30 @@ fn judge(
         .and_then(Value::as_str)
         .unwrap_or_default();
     let annotations = at(object, &["metadata", "annotations"]).and_then(Value::as_object);
-    let ns_labels = namespaces.and_then(|all| all.get(namespace.unwrap_or_default()));
+    let ns_labels = known.namespaces.get(namespace.unwrap_or_default()).copied();
     let mode = policy.resolve_mode(namespace, ns_labels, annotations);
     let decision = decide(
         Input::new(object)
             .with_autoscalers(known.autoscalers)
             .with_budgets(known.budgets)
+            .with_namespace_labels(ns_labels)
+            .with_peers(Some(known.peers))
             .with_volumes(known.volumes)
             .reporting_considered()
             .with_today(Day::today_utc()),
         topology,
         policy,
     );
-    if matches!(decision.subject, Subject::Skipped(_)) {
-        return None;
+    if let Subject::Skipped(skip) = decision.subject {
+        return Err(match (skip, kind) {
+            (Skip::NotAWorkload, "Namespace") => "read: its labels are the namespace's",
+            (Skip::NotAWorkload, _) => "not a workload kind spreadguard judges",
+            (Skip::Controlled, _) => "controlled by a workload that is judged instead",
+            (Skip::Referenced, _) => {
+                "its pod template is in the Deployment its workloadRef names, which is judged"
+            }
+            (Skip::Deleting, _) => "being deleted",
+        });
     }
     let outcome = combined(mode, &decision);
     let considered = decision.considered;
@@ -383,7 +461,7 @@ fn judge(
     } else {
         Verdict::Deny
     };
-    Some(Entry {
+    Ok(Entry {
         source: d.source.clone(),
         kind: kind.to_owned(),
         namespace: namespace.map(str::to_owned),
@@ -402,10 +480,48 @@ fn judge(
     })
 }
 
+/// The audited documents, as the other workloads each decision may look at.
+struct DocPeers<'a>(&'a [Sourced]);
+
+impl Peers for DocPeers<'_> {
+    fn for_each(&self, f: &mut dyn FnMut(&Value)) {
+        for d in self.0 {
+            f(&d.value);
+        }
+    }
+}
+
+/// `name` → labels of the `v1` Namespaces among the documents.
+fn declared_namespaces(docs: &[Sourced]) -> Vec<(&str, BTreeMap<String, String>)> {
+    docs.iter()
+        .map(|d| &d.value)
+        .filter(|v| {
+            v.get("kind").and_then(Value::as_str) == Some("Namespace")
+                && v.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        })
+        .filter_map(|v| {
+            let name = at(v, &["metadata", "name"]).and_then(Value::as_str)?;
+            let labels = at(v, &["metadata", "labels"])
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some((name, labels))
+        })
+        .collect()
+}
+
 /// HA016: budgets that select nothing that runs pods in their namespace. Only the audit,
 /// which sees every document at once, can tell; the finding is reported, but it is not
 /// part of what the webhook answers (`outcome`), which cannot know.
-fn unmatched_budgets(entries: &mut [Option<Entry>], docs: &[Sourced], budgets: &Budgets) {
+fn unmatched_budgets(
+    entries: &mut [Result<Entry, &'static str>],
+    docs: &[Sourced],
+    budgets: &Budgets,
+) {
     let mut matched: HashSet<(&str, &str)> = HashSet::new();
     for d in docs {
         if let Some((ns, labels)) = pod_labels(&d.value) {
@@ -415,7 +531,7 @@ fn unmatched_budgets(entries: &mut [Option<Entry>], docs: &[Sourced], budgets: &
         }
     }
     for (d, entry) in docs.iter().zip(entries.iter_mut()) {
-        let Some(e) = entry else {
+        let Ok(e) = entry else {
             continue;
         };
         if e.mode == Mode::Off || !is_budget(&d.value) {

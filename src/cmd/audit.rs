@@ -17,8 +17,9 @@ pub struct AuditArgs {
     pub paths: Vec<PathBuf>,
     /// Audit the workloads of a live cluster instead (list only: Deployments, StatefulSets,
     /// ReplicaSets, Pods, HPAs, PDBs, Nodes, Namespaces, StorageClasses,
-    /// PersistentVolumeClaims, PersistentVolumes and Karpenter NodePools), with its own nodes,
-    /// namespace labels and storage.
+    /// PersistentVolumeClaims, PersistentVolumes and Karpenter NodePools, and Rollouts,
+    /// CloneSets, Advanced StatefulSets and the policy's workloadKinds where served), with its
+    /// own nodes, namespace labels and storage.
     #[arg(long, env = "SPREADGUARD_CLUSTER")]
     pub cluster: bool,
     /// Kubeconfig for `--cluster` [default: in-cluster service account, then KUBECONFIG].
@@ -74,7 +75,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             .build()?;
         let inputs = runtime.block_on(async {
             let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
-            cluster::load(&client).await
+            cluster::load(&client, &policy).await
         })?;
         let mut inventory = inputs.inventory;
         if let Some(path) = &args.nodes {

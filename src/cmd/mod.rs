@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod certs;
+pub mod fix;
 pub mod serve;
 pub mod topology;
 
@@ -28,6 +29,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Run the admission webhook (TLS) and its admin port.
     Serve(Box<serve::ServeArgs>),
+    /// Write what the mutating webhook would inject into manifest files (for GitOps).
+    Fix(fix::FixArgs),
     /// Certificates for clusters without cert-manager.
     Certs(certs::CertsArgs),
     /// Print the zones as spreadguard sees them (from the cluster or --nodes).
@@ -49,6 +52,7 @@ impl Cli {
             Command::Audit(args) => audit::run(args),
             Command::Serve(args) => serve::run(*args),
             Command::Certs(args) => certs::run(args),
+            Command::Fix(args) => fix::run(args),
             Command::Topology(args) => topology::run(args),
         }
     }

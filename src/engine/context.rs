@@ -1,16 +1,20 @@
 //! What every rule needs to know about one decision, computed once.
 
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::PodAffinityTerm;
 
+use super::Peers;
+use super::labels::selects;
 use super::policy::Policy;
+use super::rules::{Selection, selection};
 use super::stateful::Analysis;
 use super::storage::Volumes;
 use super::topology::{Eligibility, Topology};
 use super::well_known::HOSTNAME_KEY;
-use super::workload::Workload;
+use super::workload::{AntiAffinityTerm, Workload};
 
 /// Where the effective replica count came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +30,10 @@ pub struct Context<'a> {
     pub workload: &'a Workload<'a>,
     pub topology: &'a Topology,
     pub policy: &'a Policy,
+    /// Labels of the workload's namespace, when known.
+    pub namespace_labels: Option<&'a BTreeMap<String, String>>,
+    /// Other workloads, when known (`audit`).
+    pub peers: Option<&'a dyn Peers>,
     pub eligibility: Arc<Eligibility>,
     /// The topology keys `eligibility.keys_present` answers for.
     pub keys: Vec<&'a str>,
@@ -75,6 +83,8 @@ impl<'a> Context<'a> {
             workload,
             topology,
             policy,
+            namespace_labels: None,
+            peers: None,
             eligibility,
             keys,
             replicas,
@@ -176,15 +186,70 @@ impl<'a> Context<'a> {
         self.eligibility.zones
     }
 
-    /// Whether an anti-affinity term counts pods of the workload's own namespace.
+    /// What else the caller knows: the namespace's labels and other workloads.
+    pub fn with_surroundings(
+        mut self,
+        namespace_labels: Option<&'a BTreeMap<String, String>>,
+        peers: Option<&'a dyn Peers>,
+    ) -> Self {
+        self.namespace_labels = namespace_labels;
+        self.peers = peers;
+        self
+    }
+
+    /// Whether a pod (anti-)affinity term counts pods of the workload's own namespace.
+    ///
+    /// As the scheduler reads a term: the namespaces it lists, united with those its
+    /// `namespaceSelector` selects (`{}` selects every namespace); neither means the pod's own
+    /// namespace. A selector is evaluated against the namespace's labels when they are known;
+    /// when they are not, it is assumed to select the namespace.
     pub fn term_covers_own_namespace(&self, term: &PodAffinityTerm) -> bool {
-        if term.namespace_selector.is_some() {
+        let listed = term.namespaces.as_deref().unwrap_or_default();
+        let Some(own) = self.workload.namespace else {
+            return true;
+        };
+        if listed.iter().any(|n| n == own) {
             return true;
         }
-        match (term.namespaces.as_deref(), self.workload.namespace) {
-            (None | Some([]), _) | (_, None) => true,
-            (Some(list), Some(ns)) => list.iter().any(|n| n == ns),
+        match &term.namespace_selector {
+            None => listed.is_empty(),
+            Some(selector) => match self.namespace_labels {
+                None => true,
+                Some(labels) => selects(selector, labels).unwrap_or(false),
+            },
         }
+    }
+
+    /// The anti-affinity terms that stand for the workload's own spread when deciding what
+    /// to inject: all but those aimed at another workload's pods (a selector that names a key
+    /// the pods carry with another value, or other namespaces), which spread nothing of this
+    /// one. A broken term (no selector, an invalid one, keys the pods do not carry) is the
+    /// user's to fix (HA004) and is not doubled by an injected one.
+    pub fn covering_anti_affinity_terms(&self) -> impl Iterator<Item = AntiAffinityTerm<'a>> + '_ {
+        self.workload.anti_affinity_terms().filter(|t| {
+            match selection(t.term.label_selector.as_ref(), &self.workload.pod_labels) {
+                Selection::Other => false,
+                Selection::Own => self.term_covers_own_namespace(t.term),
+                Selection::Missing | Selection::Invalid(_) | Selection::Stray(_) => true,
+            }
+        })
+    }
+
+    /// The anti-affinity terms, hard or soft, that keep the workload's own pods apart: their
+    /// selector selects the pod template's labels in the workload's own namespace. A term
+    /// aimed at another workload (a database, a noisy neighbour) spreads nothing of this one.
+    pub fn own_anti_affinity_terms(&self) -> impl Iterator<Item = AntiAffinityTerm<'a>> + '_ {
+        self.workload
+            .anti_affinity_terms()
+            .filter(|t| self.term_selects_own_pods(t.term))
+    }
+
+    /// Whether a pod (anti-)affinity term selects the workload's own pods.
+    pub fn term_selects_own_pods(&self, term: &PodAffinityTerm) -> bool {
+        term.label_selector
+            .as_ref()
+            .is_some_and(|s| selects(s, &self.workload.pod_labels) == Ok(true))
+            && self.term_covers_own_namespace(term)
     }
 
     /// What confines the pod to its eligible nodes, for messages: "the pod's nodeSelector

@@ -61,6 +61,11 @@ rule_ids! {
     HA018 => "a StorageClass's allowedTopologies leave fewer zones than the eligible nodes span",
     HA019 => "an existing StatefulSet's bound volumes lie in fewer zones than its replicas could use",
     HA020 => "replicas share one ReadWriteOnce claim, so they must share one node",
+    HA023 => "a DoNotSchedule spread counts domains the pod cannot use (nodeTaintsPolicy or nodeAffinityPolicy Ignore)",
+    HA024 => "required pod affinity to the workload's own pods puts every replica in one zone",
+    HA025 => "required pod affinity to other workloads pins the workload to their one zone",
+    HA026 => "a rolling update that can never place its surge pod",
+    HA027 => "a spread or an eligible zone that does not hold: maxSkew at least the replicas, or tolerationSeconds",
 }
 
 impl fmt::Display for RuleId {

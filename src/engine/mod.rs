@@ -8,6 +8,7 @@ pub mod budget;
 pub mod context;
 pub mod exceptions;
 pub mod finding;
+pub mod kinds;
 pub mod labels;
 pub mod memo;
 pub mod mutation;
@@ -17,6 +18,7 @@ pub mod policy;
 pub mod provisioners;
 pub mod replica_origin;
 pub mod rules;
+pub mod scale;
 pub mod stateful;
 pub mod storage;
 pub mod templates;
@@ -36,6 +38,7 @@ pub use self::budget::{Budget, Budgets};
 pub use self::finding::{Finding, RuleId, Severity};
 pub use self::mutation::Injection;
 pub use self::outcome::{Combined, Endpoint, Outcome, combined, outcome};
+pub use self::scale::decide_scale;
 pub use self::topology::{NodeInfo, Topology, TopologySource, TopologySummary};
 pub use self::well_known::INJECTED_ANNOTATION;
 pub use self::workload::{Skip, WorkloadKind};
@@ -57,6 +60,13 @@ pub struct Input<'a> {
     pub autoscalers: Option<&'a Autoscalers>,
     /// The disruption budgets known; `None`: unknown (no budget rule is checked).
     pub budgets: Option<&'a Budgets>,
+    /// Labels of the workload's namespace, when known (the namespace cache, a live cluster,
+    /// or a Namespace among the manifests): pod (anti-)affinity `namespaceSelector`s are
+    /// evaluated against them.
+    pub namespace_labels: Option<&'a BTreeMap<String, String>>,
+    /// Other workloads, when known (`audit` sees the whole input): where required pod
+    /// affinity to other workloads pins this one.
+    pub peers: Option<&'a dyn Peers>,
     /// Today (UTC), for the policy's exceptions and their expiry; without it no exception
     /// with an expiry date applies.
     pub today: Option<exceptions::Day>,
@@ -68,6 +78,24 @@ pub struct Input<'a> {
     pub report_considered: bool,
 }
 
+/// Other workloads' raw objects, for rules that look at what a workload's pod affinity
+/// targets.
+pub trait Peers: Sync {
+    fn for_each(&self, f: &mut dyn FnMut(&Value));
+}
+
+impl Peers for Vec<Value> {
+    fn for_each(&self, f: &mut dyn FnMut(&Value)) {
+        self.iter().for_each(f);
+    }
+}
+
+impl std::fmt::Debug for dyn Peers + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Peers")
+    }
+}
+
 impl<'a> Input<'a> {
     pub fn new(object: &'a Value) -> Self {
         Input {
@@ -76,6 +104,8 @@ impl<'a> Input<'a> {
             hpa_min_replicas: None,
             autoscalers: None,
             budgets: None,
+            namespace_labels: None,
+            peers: None,
             today: None,
             volumes: None,
             report_considered: false,
@@ -115,6 +145,16 @@ impl<'a> Input<'a> {
 
     pub fn with_hpa_min_replicas(mut self, min: Option<i64>) -> Self {
         self.hpa_min_replicas = min;
+        self
+    }
+
+    pub fn with_namespace_labels(mut self, labels: Option<&'a BTreeMap<String, String>>) -> Self {
+        self.namespace_labels = labels;
+        self
+    }
+
+    pub fn with_peers(mut self, peers: Option<&'a dyn Peers>) -> Self {
+        self.peers = peers;
         self
     }
 }
@@ -195,7 +235,8 @@ impl Decision {
         Decision::of(Subject::Skipped(skip), Vec::new())
     }
 
-    fn of(subject: Subject, findings: Vec<Finding>) -> Self {
+    /// A decision about `subject` with these findings and nothing else (no patch).
+    pub fn of(subject: Subject, findings: Vec<Finding>) -> Self {
         Decision {
             subject,
             findings,
@@ -231,7 +272,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
             policy,
         );
     }
-    let workload = match classify(input.object) {
+    let workload = match classify(input.object, policy) {
         Classified::Skip(skip) => return Decision::skipped(skip),
         Classified::Uninterpretable { kind, reason } => {
             return Decision::of(
@@ -245,19 +286,27 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         Classified::Workload(w) => w,
     };
     let namespace = workload.namespace.unwrap_or_default();
+    // The object's own kind (Rollout, CloneSet, a declared kind), as HPAs and exceptions
+    // name it.
+    let kind_name = input
+        .object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or(workload.kind.as_str());
     let hpa = input.autoscalers.and_then(|all| {
         let api_version = input.object.get("apiVersion").and_then(Value::as_str);
         all.for_workload(
             namespace,
             autoscaler::group_of(api_version.unwrap_or_default()),
-            workload.kind.as_str(),
+            kind_name,
             workload.name,
         )
     });
     let hpa_min = input.hpa_min_replicas.or(hpa.map(|a| a.min_replicas));
-    let explicit = replicas_written(input.object, hpa_min);
-    let ctx =
-        Context::new(&workload, topology, policy, explicit, hpa_min).with_volumes(input.volumes);
+    let explicit = replicas_written(input.object, &workload, hpa_min);
+    let ctx = Context::new(&workload, topology, policy, explicit, hpa_min)
+        .with_surroundings(input.namespace_labels, input.peers)
+        .with_volumes(input.volumes);
     let mut findings = judge(&ctx);
 
     let mut notes = Vec::new();
@@ -279,7 +328,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
 
     let mut findings = apply_overrides(findings, policy);
     if let Some(old) = input.old_object {
-        ratchet(&mut findings, old, topology, policy, hpa_min, input.volumes);
+        ratchet(&mut findings, old, topology, policy, input, hpa_min);
     }
     let seen = if input.report_considered {
         stateful::considered(&ctx)
@@ -317,7 +366,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         &mut findings,
         input,
         workload.namespace,
-        workload.kind.as_str(),
+        kind_name,
         workload.name,
         policy,
     ) {
@@ -374,14 +423,19 @@ fn waive(
 
 /// Whether `spec.replicas` counts as written: a 1 the API server defaulted does not, unless
 /// an autoscaler sets the count anyway (see [`replica_origin`]).
-fn replicas_written(object: &Value, hpa_min: Option<i64>) -> bool {
-    match at(object, &["spec", "replicas"]) {
-        None | Some(Value::Null) => false,
-        Some(v) if v.as_i64() == Some(1) && hpa_min.is_none() => {
-            !replica_origin::replicas_origin(object).defaulted()
-        }
-        Some(_) => true,
+fn replicas_written(object: &Value, workload: &Workload<'_>, hpa_min: Option<i64>) -> bool {
+    if !workload.replicas_explicit {
+        return false;
     }
+    // Only built-in kinds have their `spec.replicas` defaulted by the API server (and
+    // tracked in managedFields at that path); a declared kind's count is read as written.
+    if workload.replicas == 1
+        && hpa_min.is_none()
+        && !matches!(workload.kind, WorkloadKind::Custom(_))
+    {
+        return !replica_origin::replicas_origin(object).defaulted();
+    }
+    true
 }
 
 /// An object judged on its own (an HPA, a PDB): no topology, no patch; on UPDATE a denial
@@ -422,7 +476,9 @@ fn judge(ctx: &Context<'_>) -> Vec<Finding> {
     let mut findings = Vec::new();
     rules::replicas::check(ctx, &mut findings);
     rules::anti_affinity::check(ctx, &mut findings);
+    rules::affinity::check(ctx, &mut findings);
     rules::spread::check(ctx, &mut findings);
+    rules::rollout::check(ctx, &mut findings);
     rules::zones::check(ctx, &mut findings);
     rules::volumes::check(ctx, &mut findings);
     findings
@@ -434,9 +490,9 @@ fn may_mutate(workload: &Workload<'_>, input: Input<'_>) -> bool {
     let Some(old) = input.old_object else {
         return true;
     };
-    match workload.kind {
-        WorkloadKind::Pod => false,
-        _ => at(old, &["spec", "template"]) != at(input.object, &["spec", "template"]),
+    match workload.template_path {
+        None => false,
+        Some(path) => path.at(old) != path.at(input.object),
     }
 }
 
@@ -462,16 +518,18 @@ fn ratchet(
     old: &Value,
     topology: &Topology,
     policy: &Policy,
-    hpa: Option<i64>,
-    volumes: Option<&dyn storage::Volumes>,
+    input: Input<'_>,
+    hpa_min: Option<i64>,
 ) {
     if !findings.iter().any(|f| f.severity == Severity::Deny) {
         return;
     }
-    let old_findings: Vec<Finding> = match classify(old) {
+    let old_findings: Vec<Finding> = match classify(old, policy) {
         Classified::Workload(w) => {
-            let explicit = replicas_written(old, hpa);
-            let ctx = Context::new(&w, topology, policy, explicit, hpa).with_volumes(volumes);
+            let explicit = replicas_written(old, &w, hpa_min);
+            let ctx = Context::new(&w, topology, policy, explicit, hpa_min)
+                .with_surroundings(input.namespace_labels, input.peers)
+                .with_volumes(input.volumes);
             apply_overrides(judge(&ctx), policy)
                 .into_iter()
                 .filter(|f| f.severity == Severity::Deny)
@@ -489,9 +547,10 @@ fn downgrade(findings: &mut [Finding], old_findings: &[Finding]) {
     for f in findings.iter_mut() {
         if f.severity == Severity::Deny && old_denials.contains(&f.identity()) {
             f.severity = Severity::Warn;
+            // First, so that a warning cut at 120 characters still says it.
             f.message = finding::safe_text(
                 format!(
-                    "{} (already present before this update, so not blocking)",
+                    "not blocking, already present before this update: {}",
                     f.message
                 ),
                 finding::MAX_MESSAGE_CHARS,

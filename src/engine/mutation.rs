@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::context::Context;
 use super::finding::{Finding, RuleId};
-use super::policy::WhenUnsatisfiable;
+use super::policy::{InjectMinDomains, WhenUnsatisfiable};
 use super::well_known::{HOSTNAME_KEY, INJECTED_ANNOTATION, LEGACY_ZONE_KEY, STANDARD_ZONE_KEY};
 use super::workload::WorkloadKind;
 
@@ -54,7 +54,8 @@ pub fn plan(
     let policy = ctx.policy;
     let mut ops = Vec::new();
     let mut injected = Vec::new();
-    let base = w.kind.pod_spec_path();
+    let base_tokens = w.pod_spec_path.to_vec();
+    let base = base_tokens.as_slice();
 
     let rewrite = policy.rewrite_legacy_zone_key && ctx.topology.carries_key(STANDARD_ZONE_KEY);
     fn rewritten(rewrite: bool, key: &str) -> &str {
@@ -126,8 +127,9 @@ pub fn plan(
             .iter()
             .map(|c| rewritten(rewrite, &c.topology_key))
     };
+    // An anti-affinity term aimed at another workload covers nothing of this one's spread.
     let term_keys = || {
-        w.anti_affinity_terms()
+        ctx.covering_anti_affinity_terms()
             .map(|t| rewritten(rewrite, &t.term.topology_key))
     };
     let zone_key = ctx.topology.zone_key();
@@ -170,11 +172,8 @@ pub fn plan(
         let (when, why) = super::stateful::zone_spread(ctx);
         notes.extend(why);
         let mut c = spread_constraint(ctx, zone_key, when, &selector);
-        if when == WhenUnsatisfiable::DoNotSchedule {
-            let min_domains = (ctx.eligible_zones() as i64).min(ctx.replicas);
-            if min_domains > 0 {
-                c["minDomains"] = json!(min_domains);
-            }
+        if let Some(min_domains) = min_domains(ctx, when) {
+            c["minDomains"] = json!(min_domains);
         }
         constraints.push(c);
         injected.push(Injection::ZoneSpread);
@@ -206,6 +205,30 @@ pub fn plan(
         injected.push(Injection::ZoneAntiAffinity);
     }
     finish(ctx, ops, injected)
+}
+
+/// `minDomains` for an injected zone spread whose `whenUnsatisfiable` is `when`, where it
+/// helps (only `DoNotSchedule` spreads have one).
+///
+/// With fewer domains than `minDomains` the scheduler takes the global minimum as 0, capping
+/// every zone at `maxSkew`. That is what makes pods wait for a zone that can gain nodes (a
+/// node pool scaling from zero), and exactly what leaves replacement pods Pending when a
+/// zone's nodes are gone in an outage. So by default (`injectMinDomains: auto`) it is
+/// injected only when a node template the pod fits (the policy's `nodeTemplates`, Karpenter
+/// NodePools) can add nodes to an eligible zone that has no eligible node now; the eligible
+/// zones, which count those, are the value. `always` injects the eligible zones, `never`
+/// never. Capped by the replicas.
+fn min_domains(ctx: &Context<'_>, when: WhenUnsatisfiable) -> Option<i64> {
+    if when != WhenUnsatisfiable::DoNotSchedule {
+        return None;
+    }
+    let zones = match ctx.policy.inject_min_domains {
+        InjectMinDomains::Never => return None,
+        InjectMinDomains::Always => ctx.eligible_zones() as i64,
+        InjectMinDomains::Auto if ctx.eligibility.template_only_zones == 0 => return None,
+        InjectMinDomains::Auto => ctx.eligible_zones() as i64,
+    };
+    Some(zones.min(ctx.replicas)).filter(|n| *n > 1)
 }
 
 /// Records the injections in the workload's annotation (merged with what an earlier
@@ -259,22 +282,29 @@ fn spread_constraint(
         "whenUnsatisfiable": when.as_str(),
         "labelSelector": selector,
     });
-    let selector_has_hash = selector.pointer("/matchLabels/pod-template-hash").is_some()
+    if ctx.policy.match_pod_template_hash
+        && let Some(label) = ctx.workload.kind.revision_label(ctx.policy)
+        && !selector_has(selector, label)
+    {
+        c["matchLabelKeys"] = json!([label]);
+    }
+    c["nodeTaintsPolicy"] = json!("Honor");
+    c
+}
+
+/// Whether a selector already pins `label` (then `matchLabelKeys` on it would be redundant).
+fn selector_has(selector: &Value, label: &str) -> bool {
+    selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.contains_key(label))
         || selector
             .get("matchExpressions")
             .and_then(Value::as_array)
             .is_some_and(|e| {
                 e.iter()
-                    .any(|x| x.get("key").and_then(Value::as_str) == Some("pod-template-hash"))
-            });
-    if ctx.policy.match_pod_template_hash
-        && ctx.workload.kind == WorkloadKind::Deployment
-        && !selector_has_hash
-    {
-        c["matchLabelKeys"] = json!(["pod-template-hash"]);
-    }
-    c["nodeTaintsPolicy"] = json!("Honor");
-    c
+                    .any(|x| x.get("key").and_then(Value::as_str) == Some(label))
+            })
 }
 
 /// Adds `items` to the list `field` of `parent`: appended one by one if the list exists,

@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use super::exceptions::Exception;
 use super::finding::{RuleId, Severity};
+use super::kinds::CustomKind;
 use super::provisioners::ZonalProvisioners;
 use super::templates::PolicyTemplate;
 use super::well_known::{ENABLED_LABEL, LEGACY_ZONE_KEY, MODE_KEY, STANDARD_ZONE_KEY};
+use super::workload::WorkloadKind;
 
 /// Errors from reading a policy file.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +95,21 @@ impl WhenUnsatisfiable {
     }
 }
 
+/// When an injected `DoNotSchedule` zone spread gets `minDomains`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum InjectMinDomains {
+    /// Only when node templates say a zone without nodes can gain some (node pools that
+    /// scale from zero): then pods wait for that zone instead of crowding the others.
+    #[default]
+    Auto,
+    /// Always (the eligible zones, capped by the replicas): replacement pods stay Pending
+    /// while a zone's nodes are gone.
+    Always,
+    /// Never.
+    Never,
+}
+
 /// A per-rule override of the severity the engine assigns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -128,6 +145,7 @@ pub struct Policy {
     pub zone_labels: Vec<String>,
     pub max_skew: u32,
     pub when_unsatisfiable: WhenUnsatisfiable,
+    pub inject_min_domains: InjectMinDomains,
     /// Add `matchLabelKeys: [pod-template-hash]` to spread constraints injected into Deployments.
     pub match_pod_template_hash: bool,
     pub anti_affinity_weight: u32,
@@ -141,6 +159,8 @@ pub struct Policy {
     /// HA001 for a replica count of 1 nobody wrote: `warn` (the default) or `deny`.
     pub defaulted_replicas: DefaultedReplicas,
     pub rules: BTreeMap<RuleId, RuleSetting>,
+    /// Workload kinds to judge beyond the built-in ones.
+    pub workload_kinds: Vec<CustomKind>,
     /// Named, reasoned, optionally expiring waivers for chosen workloads.
     pub exceptions: Vec<Exception>,
     /// `whenUnsatisfiable` of the zone spread injected into StatefulSets whose volumes are
@@ -161,6 +181,7 @@ impl Default for Policy {
             zone_labels: vec![STANDARD_ZONE_KEY.to_owned(), LEGACY_ZONE_KEY.to_owned()],
             max_skew: 1,
             when_unsatisfiable: WhenUnsatisfiable::ScheduleAnyway,
+            inject_min_domains: InjectMinDomains::Auto,
             match_pod_template_hash: true,
             anti_affinity_weight: 100,
             spread_across_nodes: true,
@@ -175,6 +196,7 @@ impl Default for Policy {
             fail_open: true,
             defaulted_replicas: DefaultedReplicas::Warn,
             rules: BTreeMap::new(),
+            workload_kinds: Vec::new(),
             exceptions: Vec::new(),
             stateful_zone_spread: WhenUnsatisfiable::DoNotSchedule,
             zonal_provisioners: ZonalProvisioners::default(),
@@ -191,8 +213,11 @@ impl Policy {
         if text.trim().is_empty() {
             return Ok(Policy::default());
         }
-        let policy: Policy = serde_norway::from_str(text).map_err(PolicyError::Parse)?;
+        let mut policy: Policy = serde_norway::from_str(text).map_err(PolicyError::Parse)?;
         policy.validate()?;
+        for k in &mut policy.workload_kinds {
+            k.prepare();
+        }
         Ok(policy)
     }
 
@@ -218,6 +243,29 @@ impl Policy {
         }
         if self.assumed_zones == 0 {
             return invalid("assumedZones", "must be at least 1, got 0".into());
+        }
+        if self.workload_kinds.len() > usize::from(u8::MAX) {
+            return invalid("workloadKinds", "at most 255 kinds".into());
+        }
+        for (i, k) in self.workload_kinds.iter().enumerate() {
+            let built_in = WorkloadKind::from_type(&k.api_version(), &k.kind, &Policy::default());
+            if let Some(b) = built_in {
+                return invalid(
+                    "workloadKinds",
+                    format!(
+                        "[{i}] {} {} is built in ({})",
+                        k.api_version(),
+                        k.kind,
+                        b.as_str()
+                    ),
+                );
+            }
+            if k.version.is_empty() || k.kind.is_empty() || k.resource.is_empty() {
+                return invalid(
+                    "workloadKinds",
+                    format!("[{i}] needs version, kind and resource"),
+                );
+            }
         }
         let mut names = std::collections::HashSet::new();
         for (i, e) in self.exceptions.iter().enumerate() {

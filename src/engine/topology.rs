@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::memo::{Memo, SchedulingFields};
 use super::policy::Policy;
 use super::templates::NodeTemplate;
-use super::well_known::HOSTNAME_KEY;
+use super::well_known::{HOSTNAME_KEY, UNSCHEDULABLE_TAINT};
 
 /// A taint that keeps pods off a node (`NoSchedule` or `NoExecute`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -220,6 +220,12 @@ pub struct Eligibility {
     /// The node templates the pod fits (positions in [`Topology::templates`]): node counts
     /// are not a ceiling while one of them can add nodes.
     pub templates: Vec<usize>,
+    /// Eligible zones whose every eligible node admits the pod only for a while: it
+    /// tolerates a `NoExecute` taint there with `tolerationSeconds`, after which the taint
+    /// eviction controller evicts it. They count as eligible zones; messages say so.
+    pub short_lived_zones: usize,
+    /// One of them, for messages: the zone, the taint and the seconds.
+    pub short_lived: Option<ShortLived>,
 }
 
 /// One zone's share of a workload's eligibility.
@@ -235,6 +241,37 @@ impl ZoneEligibility {
     pub fn eligible(&self) -> bool {
         self.nodes > 0 || self.can_grow
     }
+}
+
+/// A zone whose nodes a pod may use only until its `tolerationSeconds` run out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShortLived {
+    pub zone: String,
+    /// The `NoExecute` taint, as `key=value:NoExecute`.
+    pub taint: String,
+    pub seconds: i64,
+}
+
+/// The domains a spread constraint counts and the ones a pod can use, as kube-scheduler's
+/// PodTopologySpread plugin sees them (see [`Topology::spread_domains`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpreadDomains {
+    /// Distinct values of the key among the nodes the constraint counts.
+    pub counted: usize,
+    /// Those where at least one node is eligible for the pod.
+    pub usable: usize,
+    /// One counted domain with no eligible node, and why the pod cannot use it.
+    pub unusable: Option<(String, Unusable)>,
+}
+
+/// Why a domain the constraint counts holds no node the pod may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unusable {
+    /// Its nodes are tainted or cordoned (counted because `nodeTaintsPolicy` is `Ignore`).
+    Taints,
+    /// The pod's nodeSelector or required node affinity excludes its nodes (counted because
+    /// `nodeAffinityPolicy` is `Ignore`).
+    NodeSelection,
 }
 
 /// A pod's node-selection requirements, borrowed from its spec.
@@ -465,7 +502,9 @@ impl Topology {
         self.templates.iter().map(|p| &p.template)
     }
 
-    /// The zones where node templates (node pools that scale from zero) can add nodes.
+    /// The zones where node templates (the policy's `nodeTemplates`, Karpenter NodePools:
+    /// node pools that scale from zero) can add nodes, whichever pod asks. What one pod can
+    /// use is [`Eligibility::per_zone`] (`can_grow`: a template that pod fits).
     pub fn growable_zones(&self) -> BTreeSet<String> {
         self.templates
             .iter()
@@ -571,16 +610,15 @@ impl Topology {
         let per_member = self.needs_member_evaluation(sched);
         let mut keys_present = vec![Some(false); keys.len()];
         let mut per_zone = vec![0usize; self.zones.len()];
+        // Per zone: eligible nodes the pod may stay on for good.
+        let mut lasting = vec![0usize; self.zones.len()];
+        let mut short_lived_example: Vec<Option<(String, i64)>> = vec![None; self.zones.len()];
         let (mut total, mut unzoned) = (0, 0);
         for g in &self.groups {
-            if g.unschedulable
-                || !g
-                    .taints
-                    .iter()
-                    .all(|t| sched.tolerations.iter().any(|tol| tolerates(tol, t)))
-            {
+            if !g.admits(sched) {
                 continue;
             }
+            let eviction = g.eviction_after(sched.tolerations);
             let count = if per_member {
                 let mut count = 0;
                 for m in &g.members {
@@ -610,7 +648,14 @@ impl Topology {
             };
             total += count;
             match g.zone_index {
-                Some(i) => per_zone[i] += count,
+                Some(i) => {
+                    per_zone[i] += count;
+                    match &eviction {
+                        None => lasting[i] += count,
+                        Some(e) if count > 0 => short_lived_example[i] = Some(e.clone()),
+                        Some(_) => {}
+                    }
+                }
                 None => unzoned += count,
             }
         }
@@ -645,6 +690,22 @@ impl Topology {
             .iter()
             .filter(|z| z.nodes == 0 && z.can_grow)
             .count();
+        let mut short_lived_zones = 0;
+        let mut short_lived = None;
+        for (i, zone) in self.zones.keys().enumerate() {
+            if per_zone[i].nodes > 0 && lasting[i] == 0 {
+                short_lived_zones += 1;
+                if short_lived.is_none()
+                    && let Some((taint, seconds)) = short_lived_example[i].clone()
+                {
+                    short_lived = Some(ShortLived {
+                        zone: zone.clone(),
+                        taint,
+                        seconds,
+                    });
+                }
+            }
+        }
         let sole_zone = if zones == 1 {
             zone_names.first().cloned()
         } else {
@@ -660,7 +721,89 @@ impl Topology {
             per_zone,
             template_only_zones,
             templates,
+            short_lived_zones,
+            short_lived,
         }
+    }
+
+    /// The domains of `key` that a spread constraint with these inclusion policies counts,
+    /// and how many of them hold a node the pod may use. `None` without real nodes.
+    ///
+    /// kube-scheduler's PodTopologySpread counts a node's domain when the node carries the
+    /// key and passes the inclusion policies: with `nodeAffinityPolicy: Honor` (the default)
+    /// only nodes that match the pod's nodeSelector and required node affinity, with
+    /// `nodeTaintsPolicy: Honor` only nodes whose `NoSchedule`/`NoExecute` taints the pod
+    /// tolerates (`Ignore`, the default, counts tainted and cordoned nodes too). A counted
+    /// domain without a usable node keeps the global minimum at 0 for good.
+    pub fn spread_domains(
+        &self,
+        sched: &Scheduling<'_>,
+        key: &str,
+        honor_node_affinity: bool,
+        honor_taints: bool,
+    ) -> Option<SpreadDomains> {
+        if self.source == TopologySource::Assumed {
+            return None;
+        }
+        let mut counted: BTreeMap<&str, Option<Unusable>> = BTreeMap::new();
+        for g in &self.groups {
+            let tolerated = g.tolerated(sched.tolerations);
+            let admitted = g.admits(sched);
+            if honor_taints && !tolerated {
+                continue;
+            }
+            let shared = g.labels.get(key).map(String::as_str);
+            let group_selected = if shared.is_some() && !self.needs_member_evaluation(sched) {
+                Some(node_matches(
+                    sched,
+                    |k| g.labels.get(k).map(String::as_str),
+                    "",
+                ))
+            } else {
+                None
+            };
+            for m in &g.members {
+                let lookup = |k: &str| {
+                    m.labels
+                        .get(k)
+                        .or_else(|| g.labels.get(k))
+                        .map(String::as_str)
+                };
+                let Some(value) = lookup(key) else {
+                    continue;
+                };
+                let selected =
+                    group_selected.unwrap_or_else(|| node_matches(sched, lookup, &m.name));
+                if honor_node_affinity && !selected {
+                    continue;
+                }
+                let usable = admitted && selected;
+                let why = if usable {
+                    None
+                } else if selected {
+                    Some(Unusable::Taints)
+                } else {
+                    Some(Unusable::NodeSelection)
+                };
+                let entry = counted.entry(value).or_insert(why);
+                if why.is_none() {
+                    *entry = None;
+                }
+                if shared.is_some() && group_selected.is_some() {
+                    // Every member shares the value and the answer.
+                    break;
+                }
+            }
+        }
+        let usable = counted.values().filter(|w| w.is_none()).count();
+        let unusable = counted
+            .iter()
+            .find_map(|(v, w)| w.map(|w| ((*v).to_owned(), w)));
+        Some(SpreadDomains {
+            counted: counted.len(),
+            usable,
+            unusable,
+        })
     }
 
     fn needs_member_evaluation(&self, sched: &Scheduling<'_>) -> bool {
@@ -730,8 +873,64 @@ impl Topology {
             per_zone: Vec::new(),
             template_only_zones: 0,
             templates: Vec::new(),
+            short_lived_zones: 0,
+            short_lived: None,
         }
     }
+}
+
+// === impl NodeGroup ===
+
+impl NodeGroup {
+    /// Whether the scheduler's NodeUnschedulable and TaintToleration filters let the pod onto
+    /// the group's nodes: a cordon keeps off only pods that do not tolerate the
+    /// `node.kubernetes.io/unschedulable:NoSchedule` taint (the filter tests exactly that
+    /// toleration, whether or not the node carries the taint yet), and every `NoSchedule` or
+    /// `NoExecute` taint must be tolerated.
+    fn admits(&self, sched: &Scheduling<'_>) -> bool {
+        (!self.unschedulable || tolerates_cordon(sched.tolerations))
+            && self.tolerated(sched.tolerations)
+    }
+
+    /// Whether every `NoSchedule`/`NoExecute` taint is tolerated, a cordon counting as the
+    /// `node.kubernetes.io/unschedulable:NoSchedule` taint the node controller mirrors it into
+    /// (what `nodeTaintsPolicy: Honor` looks at).
+    fn tolerated(&self, tolerations: &[Toleration]) -> bool {
+        (!self.unschedulable || tolerates_cordon(tolerations))
+            && self
+                .taints
+                .iter()
+                .all(|t| tolerations.iter().any(|tol| tolerates(tol, t)))
+    }
+
+    /// When the pod, once running here, is evicted: the taint eviction controller keeps a pod
+    /// on a node with `NoExecute` taints for the least `tolerationSeconds` among the
+    /// tolerations that match them, and for good when none of those has one. `None`: never;
+    /// otherwise the taint and the seconds.
+    fn eviction_after(&self, tolerations: &[Toleration]) -> Option<(String, i64)> {
+        let mut least: Option<(String, i64)> = None;
+        for t in self.taints.iter().filter(|t| t.effect == "NoExecute") {
+            for tol in tolerations.iter().filter(|tol| tolerates(tol, t)) {
+                if let Some(seconds) = tol.toleration_seconds
+                    && least.as_ref().is_none_or(|(_, s)| seconds.max(0) < *s)
+                {
+                    least = Some((t.describe(), seconds.max(0)));
+                }
+            }
+        }
+        least
+    }
+}
+
+/// Whether tolerations let a pod onto a cordoned node, as kube-scheduler's NodeUnschedulable
+/// plugin decides it.
+pub fn tolerates_cordon(tolerations: &[Toleration]) -> bool {
+    let cordon = Taint {
+        key: UNSCHEDULABLE_TAINT.to_owned(),
+        value: String::new(),
+        effect: "NoSchedule".to_owned(),
+    };
+    tolerations.iter().any(|tol| tolerates(tol, &cordon))
 }
 
 /// Label keys whose value differs on (almost) every node, such as the hostname. Keeping them

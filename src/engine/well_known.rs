@@ -23,6 +23,7 @@ pub const BETA_DEFAULT_CLASS_ANNOTATION: &str = "storageclass.beta.kubernetes.io
 /// Labels Kubernetes controllers add to pods, which a selector must not pin.
 pub const HASH_LABELS: &[&str] = &[
     "pod-template-hash",
+    "rollouts-pod-template-hash",
     "controller-revision-hash",
     "statefulset.kubernetes.io/pod-name",
     "apps.kubernetes.io/pod-index",

@@ -9,7 +9,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::kinds::{CustomKind, Tokens};
 use super::labels::selects;
+use super::policy::Policy;
 use super::topology::Scheduling;
 use super::well_known::HASH_LABELS;
 
@@ -20,34 +22,193 @@ pub enum WorkloadKind {
     StatefulSet,
     ReplicaSet,
     Pod,
+    /// Argo Rollouts' `argoproj.io/v1alpha1` Rollout.
+    Rollout,
+    /// OpenKruise's `apps.kruise.io/v1alpha1` CloneSet.
+    CloneSet,
+    /// OpenKruise's Advanced StatefulSet, `apps.kruise.io/v1beta1` (or `v1alpha1`) StatefulSet.
+    KruiseStatefulSet,
+    /// A kind the policy declares (`workloadKinds[i]`).
+    Custom(u8),
 }
 
+/// Built-in kinds: (group, versions, kind, resource).
+const BUILT_IN: &[(WorkloadKind, &str, &[&str], &str, &str)] = &[
+    (
+        WorkloadKind::Deployment,
+        "apps",
+        &["v1"],
+        "Deployment",
+        "deployments",
+    ),
+    (
+        WorkloadKind::StatefulSet,
+        "apps",
+        &["v1"],
+        "StatefulSet",
+        "statefulsets",
+    ),
+    (
+        WorkloadKind::ReplicaSet,
+        "apps",
+        &["v1"],
+        "ReplicaSet",
+        "replicasets",
+    ),
+    (WorkloadKind::Pod, "", &["v1"], "Pod", "pods"),
+    (
+        WorkloadKind::Rollout,
+        "argoproj.io",
+        &["v1alpha1"],
+        "Rollout",
+        "rollouts",
+    ),
+    (
+        WorkloadKind::CloneSet,
+        "apps.kruise.io",
+        &["v1alpha1"],
+        "CloneSet",
+        "clonesets",
+    ),
+    (
+        WorkloadKind::KruiseStatefulSet,
+        "apps.kruise.io",
+        &["v1beta1", "v1alpha1"],
+        "StatefulSet",
+        "statefulsets",
+    ),
+];
+
 impl WorkloadKind {
+    /// A closed set of names, for metrics labels and logs (every declared kind is `Custom`).
     pub fn as_str(self) -> &'static str {
         match self {
             WorkloadKind::Deployment => "Deployment",
             WorkloadKind::StatefulSet => "StatefulSet",
             WorkloadKind::ReplicaSet => "ReplicaSet",
             WorkloadKind::Pod => "Pod",
+            WorkloadKind::Rollout => "Rollout",
+            WorkloadKind::CloneSet => "CloneSet",
+            WorkloadKind::KruiseStatefulSet => "KruiseStatefulSet",
+            WorkloadKind::Custom(_) => "Custom",
         }
     }
 
-    /// The kind for an `apiVersion`/`kind` pair, if spreadguard handles it.
-    pub fn from_type(api_version: &str, kind: &str) -> Option<WorkloadKind> {
-        match (api_version, kind) {
-            ("apps/v1", "Deployment") => Some(WorkloadKind::Deployment),
-            ("apps/v1", "StatefulSet") => Some(WorkloadKind::StatefulSet),
-            ("apps/v1", "ReplicaSet") => Some(WorkloadKind::ReplicaSet),
-            ("v1", "Pod") => Some(WorkloadKind::Pod),
+    /// The kind for an `apiVersion`/`kind` pair, if spreadguard handles it (built in, or
+    /// declared in the policy's `workloadKinds`).
+    pub fn from_type(api_version: &str, kind: &str, policy: &Policy) -> Option<WorkloadKind> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        BUILT_IN
+            .iter()
+            .find(|(_, g, vs, k, _)| *g == group && vs.contains(&version) && *k == kind)
+            .map(|b| b.0)
+            .or_else(|| {
+                policy
+                    .workload_kinds
+                    .iter()
+                    .position(|c| c.group == group && c.version == version && c.kind == kind)
+                    .and_then(|i| u8::try_from(i).ok())
+                    .map(WorkloadKind::Custom)
+            })
+    }
+
+    /// The kind behind an API resource (`apps`, `v1`, `deployments`).
+    pub fn from_resource(
+        group: &str,
+        version: &str,
+        resource: &str,
+        policy: &Policy,
+    ) -> Option<WorkloadKind> {
+        BUILT_IN
+            .iter()
+            .find(|(_, g, vs, _, r)| *g == group && vs.contains(&version) && *r == resource)
+            .map(|b| b.0)
+            .or_else(|| {
+                policy
+                    .workload_kinds
+                    .iter()
+                    .position(|c| {
+                        c.group == group && c.version == version && c.resource == resource
+                    })
+                    .and_then(|i| u8::try_from(i).ok())
+                    .map(WorkloadKind::Custom)
+            })
+    }
+
+    /// The API group and kind name, as a `scaleTargetRef` names them.
+    pub fn group_and_kind(self, policy: &Policy) -> Option<(&str, &str)> {
+        match self {
+            WorkloadKind::Custom(_) => self
+                .custom(policy)
+                .map(|c| (c.group.as_str(), c.kind.as_str())),
+            _ => BUILT_IN
+                .iter()
+                .find(|b| b.0 == self)
+                .map(|(_, g, _, k, _)| (*g, *k)),
+        }
+    }
+
+    /// The declared kind, for `Custom`.
+    pub fn custom(self, policy: &Policy) -> Option<&CustomKind> {
+        match self {
+            WorkloadKind::Custom(i) => policy.workload_kinds.get(usize::from(i)),
             _ => None,
         }
     }
 
-    /// JSON pointer tokens from the object's root to its pod spec.
-    pub fn pod_spec_path(self) -> &'static [&'static str] {
+    /// Tokens from the object's root to its pod spec.
+    pub fn pod_spec_path(self, policy: &Policy) -> Tokens<'_> {
         match self {
-            WorkloadKind::Pod => &["spec"],
-            _ => &["spec", "template", "spec"],
+            WorkloadKind::Pod => Tokens::Static(&["spec"]),
+            WorkloadKind::Custom(_) => self
+                .custom(policy)
+                .map_or(Tokens::Static(&["spec", "template", "spec"]), |c| {
+                    Tokens::Owned(&c.pod_spec)
+                }),
+            _ => Tokens::Static(&["spec", "template", "spec"]),
+        }
+    }
+
+    /// Tokens to the pod template (`None` for a Pod, which is its own).
+    pub fn template_path(self, policy: &Policy) -> Option<Tokens<'_>> {
+        match self {
+            WorkloadKind::Pod => None,
+            WorkloadKind::Custom(_) => self.custom(policy).map(|c| Tokens::Owned(&c.template.0)),
+            _ => Some(Tokens::Static(&["spec", "template"])),
+        }
+    }
+
+    /// Tokens to the replica count (`None` for a Pod).
+    pub fn replicas_path(self, policy: &Policy) -> Option<Tokens<'_>> {
+        match self {
+            WorkloadKind::Pod => None,
+            WorkloadKind::Custom(_) => self.custom(policy).map(|c| Tokens::Owned(&c.replicas.0)),
+            _ => Some(Tokens::Static(&["spec", "replicas"])),
+        }
+    }
+
+    /// Tokens to the controller's label selector (`None` for a Pod, or a declared kind
+    /// without one).
+    pub fn selector_path(self, policy: &Policy) -> Option<Tokens<'_>> {
+        match self {
+            WorkloadKind::Pod => None,
+            WorkloadKind::Custom(_) => self
+                .custom(policy)
+                .and_then(|c| c.selector.as_ref())
+                .map(|p| Tokens::Owned(&p.0)),
+            _ => Some(Tokens::Static(&["spec", "selector"])),
+        }
+    }
+
+    /// The label that tells one revision's pods from another's, for injected spreads'
+    /// `matchLabelKeys`: Deployments' `pod-template-hash`, Rollouts'
+    /// `rollouts-pod-template-hash`, or what a declared kind names.
+    pub fn revision_label(self, policy: &Policy) -> Option<&str> {
+        match self {
+            WorkloadKind::Deployment => Some("pod-template-hash"),
+            WorkloadKind::Rollout => Some("rollouts-pod-template-hash"),
+            WorkloadKind::Custom(_) => self.custom(policy)?.revision_label.as_deref(),
+            _ => None,
         }
     }
 }
@@ -59,6 +220,9 @@ pub enum Skip {
     NotAWorkload,
     /// A Pod or ReplicaSet whose controller is judged instead.
     Controlled,
+    /// A Rollout whose pod template is in the Deployment it references (`workloadRef`),
+    /// which is judged instead.
+    Referenced,
     /// The object has a `deletionTimestamp`.
     Deleting,
 }
@@ -76,10 +240,21 @@ pub struct PodScheduling {
 #[derive(Clone, Debug)]
 pub struct Workload<'a> {
     pub kind: WorkloadKind,
+    /// Tokens from the object's root to the pod spec (patches address it).
+    pub pod_spec_path: Tokens<'a>,
+    /// Tokens to the pod template (`None` for a Pod).
+    pub template_path: Option<Tokens<'a>>,
+    /// Whether the kind has a controller selector (a Pod, or a declared kind without a
+    /// `selector` path, has not: injected constraints select its pod labels).
+    pub has_selector: bool,
+    /// The whole object, for the fields only one rule reads (a Deployment's strategy).
+    pub object: &'a Value,
     pub namespace: Option<&'a str>,
     pub name: &'a str,
     /// `spec.replicas`, 1 when omitted; always 1 for a Pod.
     pub replicas: i64,
+    /// Whether the replica count is written (not omitted or null).
+    pub replicas_explicit: bool,
     /// The controller's raw `spec.selector` (absent for Pods).
     pub selector_json: Option<&'a Value>,
     pub selector: Option<LabelSelector>,
@@ -125,18 +300,26 @@ pub enum FieldError {
 }
 
 /// Reads an object's kind and, for workloads, the parts that matter.
-pub fn classify(object: &Value) -> Classified<'_> {
+pub fn classify<'a>(object: &'a Value, policy: &'a Policy) -> Classified<'a> {
     let str_at = |k: &str| object.get(k).and_then(Value::as_str).unwrap_or_default();
-    let Some(kind) = WorkloadKind::from_type(str_at("apiVersion"), str_at("kind")) else {
+    let Some(kind) = WorkloadKind::from_type(str_at("apiVersion"), str_at("kind"), policy) else {
         return Classified::Skip(Skip::NotAWorkload);
     };
     if at(object, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null()) {
         return Classified::Skip(Skip::Deleting);
     }
-    if controlled_by_judged_kind(kind, object) {
+    if controlled_by_judged_kind(kind, object, policy) {
         return Classified::Skip(Skip::Controlled);
     }
-    match read(kind, object) {
+    // A Rollout may take its pod template from a Deployment (`spec.workloadRef`), which is
+    // judged itself.
+    if kind == WorkloadKind::Rollout
+        && at(object, &["spec", "workloadRef"]).is_some_and(|v| !v.is_null())
+        && at(object, &["spec", "template"]).is_none_or(Value::is_null)
+    {
+        return Classified::Skip(Skip::Referenced);
+    }
+    match read(kind, object, policy) {
         Ok(w) => Classified::Workload(Box::new(w)),
         Err(reason) => Classified::Uninterpretable { kind, reason },
     }
@@ -162,14 +345,18 @@ pub fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
 /// controller (a tenant's ConfigMap, say) leaves its child to be judged on its own.
 pub const JUDGED_CONTROLLERS: &[(WorkloadKind, &str, &str)] = &[
     (WorkloadKind::ReplicaSet, "apps", "Deployment"),
+    (WorkloadKind::ReplicaSet, "argoproj.io", "Rollout"),
+    (WorkloadKind::Pod, "apps.kruise.io", "CloneSet"),
+    (WorkloadKind::Pod, "apps.kruise.io", "StatefulSet"),
     (WorkloadKind::Pod, "apps", "ReplicaSet"),
     (WorkloadKind::Pod, "apps", "StatefulSet"),
     (WorkloadKind::Pod, "apps", "DaemonSet"),
     (WorkloadKind::Pod, "batch", "Job"),
 ];
 
-/// Whether the object's controller owner is one that is judged instead of it.
-fn controlled_by_judged_kind(kind: WorkloadKind, object: &Value) -> bool {
+/// Whether the object's controller owner is one that is judged instead of it: a built-in
+/// pair above, or a kind the policy declares owning a ReplicaSet or Pod.
+fn controlled_by_judged_kind(kind: WorkloadKind, object: &Value, policy: &Policy) -> bool {
     let Some(refs) = at(object, &["metadata", "ownerReferences"]).and_then(Value::as_array) else {
         return false;
     };
@@ -190,9 +377,18 @@ fn controlled_by_judged_kind(kind: WorkloadKind, object: &Value) -> bool {
     JUDGED_CONTROLLERS
         .iter()
         .any(|(child, g, k)| *child == kind && *g == group && *k == owner_kind)
+        || (matches!(kind, WorkloadKind::Pod | WorkloadKind::ReplicaSet)
+            && policy
+                .workload_kinds
+                .iter()
+                .any(|c| c.group == group && c.kind == owner_kind))
 }
 
-fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, FieldError> {
+fn read<'a>(
+    kind: WorkloadKind,
+    object: &'a Value,
+    policy: &'a Policy,
+) -> Result<Workload<'a>, FieldError> {
     let (namespace, name) = object_name(object);
     // The patch records what it injected in `metadata.annotations`: without a `metadata` map
     // it could not apply.
@@ -202,30 +398,39 @@ fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, FieldError> 
         });
     }
     let annotations = object_at(object, &["metadata", "annotations"], "metadata.annotations")?;
-    let (replicas, selector_json, template_meta, spec_name) = match kind {
-        WorkloadKind::Pod => (1, None, object.get("metadata"), "spec"),
-        _ => {
-            let replicas = match at(object, &["spec", "replicas"]) {
-                None | Some(Value::Null) => 1,
-                Some(v) => v
-                    .as_i64()
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| FieldError::WrongType {
-                        field: "spec.replicas".into(),
-                        expected: "a non-negative integer",
-                        got: type_name(v),
-                    })?,
-            };
-            let selector = at(object, &["spec", "selector"]).filter(|v| !v.is_null());
-            (
-                replicas,
-                selector,
-                at(object, &["spec", "template", "metadata"]),
-                "spec.template.spec",
-            )
-        }
+    let at_tokens = |t: Tokens<'_>| t.at(object);
+    let replicas_explicit = kind
+        .replicas_path(policy)
+        .and_then(at_tokens)
+        .is_some_and(|v| !v.is_null());
+    let replicas = match kind.replicas_path(policy) {
+        None => 1,
+        Some(path) => match at_tokens(path) {
+            None | Some(Value::Null) => 1,
+            Some(v) => v
+                .as_i64()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| FieldError::WrongType {
+                    field: path.dotted(),
+                    expected: "a non-negative integer",
+                    got: type_name(v),
+                })?,
+        },
     };
-    let pod_spec = match at(object, kind.pod_spec_path()) {
+    let selector_json = kind
+        .selector_path(policy)
+        .and_then(at_tokens)
+        .filter(|v| !v.is_null());
+    let (template_meta, template_name) = match kind.template_path(policy) {
+        None => (object.get("metadata"), String::new()),
+        Some(t) => (
+            at_tokens(t).and_then(|t| t.get("metadata")),
+            format!("{}.", t.dotted()),
+        ),
+    };
+    let spec_path = kind.pod_spec_path(policy);
+    let spec_name = spec_path.dotted();
+    let pod_spec = match at_tokens(spec_path) {
         Some(Value::Object(map)) => map,
         None | Some(Value::Null) => {
             return Err(FieldError::Missing {
@@ -240,14 +445,13 @@ fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, FieldError> 
             });
         }
     };
-    let labels_path = if kind == WorkloadKind::Pod {
-        "metadata.labels"
-    } else {
-        "spec.template.metadata.labels"
-    };
+    let labels_path = format!("{template_name}metadata.labels");
     let pod_labels =
-        typed(template_meta.and_then(|m| m.get("labels")), labels_path)?.unwrap_or_default();
-    let selector = typed(selector_json, "spec.selector")?;
+        typed(template_meta.and_then(|m| m.get("labels")), &labels_path)?.unwrap_or_default();
+    let selector_name = kind
+        .selector_path(policy)
+        .map_or_else(|| "spec.selector".to_owned(), Tokens::dotted);
+    let selector = typed(selector_json, &selector_name)?;
     let field = |f: &str| format!("{spec_name}.{f}");
     let scheduling = PodScheduling {
         node_selector: typed(pod_spec.get("nodeSelector"), &field("nodeSelector"))?,
@@ -272,9 +476,14 @@ fn read(kind: WorkloadKind, object: &Value) -> Result<Workload<'_>, FieldError> 
         .unwrap_or(0);
     Ok(Workload {
         kind,
+        object,
+        pod_spec_path: spec_path,
+        has_selector: kind.selector_path(policy).is_some(),
+        template_path: kind.template_path(policy),
         namespace,
         name,
         replicas,
+        replicas_explicit,
         selector_json,
         selector,
         pod_labels,
@@ -370,7 +579,7 @@ impl Workload<'_> {
     /// Pod its labels minus controller hash labels. `None` when there is nothing usable.
     pub fn spread_selector(&self) -> Option<Value> {
         match self.kind {
-            WorkloadKind::Pod => {
+            _ if !self.has_selector => {
                 let labels: Map<String, Value> = self
                     .pod_labels
                     .iter()
@@ -428,6 +637,25 @@ impl Workload<'_> {
                 index: i,
             });
         required.chain(preferred)
+    }
+}
+
+impl Workload<'_> {
+    /// The required pod affinity terms, with their positions.
+    pub fn required_affinity_terms(
+        &self,
+    ) -> impl Iterator<Item = (usize, &k8s_openapi::api::core::v1::PodAffinityTerm)> {
+        self.scheduling
+            .affinity
+            .as_ref()
+            .and_then(|a| a.pod_affinity.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_deref()
+            })
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
     }
 }
 

@@ -77,28 +77,40 @@ def test_webhook_settings(case, kind):
     assert hook["sideEffects"] == "None"
     assert hook["timeoutSeconds"] == 5
     assert hook["name"].endswith(".spreadguard.io")
-    rules = {(tuple(r["apiGroups"]), tuple(r["apiVersions"]), r["scope"]):
-             (sorted(r["resources"]), sorted(r["operations"])) for r in hook["rules"]}
-    workloads = {
-        (("apps",), ("v1",), "Namespaced"):
-            (["deployments", "replicasets", "statefulsets"], ["CREATE", "UPDATE"]),
-        (("",), ("v1",), "Namespaced"): (["pods"], ["CREATE", "UPDATE"]),
-    }
+    rules = sorted((r["apiGroups"][0], tuple(r["apiVersions"]), tuple(sorted(r["resources"])),
+                    tuple(sorted(r["operations"])), r["scope"]) for r in hook["rules"])
+    objects = [
+        ("", ("v1",), ("pods",), ("CREATE", "UPDATE"), "Namespaced"),
+        ("apps", ("v1",), ("deployments", "replicasets", "statefulsets"), ("CREATE", "UPDATE"),
+         "Namespaced"),
+        ("apps.kruise.io", ("v1alpha1",), ("clonesets",), ("CREATE", "UPDATE"), "Namespaced"),
+        ("apps.kruise.io", ("v1beta1", "v1alpha1"), ("statefulsets",), ("CREATE", "UPDATE"),
+         "Namespaced"),
+        ("argoproj.io", ("v1alpha1",), ("rollouts",), ("CREATE", "UPDATE"), "Namespaced"),
+    ]
+    # `kubectl scale` reaches the validating webhook only (a Scale has nothing to mutate);
+    # status updates reach neither.
+    scales = [
+        ("apps", ("v1",), ("deployments/scale", "replicasets/scale", "statefulsets/scale"),
+         ("UPDATE",), "Namespaced"),
+        ("apps.kruise.io", ("v1alpha1",), ("clonesets/scale",), ("UPDATE",), "Namespaced"),
+        ("apps.kruise.io", ("v1beta1", "v1alpha1"), ("statefulsets/scale",), ("UPDATE",),
+         "Namespaced"),
+        ("argoproj.io", ("v1alpha1",), ("rollouts/scale",), ("UPDATE",), "Namespaced"),
+    ]
     # Autoscalers (HA012) and disruption budgets (HA013) are judged, never patched: only the
     # validating webhook is sent them (autoscaling/v1 arrives converted to v2: matchPolicy
     # Equivalent, the default).
-    judged_alone = {
-        (("autoscaling",), ("v2",), "Namespaced"):
-            (["horizontalpodautoscalers"], ["CREATE", "UPDATE"]),
-        (("policy",), ("v1",), "Namespaced"): (["poddisruptionbudgets"], ["CREATE", "UPDATE"]),
-    }
-    if kind == "ValidatingWebhookConfiguration":
-        assert rules == {**workloads, **judged_alone}
-    else:
-        assert rules == workloads
+    judged_alone = [
+        ("autoscaling", ("v2",), ("horizontalpodautoscalers",), ("CREATE", "UPDATE"),
+         "Namespaced"),
+        ("policy", ("v1",), ("poddisruptionbudgets",), ("CREATE", "UPDATE"), "Namespaced"),
+    ]
+    validating = kind == "ValidatingWebhookConfiguration"
+    want = objects + (scales + judged_alone if validating else [])
+    assert rules == sorted(want)
     assert hook.get("matchPolicy", "Equivalent") == "Equivalent"
-    # No subresources (scale, status): a `kubectl scale` never reaches spreadguard.
-    assert not any("/" in res for r in hook["rules"] for res in r["resources"])
+    assert not any(res.endswith("/status") for r in hook["rules"] for res in r["resources"])
 
 
 def test_mutating_webhook_is_reinvoked_if_needed(case):
@@ -588,7 +600,7 @@ def test_policy_file_holds_only_fields_the_server_knows(case):
              "matchPodTemplateHash", "antiAffinityWeight", "spreadAcrossNodes",
              "rewriteLegacyZoneKey", "exemptNamespaces", "allowWorkloadOverride",
              "assumedZones", "failOpen", "defaultedReplicas", "rules", "statefulZoneSpread",
-             "zonalProvisioners", "nodeTemplates"}
+             "zonalProvisioners", "nodeTemplates", "injectMinDomains", "workloadKinds"}
     assert set(case.policy) <= known
 
 

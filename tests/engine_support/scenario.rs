@@ -1,6 +1,7 @@
 //! One engine scenario file (`tests/fixtures/engine/*.yaml`, format in that folder's
 //! README.md), read: shared by the engine's table test and the audit/webhook agreement test.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Map, Value, json};
@@ -19,6 +20,8 @@ pub const SCENARIO_KEYS: &[&str] = &[
     "hpaMinReplicas",
     "hpas",
     "pdbs",
+    "namespaceLabels",
+    "peers",
     "today",
     "objects",
     "object",
@@ -41,6 +44,10 @@ pub struct Scenario {
     pub hpas: Vec<Value>,
     /// The PodDisruptionBudgets known (`pdbs`), as objects.
     pub pdbs: Vec<Value>,
+    /// Labels of the workload's namespace, when the scenario knows them.
+    pub namespace_labels: Option<BTreeMap<String, String>>,
+    /// Other workloads, as `audit` sees them beside the object.
+    pub peers: Option<Vec<Value>>,
     /// The day (UTC) the decision is made, for exceptions that expire.
     pub today: Option<Day>,
     pub expect: Map<String, Value>,
@@ -140,6 +147,18 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         None => Topology::assumed(&policy),
     };
     let volumes = doc.get("objects").map(|_| inventory.volumes);
+    let namespace_labels = match doc.get("namespaceLabels") {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_value(v.clone())
+                .map_err(|e| format!("namespaceLabels: a map of strings: {e}"))?,
+        ),
+    };
+    let peers = match doc.get("peers") {
+        None => None,
+        Some(Value::Array(items)) => Some(items.clone()),
+        Some(_) => return Err("peers must be a list of objects".into()),
+    };
     let object = doc.get("object").cloned().ok_or("no object")?;
     let old_object = doc.get("oldObject").cloned();
     let hpa_min_replicas = match doc.get("hpaMinReplicas") {
@@ -185,6 +204,8 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         hpa_min_replicas,
         hpas,
         pdbs,
+        namespace_labels,
+        peers,
         today,
         expect,
         volumes,

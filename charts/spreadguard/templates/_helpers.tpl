@@ -222,21 +222,43 @@ otherwise; "" means none; anything else is used as given.
 {{- end }}
 
 {{/*
-The workloads spreadguard judges and patches, on CREATE and UPDATE: what the
-mutating webhook intercepts. No subresources: `kubectl scale` (the scale
-subresource) and status updates are not sent.
+The workloads spreadguard judges and patches (apps/v1, Argo Rollouts,
+OpenKruise CloneSets and Advanced StatefulSets, and the policy's workloadKinds),
+on CREATE and UPDATE: what the mutating webhook intercepts. A rule for a resource the cluster does
+not serve (no Argo Rollouts installed) matches nothing. With "scale" (the
+validating webhook only), also UPDATEs of their scale subresource, which
+`kubectl scale` and autoscalers use: a Scale carries replicas only, so there
+is nothing to mutate, but minReplicas is judged. Status updates are never
+sent. Call with (dict "root" $ "scale" true|false).
 */}}
 {{- define "spreadguard.workloadRules" -}}
-- apiGroups: ["apps"]
-  apiVersions: ["v1"]
-  resources: ["deployments", "statefulsets", "replicasets"]
+{{- $scale := .scale -}}
+{{- $kinds := list
+  (dict "group" "apps" "versions" (list "v1") "resources" (list "deployments" "statefulsets" "replicasets"))
+  (dict "group" "" "versions" (list "v1") "resources" (list "pods") "noScale" true)
+  (dict "group" "argoproj.io" "versions" (list "v1alpha1") "resources" (list "rollouts"))
+  (dict "group" "apps.kruise.io" "versions" (list "v1alpha1") "resources" (list "clonesets"))
+  (dict "group" "apps.kruise.io" "versions" (list "v1beta1" "v1alpha1") "resources" (list "statefulsets"))
+-}}
+{{- range .root.Values.policy.workloadKinds | default list }}
+{{- $kinds = append $kinds (dict "group" (.group | default "") "versions" (list .version) "resources" (list .resource)) }}
+{{- end }}
+{{- range $kinds }}
+- apiGroups: [{{ .group | quote }}]
+  apiVersions: {{ .versions | toJson }}
+  resources: {{ .resources | toJson }}
   operations: ["CREATE", "UPDATE"]
   scope: Namespaced
-- apiGroups: [""]
-  apiVersions: ["v1"]
-  resources: ["pods"]
-  operations: ["CREATE", "UPDATE"]
+{{- if and $scale (not .noScale) }}
+{{- $sub := list }}
+{{- range .resources }}{{ $sub = append $sub (printf "%s/scale" .) }}{{ end }}
+- apiGroups: [{{ .group | quote }}]
+  apiVersions: {{ .versions | toJson }}
+  resources: {{ $sub | toJson }}
+  operations: ["UPDATE"]
   scope: Namespaced
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -247,6 +269,7 @@ ValidatingAdmissionPolicy guards (a labelled HPA or PDB would skip its rules
 too). The mutating webhook leaves HPAs and PDBs alone: it never patches them.
 autoscaling/v1 requests reach the webhook converted to v2 (matchPolicy
 Equivalent, the default).
+Call with (dict "root" $ "scale" true|false), as spreadguard.workloadRules.
 */}}
 {{- define "spreadguard.resourceRules" -}}
 {{ include "spreadguard.workloadRules" . }}
@@ -367,7 +390,7 @@ clientConfig:
   caBundle: {{ . }}
   {{- end }}
 rules:
-  {{- include .rules $root | nindent 2 }}
+  {{- include .rules (dict "root" $root "scale" (eq .path "/validate")) | nindent 2 }}
 namespaceSelector:
   {{- if eq $v.scope "optIn" }}
   matchLabels:

@@ -1,11 +1,18 @@
 //! HA002, HA003, and the anti-affinity half of HA004 and HA005.
+//!
+//! A term aimed at another workload's pods (`app: db` in a `web` Deployment, a noisy
+//! neighbour) is a standard pattern and no finding: it keeps this workload away from those
+//! pods and says nothing about how its own pods spread. Only a term with no selector, or one
+//! whose selector names keys the pods do not carry at all (more likely a typo than a target),
+//! is HA004.
 
 use crate::engine::context::Context;
 use crate::engine::finding::{Finding, RuleId, plural};
+use crate::engine::labels::{describe_labels, describe_selector};
 use crate::engine::well_known::HOSTNAME_KEY;
 use crate::engine::workload::AntiAffinityTerm;
 
-use super::own_pods_selected;
+use super::{Selection, selection};
 
 pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     for term in ctx.workload.anti_affinity_terms() {
@@ -16,6 +23,7 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
 fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding>) {
     let key = t.term.topology_key.as_str();
     let what = format!("{} (topologyKey {key})", t.describe());
+    let own = &ctx.workload.pod_labels;
     // What the findings are about, whatever the term's position in the list (computed only
     // when there is a finding).
     let about = || {
@@ -26,14 +34,34 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
         )
     };
     let mut push = |f: Finding| out.push(f.about(about()));
-    let selects_own = match own_pods_selected(
-        t.term.label_selector.as_ref(),
-        &ctx.workload.pod_labels,
-        &what,
-    ) {
-        Ok(()) => ctx.term_covers_own_namespace(t.term),
-        Err(finding) => {
-            push(finding);
+    let selects_own = match selection(t.term.label_selector.as_ref(), own) {
+        Selection::Own => ctx.term_covers_own_namespace(t.term),
+        Selection::Other => false,
+        Selection::Missing => {
+            push(Finding::deny(
+                RuleId::HA004,
+                format!("keeps nothing apart: {what} has no labelSelector, so it matches no pods"),
+            ));
+            false
+        }
+        Selection::Invalid(e) => {
+            push(Finding::deny(
+                RuleId::HA004,
+                format!("keeps nothing apart: {what} labelSelector is invalid ({e})"),
+            ));
+            false
+        }
+        Selection::Stray(keys) => {
+            let selector = t.term.label_selector.as_ref().expect("a selector");
+            push(Finding::warn(
+                RuleId::HA004,
+                format!(
+                    "selects {} but the pods carry {}: no pod of this workload has {} (a typo?); {what}",
+                    describe_selector(selector),
+                    describe_labels(own),
+                    keys.join(", "),
+                ),
+            ));
             false
         }
     };
@@ -46,13 +74,13 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
             push(Finding::deny(
                 RuleId::HA005,
                 format!(
-                    "{what}: {nodes} carries label {key}, so the required term constrains nothing"
+                    "constrains nothing: {nodes} carries label {key}, so the required term is void; {what}"
                 ),
             ));
         } else {
             push(Finding::warn(
                 RuleId::HA005,
-                format!("{what}: {nodes} carries label {key}, so the term is inert"),
+                format!("inert: {nodes} carries label {key}; {what}"),
             ));
         }
         return;
@@ -67,10 +95,11 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
             out.push(Finding::deny(
                 RuleId::HA002,
                 format!(
-                    "{}, {}: required zone anti-affinity ({key}) allows one pod per zone and leaves {} Pending",
+                    "{}, {}: {} stay{} Pending, as required zone anti-affinity ({key}) allows one pod per zone",
                     plural(replicas, "replica", "replicas"),
                     ctx.eligible_zones_text(),
                     plural(replicas - zones, "pod", "pods"),
+                    if replicas - zones == 1 { "s" } else { "" },
                 ),
             )
             .about(format!("{}|replicas={replicas}", about())));
@@ -97,10 +126,11 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
             out.push(Finding::deny(
                 RuleId::HA003,
                 format!(
-                    "{}, {}: required hostname anti-affinity allows one pod per node and leaves {} Pending",
+                    "{}, {}: {} stay{} Pending, as required hostname anti-affinity allows one pod per node",
                     plural(replicas, "replica", "replicas"),
                     plural(nodes, "eligible node", "eligible nodes"),
                     plural(replicas - nodes, "pod", "pods"),
+                    if replicas - nodes == 1 { "s" } else { "" },
                 ),
             )
             .about(format!("{}|replicas={replicas}", about())));

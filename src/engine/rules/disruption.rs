@@ -64,19 +64,13 @@ pub fn budget(object: &Value) -> Vec<Finding> {
     if !b.blocks_every_eviction() {
         return Vec::new();
     }
-    let why = match b.requirement {
-        Requirement::Neither => {
-            "neither minAvailable nor maxUnavailable is set, so the disruption controller expects no pods and"
-                .to_owned()
-        }
-        r => format!("{r}"),
-    };
-    vec![Finding::deny(
-        RuleId::HA013,
-        format!(
-            "{why} allows no voluntary eviction of the pods it selects: every node drain and upgrade blocks on them; allow at least 1 (maxUnavailable 1, or minAvailable below the replicas)"
+    let message = match b.requirement {
+        Requirement::Neither => "allows no voluntary eviction: neither minAvailable nor maxUnavailable is set, so the disruption controller expects no pods; every node drain and upgrade blocks on the pods it selects; allow at least 1 (maxUnavailable 1, or minAvailable below the replicas)".to_owned(),
+        r => format!(
+            "{r} allows no voluntary eviction of the pods it selects: every node drain and upgrade blocks on them; allow at least 1 (maxUnavailable 1, or minAvailable below the replicas)"
         ),
-    )]
+    };
+    vec![Finding::deny(RuleId::HA013, message)]
 }
 
 /// HA013, HA014 and HA015 for a workload (`object`, as `ctx` reads it), against the budgets

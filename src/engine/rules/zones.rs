@@ -24,14 +24,27 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     }
 
     let eligible_zones = ctx.eligible_zones();
-    if ctx.eligible_nodes() == Some(0)
-        && ctx.eligible_zones() == 0
-        && ctx.eligibility.templates.is_empty()
-    {
+    // Node templates the pod fits can add nodes where there are none now (a pool scaling
+    // from zero): then the cluster is not out of nodes for it.
+    let fits_template = !ctx.eligibility.templates.is_empty();
+    if known_nodes && topo.summary().nodes == 0 && !fits_template {
         out.push(Finding::warn(
             RuleId::HA006,
             format!(
-                "no node is eligible under {}: its pods cannot schedule anywhere",
+                "no node to run on: the cluster has 0 nodes{}, so pods stay Pending until nodes join and no zone spread can be computed",
+                if topo.templates().len() > 0 {
+                    " and no node template the pod fits"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    } else if ctx.eligible_nodes() == Some(0) && eligible_zones == 0 && !fits_template {
+        out.push(Finding::warn(
+            RuleId::HA006,
+            format!(
+                "no node to run on: 0 of {} eligible under {}",
+                plural(topo.summary().nodes as i64, "node", "nodes"),
                 ctx.placement_causes()
             ),
         ));
@@ -40,12 +53,12 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         out.push(Finding::deny(
             RuleId::HA006,
             format!(
-                "eligible nodes lie in 1 of the cluster's {cluster_zones} zones ({zone}{}), pinned by {}: losing {zone} takes down all {}",
+                "1 of {cluster_zones} zones eligible{}: losing {zone} takes down all {}; pinned by {}",
                 ctx.template_zones_note()
-                    .map(|n| format!("; {n}"))
+                    .map(|n| format!(" ({n})"))
                     .unwrap_or_default(),
-                ctx.placement_causes(),
                 plural(ctx.replicas.max(1), "replica", "replicas"),
+                ctx.placement_causes(),
             ),
         )
         .about(format!("zone={zone}")));
@@ -66,6 +79,24 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         ));
     }
 
+    if let Some(short) = &ctx.eligibility.short_lived
+        && eligible_zones >= 2
+    {
+        out.push(Finding::warn(
+            RuleId::HA027,
+            format!(
+                "{} of {} eligible only for {}s: zone {}'s nodes carry {}, tolerated with tolerationSeconds {}, then pods are evicted",
+                ctx.eligibility.short_lived_zones,
+                plural(eligible_zones as i64, "zone", "zones"),
+                short.seconds,
+                short.zone,
+                short.taint,
+                short.seconds,
+            ),
+        )
+        .about(format!("short-lived:{}", short.zone)));
+    }
+
     if topo.carries_key(STANDARD_ZONE_KEY) {
         let places = legacy_key_uses(ctx);
         if !places.is_empty() {
@@ -77,9 +108,8 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
             out.push(Finding::warn(
                 RuleId::HA008,
                 format!(
-                    "{} use{} the deprecated label {LEGACY_ZONE_KEY}, but nodes carry {STANDARD_ZONE_KEY}: {fix}",
+                    "deprecated zone label: nodes carry {STANDARD_ZONE_KEY}, not {LEGACY_ZONE_KEY}: {fix}; used in {}",
                     places.join(", "),
-                    if places.len() == 1 { "s" } else { "" }
                 ),
             ));
         }
