@@ -632,9 +632,11 @@ async fn a_karpenter_node_pool_adds_a_zone_with_no_nodes_and_the_next_decision_c
     let five = api::create(&client, &anti(5), true).await;
     assert_eq!(five.status, 403);
     assert!(
-        five.message().contains(
-            "HA002: 5 replicas, 4 eligible zones (zone zone-d: no node now, a node pool can add one)"
-        ),
+        five.message()
+            .contains("HA002: 5 replicas, 4 eligible zones: 1 pod stays Pending")
+            && five
+                .message()
+                .contains("(zone zone-d: no node now, a node pool can add one)"),
         "{}",
         five.message()
     );

@@ -12,7 +12,7 @@ use crate::engine::budget::{is_budget, pod_labels};
 use crate::engine::exceptions::Day;
 use crate::engine::policy::{Mode, Policy};
 use crate::engine::rules::disruption;
-use crate::engine::stateful::ClassSeen;
+use crate::engine::stateful::StatefulSeen;
 use crate::engine::storage::Volumes;
 use crate::engine::workload::{at, object_name};
 use crate::engine::{
@@ -65,12 +65,10 @@ pub struct Entry {
     pub autoscaler: Option<AutoscalerSeen>,
     /// The PodDisruptionBudgets that select the workload's pods.
     pub disruption_budgets: Vec<BudgetSeen>,
-    /// The StorageClasses its claim templates get.
-    pub storage_classes: Vec<ClassSeen>,
-    /// The existing claims looked at (`namespace/name`).
-    pub claims: Vec<String>,
-    /// The node templates it fits.
-    pub node_templates: Vec<String>,
+    /// The StorageClasses its claim templates get, the existing claims looked at and the node
+    /// templates it fits (only when there is something to name).
+    #[serde(skip_serializing_if = "StatefulSeen::is_empty")]
+    pub considered: StatefulSeen,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -271,7 +269,7 @@ impl Report {
                 };
                 let _ = writeln!(out, "       {} {sev}  {}", f.rule, f.message);
             }
-            for line in considered_lines(e) {
+            for line in considered_lines(&e.considered) {
                 let _ = writeln!(out, "       {line}");
             }
             if !e.patch.is_empty() {
@@ -339,7 +337,7 @@ impl Report {
 
 /// "storage: data → StorageClass gp3 (ebs.csi.aws.com, WaitForFirstConsumer, zonal)",
 /// "claims: 3 (db/data-db-0, …)", "node templates: NodePool general (zone c)".
-fn considered_lines(c: &Entry) -> Vec<String> {
+fn considered_lines(c: &StatefulSeen) -> Vec<String> {
     let mut lines = Vec::new();
     for s in &c.storage_classes {
         let locality = serde_json::to_value(s.locality)
@@ -474,9 +472,11 @@ fn judge(
         outcome,
         autoscaler: considered.autoscaler,
         disruption_budgets: considered.disruption_budgets,
-        storage_classes: considered.storage_classes,
-        claims: considered.claims,
-        node_templates: considered.node_templates,
+        considered: StatefulSeen {
+            storage_classes: considered.storage_classes,
+            claims: considered.claims,
+            node_templates: considered.node_templates,
+        },
     })
 }
 

@@ -116,19 +116,13 @@ impl<'a> Context<'a> {
             .collect()
     }
 
-    /// "3 eligible zones", and when some of them have no eligible node now, which and why
-    /// they count: "3 eligible zones (zone cn-beijing-k: no node now, a node pool can add
-    /// one)".
-    pub fn eligible_zones_text(&self) -> String {
-        let count = super::finding::plural(
-            self.eligible_zones() as i64,
-            "eligible zone",
-            "eligible zones",
-        );
-        match self.template_zones_note() {
-            Some(note) => format!("{count} ({note})"),
-            None => count,
-        }
+    /// " (zone cn-beijing-k: no node now, a node pool can add one)" when some eligible zones
+    /// have no eligible node now, else "": the end of a message that counted them (the end,
+    /// so that the point stays within a warning's first 120 characters).
+    pub fn template_zones_suffix(&self) -> String {
+        self.template_zones_note()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
     }
 
     /// "zone cn-beijing-k: no node now, a node pool can add one", for the eligible zones

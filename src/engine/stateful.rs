@@ -98,12 +98,25 @@ pub struct Analysis {
 }
 
 /// What a report names as taken into account for one workload's storage and node templates
-/// (part of [`super::Considered`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// (part of [`super::Considered`]; audit's `results[].considered`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StatefulSeen {
+    /// The classes the claim templates get.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub storage_classes: Vec<ClassSeen>,
+    /// The existing claims looked at (`namespace/name`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub claims: Vec<String>,
+    /// The node templates the workload fits ("NodePool general (zone a)").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub node_templates: Vec<String>,
+}
+
+impl StatefulSeen {
+    pub fn is_empty(&self) -> bool {
+        self.storage_classes.is_empty() && self.claims.is_empty() && self.node_templates.is_empty()
+    }
 }
 
 /// One class, as a report names it.

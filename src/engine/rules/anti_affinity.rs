@@ -95,11 +95,12 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
             out.push(Finding::deny(
                 RuleId::HA002,
                 format!(
-                    "{}, {}: {} stay{} Pending, as required zone anti-affinity ({key}) allows one pod per zone",
+                    "{}, {}: {} stay{} Pending, as required zone anti-affinity ({key}) allows one pod per zone{}",
                     plural(replicas, "replica", "replicas"),
-                    ctx.eligible_zones_text(),
+                    plural(zones, "eligible zone", "eligible zones"),
                     plural(replicas - zones, "pod", "pods"),
                     if replicas - zones == 1 { "s" } else { "" },
+                    ctx.template_zones_suffix(),
                 ),
             )
             .about(format!("{}|replicas={replicas}", about())));

@@ -53,12 +53,10 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         out.push(Finding::deny(
             RuleId::HA006,
             format!(
-                "1 of {cluster_zones} zones eligible{}: losing {zone} takes down all {}; pinned by {}",
-                ctx.template_zones_note()
-                    .map(|n| format!(" ({n})"))
-                    .unwrap_or_default(),
+                "1 of {cluster_zones} zones eligible: losing {zone} takes down all {}; pinned by {}{}",
                 plural(ctx.replicas.max(1), "replica", "replicas"),
                 ctx.placement_causes(),
+                ctx.template_zones_suffix(),
             ),
         )
         .about(format!("zone={zone}")));
