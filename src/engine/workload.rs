@@ -434,12 +434,12 @@ fn read<'a>(
         Some(Value::Object(map)) => map,
         None | Some(Value::Null) => {
             return Err(FieldError::Missing {
-                field: spec_name.into(),
+                field: spec_name,
             });
         }
         Some(other) => {
             return Err(FieldError::WrongType {
-                field: spec_name.into(),
+                field: spec_name,
                 expected: "an object",
                 got: type_name(other),
             });
