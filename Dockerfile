@@ -26,11 +26,16 @@ WORKDIR /src
 # declares, and the files `serve --dev` embeds with include_str! (the example
 # topology and the example AdmissionReview). tests/chart/test_dockerfile.py
 # checks this list against the sources.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY benches ./benches
 COPY examples ./examples
 COPY tests/fixtures/admission ./tests/fixtures/admission
+
+# .git is not in the context: the commit for spreadguard_build_info comes from
+# `--build-arg SPREADGUARD_BUILD_COMMIT=$(git rev-parse --short=12 HEAD)`
+# ("unknown" without it).
+ARG SPREADGUARD_BUILD_COMMIT=""
 
 # Cache mounts keep the crate registry and the build directory between builds;
 # the binary is copied out because the cache mount is not part of the image.

@@ -11,7 +11,8 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-/// Errors from generating or writing certificates.
+/// Errors from generating, loading or writing certificates. None quotes key or certificate
+/// content.
 #[derive(Debug, thiserror::Error)]
 pub enum CertsError {
     #[error("generating a certificate")]
@@ -22,19 +23,45 @@ pub enum CertsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{} already exists (give --force to replace it)", path.display())]
+    Exists { path: PathBuf },
+    #[error("--ca-cert: not a readable PEM CA certificate")]
+    CaCert,
+    #[error("--ca-cert: the certificate is not a CA (no basicConstraints CA:TRUE)")]
+    NotCa,
+    #[error("--ca-key: not a readable unencrypted PEM private key (PKCS#8)")]
+    CaKey,
+    #[error("--ca-key does not belong to --ca-cert")]
+    CaMismatch,
+    #[error("--ca-cert: {0}")]
+    CaValidity(crate::server::tls::Validity),
+    #[error(
+        "--ca-cert expires before the serving certificate would ({days} days): renew the CA or give a smaller --days"
+    )]
+    CaTooShort { days: i64 },
 }
 
-/// A PEM certificate and its PEM private key.
-#[derive(Clone, Debug)]
+/// A PEM certificate and its PEM private key. `Debug` never shows the key.
+#[derive(Clone)]
 pub struct Pem {
     pub cert: String,
     pub key: String,
+}
+
+impl std::fmt::Debug for Pem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pem")
+            .field("cert", &format_args!("{} bytes", self.cert.len()))
+            .field("key", &format_args!("<redacted>"))
+            .finish()
+    }
 }
 
 /// A certificate authority that can issue serving, client and intermediate certificates.
 pub struct Authority {
     pem: Pem,
     issuer: Issuer<'static, KeyPair>,
+    not_after: OffsetDateTime,
 }
 
 impl std::fmt::Debug for Authority {
@@ -43,10 +70,10 @@ impl std::fmt::Debug for Authority {
     }
 }
 
-fn validity(params: &mut CertificateParams, days: i64) {
+/// `[now - 1 h, now + days]`: the hour covers clocks a little behind ours.
+fn days_from_now(days: i64) -> (OffsetDateTime, OffsetDateTime) {
     let now = OffsetDateTime::now_utc();
-    params.not_before = now - Duration::hours(1);
-    params.not_after = now + Duration::days(days);
+    (now - Duration::hours(1), now + Duration::days(days))
 }
 
 fn named(common_name: &str) -> DistinguishedName {
@@ -61,8 +88,18 @@ fn named(common_name: &str) -> DistinguishedName {
 impl Authority {
     /// A new self-signed root CA.
     pub fn new(common_name: &str, days: i64) -> Result<Self, CertsError> {
+        let (from, until) = days_from_now(days);
+        Authority::new_between(common_name, from, until)
+    }
+
+    /// A new self-signed root CA valid from `from` until `until` (tests make expired ones).
+    pub fn new_between(
+        common_name: &str,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Self, CertsError> {
         let key = KeyPair::generate()?;
-        let params = ca_params(common_name, days);
+        let params = ca_params(common_name, from, until);
         let cert = params.self_signed(&key)?;
         Ok(Authority {
             pem: Pem {
@@ -70,13 +107,49 @@ impl Authority {
                 key: key.serialize_pem(),
             },
             issuer: Issuer::new(params, key),
+            not_after: until,
+        })
+    }
+
+    /// An existing CA from its PEM certificate and PEM (PKCS#8) key, as `certs generate
+    /// --ca-cert --ca-key` reuses it. Refused when it is not a CA, the key is not its key, or
+    /// it is not valid now.
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, CertsError> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+            .map_err(|_| CertsError::CaCert)?;
+        let parsed = pem.parse_x509().map_err(|_| CertsError::CaCert)?;
+        if !parsed.is_ca() {
+            return Err(CertsError::NotCa);
+        }
+        let window = crate::server::tls::Window {
+            not_before: parsed.validity().not_before.timestamp(),
+            not_after: parsed.validity().not_after.timestamp(),
+        };
+        window
+            .check(crate::server::tls::now())
+            .map_err(CertsError::CaValidity)?;
+        let key = KeyPair::from_pem(key_pem).map_err(|_| CertsError::CaKey)?;
+        if parsed.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+            return Err(CertsError::CaMismatch);
+        }
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(|_| CertsError::CaCert)?;
+        let not_after = OffsetDateTime::from_unix_timestamp(window.not_after)
+            .map_err(|_| CertsError::CaCert)?;
+        Ok(Authority {
+            pem: Pem {
+                cert: cert_pem.to_owned(),
+                key: key_pem.to_owned(),
+            },
+            issuer,
+            not_after,
         })
     }
 
     /// An intermediate CA signed by this one.
     pub fn intermediate(&self, common_name: &str, days: i64) -> Result<Self, CertsError> {
         let key = KeyPair::generate()?;
-        let params = ca_params(common_name, days);
+        let (from, until) = days_from_now(days);
+        let params = ca_params(common_name, from, until);
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Authority {
             pem: Pem {
@@ -84,6 +157,7 @@ impl Authority {
                 key: key.serialize_pem(),
             },
             issuer: Issuer::new(params, key),
+            not_after: until,
         })
     }
 
@@ -92,8 +166,25 @@ impl Authority {
         &self.pem
     }
 
+    /// When the CA expires.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
     /// A serving certificate for DNS names and IP addresses (given as strings).
     pub fn issue_server(&self, names: &[String], days: i64) -> Result<Pem, CertsError> {
+        let (from, until) = days_from_now(days);
+        self.issue_server_between(names, from, until)
+    }
+
+    /// A serving certificate valid from `from` until `until` (tests make expired and
+    /// not-yet-valid ones).
+    pub fn issue_server_between(
+        &self,
+        names: &[String],
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Pem, CertsError> {
         let mut params = CertificateParams::new(names.to_vec())?;
         params.distinguished_name = named(names.first().map_or("spreadguard", String::as_str));
         params.key_usages = vec![
@@ -101,7 +192,8 @@ impl Authority {
             KeyUsagePurpose::KeyEncipherment,
         ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        validity(&mut params, days);
+        params.not_before = from;
+        params.not_after = until;
         self.issue(params)
     }
 
@@ -111,7 +203,7 @@ impl Authority {
         params.distinguished_name = named(common_name);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        validity(&mut params, days);
+        (params.not_before, params.not_after) = days_from_now(days);
         self.issue(params)
     }
 
@@ -125,7 +217,7 @@ impl Authority {
     }
 }
 
-fn ca_params(common_name: &str, days: i64) -> CertificateParams {
+fn ca_params(common_name: &str, from: OffsetDateTime, until: OffsetDateTime) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = named(common_name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -134,7 +226,8 @@ fn ca_params(common_name: &str, days: i64) -> CertificateParams {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    validity(&mut params, days);
+    params.not_before = from;
+    params.not_after = until;
     params
 }
 
@@ -148,26 +241,85 @@ pub fn service_names(service: &str, namespace: &str) -> Vec<String> {
     ]
 }
 
-/// Writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600) into `dir`.
-pub fn write(dir: &Path, ca: &Authority, serving: &Pem) -> Result<(), CertsError> {
-    let io = |path: PathBuf| move |source| CertsError::Write { path, source };
-    fs::create_dir_all(dir).map_err(io(dir.to_owned()))?;
-    let ca_path = dir.join("ca.crt");
-    fs::write(&ca_path, &ca.pem().cert).map_err(io(ca_path))?;
-    let cert_path = dir.join("tls.crt");
-    fs::write(&cert_path, &serving.cert).map_err(io(cert_path))?;
-    let key_path = dir.join("tls.key");
-    write_private(&key_path, serving.key.as_bytes()).map_err(io(key_path))?;
+/// Whether `name` is a DNS-1123 label, as Service and namespace names must be: at most 63
+/// lower-case letters, digits and `-`, starting and ending with a letter or digit.
+pub fn is_dns1123_label(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// What to write into a directory.
+pub struct Output<'a> {
+    pub ca: &'a Authority,
+    /// Write `ca.crt` and `ca.key` (a CA made for this run); `false` for a reused CA.
+    pub ca_files: bool,
+    pub serving: &'a Pem,
+    /// Replace files that exist; without it nothing is written when any does.
+    pub force: bool,
+}
+
+/// The files [`write`] writes.
+pub fn output_files(ca_files: bool) -> &'static [&'static str] {
+    if ca_files {
+        &["ca.crt", "ca.key", "tls.crt", "tls.key"]
+    } else {
+        &["tls.crt", "tls.key"]
+    }
+}
+
+/// Writes `ca.crt` and `ca.key` (when `ca_files`), `tls.crt` and `tls.key` into `dir`. Each
+/// file is written to a new file beside it and renamed into place, so keys are mode 0600
+/// whatever the file they replace allowed, and a reader never sees half a file.
+pub fn write(dir: &Path, out: &Output<'_>) -> Result<(), CertsError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| CertsError::Write { path, source }
+    };
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    if !out.force {
+        for name in output_files(out.ca_files) {
+            let path = dir.join(name);
+            if fs::symlink_metadata(&path).is_ok() {
+                return Err(CertsError::Exists { path });
+            }
+        }
+    }
+    let mut files = vec![
+        ("tls.crt", out.serving.cert.as_str(), false),
+        ("tls.key", out.serving.key.as_str(), true),
+    ];
+    if out.ca_files {
+        files.insert(0, ("ca.key", out.ca.pem().key.as_str(), true));
+        files.insert(0, ("ca.crt", out.ca.pem().cert.as_str(), false));
+    }
+    for (name, text, private) in files {
+        let path = dir.join(name);
+        replace(dir, &path, text.as_bytes(), private).map_err(io(&path))?;
+    }
     Ok(())
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn replace(dir: &Path, path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
     use std::io::Write;
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    // tempfile creates the file 0600.
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)
+    if !private {
+        use std::os::unix::fs::PermissionsExt;
+        file.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))?;
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -188,6 +340,26 @@ mod tests {
     }
 
     #[test]
+    fn dns1123_labels() {
+        for ok in ["a", "spreadguard", "ops-1", "0", &"a".repeat(63)] {
+            assert!(is_dns1123_label(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a.b",
+            "a_b",
+            "ünï",
+            &"a".repeat(64),
+            "a b",
+        ] {
+            assert!(!is_dns1123_label(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn issued_material_loads_as_a_serving_certificate() {
         let ca = Authority::new("test CA", 10).unwrap();
         let mid = ca.intermediate("test intermediate", 10).unwrap();
@@ -204,6 +376,100 @@ mod tests {
         assert!(
             crate::server::tls::load_serving_cert(leaf.cert.as_bytes(), other.key.as_bytes())
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_loaded_ca_signs_like_the_original() {
+        let ca = Authority::new("test CA", 10).unwrap();
+        let again = Authority::load(&ca.pem().cert, &ca.pem().key).unwrap();
+        let leaf = again.issue_server(&["localhost".into()], 1).unwrap();
+        // Verified against the original CA certificate.
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(
+                rustls::pki_types::CertificateDer::from_pem_slice(ca.pem().cert.as_bytes())
+                    .unwrap(),
+            )
+            .unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            crate::server::tls::provider(),
+        )
+        .build()
+        .unwrap();
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(leaf.cert.as_bytes()).unwrap();
+        verifier
+            .verify_server_cert(
+                &der,
+                &[],
+                &rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                &[],
+                rustls::pki_types::UnixTime::now(),
+            )
+            .expect("signed by the same CA");
+
+        let other = Authority::new("other", 10).unwrap();
+        assert!(matches!(
+            Authority::load(&ca.pem().cert, &other.pem().key),
+            Err(CertsError::CaMismatch)
+        ));
+        let leaf_as_ca = Authority::load(&leaf.cert, &leaf.key);
+        assert!(matches!(leaf_as_ca, Err(CertsError::NotCa)));
+        let now = OffsetDateTime::now_utc();
+        let expired =
+            Authority::new_between("old", now - Duration::days(20), now - Duration::days(10))
+                .unwrap();
+        assert!(matches!(
+            Authority::load(&expired.pem().cert, &expired.pem().key),
+            Err(CertsError::CaValidity(_))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keys_are_0600_even_over_a_0666_file_and_nothing_is_replaced_without_force() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Authority::new("test CA", 10).unwrap();
+        let serving = ca.issue_server(&["x".into()], 1).unwrap();
+        for name in ["tls.key", "ca.key"] {
+            let path = dir.path().join(name);
+            fs::write(&path, "old").unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        }
+        let out = |force| Output {
+            ca: &ca,
+            ca_files: true,
+            serving: &serving,
+            force,
+        };
+        assert!(matches!(
+            write(dir.path(), &out(false)),
+            Err(CertsError::Exists { .. })
+        ));
+        assert_eq!(
+            fs::read_to_string(dir.path().join("tls.key")).unwrap(),
+            "old"
+        );
+        assert!(!dir.path().join("tls.crt").exists(), "nothing written");
+        write(dir.path(), &out(true)).unwrap();
+        let mode = |name: &str| {
+            fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("tls.key"), 0o600);
+        assert_eq!(mode("ca.key"), 0o600);
+        assert_eq!(mode("tls.crt"), 0o644);
+        assert_eq!(mode("ca.crt"), 0o644);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("tls.key")).unwrap(),
+            serving.key
         );
     }
 }

@@ -16,6 +16,7 @@ pub mod load;
 pub mod metrics;
 pub mod output;
 pub mod parallel;
+pub mod policy_file;
 pub mod server;
 pub mod telemetry;
 pub mod topology_report;

@@ -89,11 +89,145 @@ pub enum Reloaded {
     nodes,
 }
 
+impl Reloaded {
+    pub const ALL: [Reloaded; 3] = [Reloaded::certificate, Reloaded::policy, Reloaded::nodes];
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     what: Reloaded,
     result: &'static str,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConfigLabels {
+    config: Reloaded,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    commit: &'static str,
+}
+
+/// Why a TLS handshake on the admission port failed.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum HandshakeFailure {
+    /// The client sent an alert about spreadguard's certificate (the API server's `x509:
+    /// certificate signed by unknown authority`: its caBundle does not trust our CA).
+    client_rejected_certificate,
+    /// With `--client-ca`: the client's certificate is not signed by a CA of the bundle.
+    unknown_ca,
+    /// With `--client-ca`: the client presented no certificate.
+    no_client_certificate,
+    /// With `--client-ca`: the client's certificate is expired, not yet valid, or otherwise bad.
+    bad_client_certificate,
+    /// No common version, cipher suite or ALPN protocol, or bytes that are not TLS.
+    protocol,
+    /// The handshake did not finish within `--header-read-timeout`.
+    timeout,
+    /// The client closed or reset the connection during the handshake.
+    eof,
+}
+
+impl HandshakeFailure {
+    pub const ALL: [HandshakeFailure; 7] = [
+        HandshakeFailure::client_rejected_certificate,
+        HandshakeFailure::unknown_ca,
+        HandshakeFailure::no_client_certificate,
+        HandshakeFailure::bad_client_certificate,
+        HandshakeFailure::protocol,
+        HandshakeFailure::timeout,
+        HandshakeFailure::eof,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandshakeFailure::client_rejected_certificate => "client_rejected_certificate",
+            HandshakeFailure::unknown_ca => "unknown_ca",
+            HandshakeFailure::no_client_certificate => "no_client_certificate",
+            HandshakeFailure::bad_client_certificate => "bad_client_certificate",
+            HandshakeFailure::protocol => "protocol",
+            HandshakeFailure::timeout => "timeout",
+            HandshakeFailure::eof => "eof",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandshakeLabels {
+    reason: HandshakeFailure,
+}
+
+/// Why a request on the admission port was refused before an AdmissionReview was answered.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Rejection {
+    /// 400: the body is JSON but not an AdmissionReview.
+    bad_review,
+    /// 400: the client went away mid-body.
+    incomplete_body,
+    /// 404: not `POST /mutate` or `/validate`.
+    not_found,
+    /// 408: the body did not arrive within the read timeout.
+    body_timeout,
+    /// 413: the body is over `--max-body-bytes`.
+    too_large,
+    /// 415: the body is not `application/json`.
+    not_json,
+    /// 503: the bodies in flight would exceed `--max-inflight-body-bytes`.
+    body_budget,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 7] = [
+        Rejection::bad_review,
+        Rejection::incomplete_body,
+        Rejection::not_found,
+        Rejection::body_timeout,
+        Rejection::too_large,
+        Rejection::not_json,
+        Rejection::body_budget,
+    ];
+
+    pub fn code(self) -> u16 {
+        match self {
+            Rejection::bad_review | Rejection::incomplete_body => 400,
+            Rejection::not_found => 404,
+            Rejection::body_timeout => 408,
+            Rejection::too_large => 413,
+            Rejection::not_json => 415,
+            Rejection::body_budget => 503,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::bad_review => "bad_review",
+            Rejection::incomplete_body => "incomplete_body",
+            Rejection::not_found => "not_found",
+            Rejection::body_timeout => "body_timeout",
+            Rejection::too_large => "too_large",
+            Rejection::not_json => "not_json",
+            Rejection::body_budget => "body_budget",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    code: u16,
+    reason: Rejection,
+}
+
+/// The version and commit this binary was built from (`build.rs` reads the commit from git;
+/// `unknown` outside a checkout).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const COMMIT: &str = match option_env!("SPREADGUARD_BUILD_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
 
 /// The process's metrics. Cheap to share behind an `Arc`; every update is lock-free or takes
 /// a short read lock inside `prometheus-client`.
@@ -110,6 +244,13 @@ pub struct Metrics {
     cert_expiry: Gauge,
     engine_panics: Counter,
     cache_staleness: Family<CacheLabels, Gauge<f64, AtomicU64>>,
+    ready: Gauge,
+    config_ok: Family<ConfigLabels, Gauge>,
+    config_ok_at: Family<ConfigLabels, Gauge<f64, AtomicU64>>,
+    handshake_failures: Family<HandshakeLabels, Counter>,
+    rejections: Family<RejectionLabels, Counter>,
+    inflight_body_bytes: Gauge,
+    namespace_mode_invalid: Counter,
     cached_objects: Family<CacheLabels, Gauge>,
     exceptions: Family<ExceptionStateLabels, Gauge>,
     exception_expiry: Family<ExceptionLabels, Gauge>,
@@ -210,6 +351,97 @@ impl Metrics {
             "Seconds since a cluster cache last heard from the API server",
             cache_staleness.clone(),
         );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 when /readyz answers 200 (certificate valid, topology and caches loaded, not shutting down), else 0",
+            ready.clone(),
+        );
+        let config_ok = Family::<ConfigLabels, Gauge>::default();
+        registry.register(
+            "config_last_reload_successful",
+            "1 when the last load of the policy, certificate or nodes file succeeded, 0 when it was refused (the previous one stays in force)",
+            config_ok.clone(),
+        );
+        let config_ok_at = Family::<ConfigLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the policy, certificate or nodes file was last loaded successfully, as a Unix timestamp",
+            config_ok_at.clone(),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "build_info",
+            "Always 1; the version and commit of this binary",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&BuildLabels {
+                version: VERSION,
+                commit: COMMIT,
+            })
+            .set(1);
+        let handshake_failures = Family::<HandshakeLabels, Counter>::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes on the admission port that failed, by reason",
+            handshake_failures.clone(),
+        );
+        let rejections = Family::<RejectionLabels, Counter>::default();
+        registry.register(
+            "http_rejections",
+            "Requests on the admission port refused before an AdmissionReview answer, by status code and reason",
+            rejections.clone(),
+        );
+        let inflight_body_bytes = Gauge::default();
+        registry.register(
+            "inflight_body_bytes",
+            "Bytes of request bodies held in memory now, against --max-inflight-body-bytes",
+            inflight_body_bytes.clone(),
+        );
+        let namespace_mode_invalid = Counter::default();
+        registry.register(
+            "namespace_mode_label_invalid",
+            "Requests in a namespace whose spreadguard.io/mode label is not enforce, warn, audit or off (the policy's mode applied instead)",
+            namespace_mode_invalid.clone(),
+        );
+        // Counters that alerts take increase() of start at zero for every known label value,
+        // so that the first failure is an increase and not a new series.
+        for what in Reloaded::ALL {
+            for result in ["success", "failure"] {
+                let _ = reloads.get_or_create(&ReloadLabels { what, result });
+            }
+        }
+        for reason in HandshakeFailure::ALL {
+            let _ = handshake_failures.get_or_create(&HandshakeLabels { reason });
+        }
+        for reason in Rejection::ALL {
+            let _ = rejections.get_or_create(&RejectionLabels {
+                code: reason.code(),
+                reason,
+            });
+        }
+        for webhook in ["mutate", "validate"] {
+            for decision in [
+                DecisionLabel::allowed,
+                DecisionLabel::patched,
+                DecisionLabel::denied,
+                DecisionLabel::error,
+            ] {
+                for kind in ["Deployment", "StatefulSet", "ReplicaSet", "Pod"] {
+                    for operation in ["CREATE", "UPDATE"] {
+                        let _ = requests.get_or_create(&RequestLabels {
+                            webhook,
+                            kind,
+                            operation,
+                            decision,
+                            mode: "enforce",
+                            dry_run: false,
+                        });
+                    }
+                }
+            }
+        }
         let cached_objects = Family::<CacheLabels, Gauge>::default();
         registry.register(
             "cached_objects",
@@ -248,6 +480,13 @@ impl Metrics {
             cert_expiry,
             engine_panics,
             cache_staleness,
+            ready,
+            config_ok,
+            config_ok_at,
+            handshake_failures,
+            rejections,
+            inflight_body_bytes,
+            namespace_mode_invalid,
             cached_objects,
         }
     }
@@ -296,6 +535,7 @@ impl Metrics {
         self.unzoned_nodes.set(summary.unzoned_nodes as i64);
     }
 
+    /// A reload of `what`, applied (`ok`) or refused.
     pub fn reload(&self, what: Reloaded, ok: bool) {
         self.reloads
             .get_or_create(&ReloadLabels {
@@ -303,6 +543,51 @@ impl Metrics {
                 result: if ok { "success" } else { "failure" },
             })
             .inc();
+        self.config_loaded(what, ok);
+    }
+
+    /// The state of `what` after a load at startup or a reload: whether the last attempt
+    /// succeeded and, when it did, when.
+    pub fn config_loaded(&self, what: Reloaded, ok: bool) {
+        self.config_ok
+            .get_or_create(&ConfigLabels { config: what })
+            .set(ok as i64);
+        if ok {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.config_ok_at
+                .get_or_create(&ConfigLabels { config: what })
+                .set(now);
+        }
+    }
+
+    /// Whether `/readyz` answers 200 now.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(ready as i64);
+    }
+
+    pub fn handshake_failure(&self, reason: HandshakeFailure) {
+        self.handshake_failures
+            .get_or_create(&HandshakeLabels { reason })
+            .inc();
+    }
+
+    pub fn rejection(&self, reason: Rejection) {
+        self.rejections
+            .get_or_create(&RejectionLabels {
+                code: reason.code(),
+                reason,
+            })
+            .inc();
+    }
+
+    pub fn set_inflight_body_bytes(&self, bytes: usize) {
+        self.inflight_body_bytes.set(bytes as i64);
+    }
+
+    pub fn namespace_mode_invalid(&self) {
+        self.namespace_mode_invalid.inc();
     }
 
     pub fn certificate_expiry(&self, unix_seconds: i64) {

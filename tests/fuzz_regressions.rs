@@ -57,3 +57,10 @@ fn selector_regressions() {
 fn parsers_regressions() {
     replay("parsers", fuzz_support::parsers);
 }
+
+#[test]
+fn cost_regressions() {
+    replay("cost", |data| {
+        fuzz_support::cost(data);
+    });
+}

@@ -119,10 +119,14 @@ fn serve_turns_unready_on_sigterm_then_exits_zero() {
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut admin = None;
+    let mut startup = None;
     let deadline = Instant::now() + Duration::from_secs(20);
     while admin.is_none() && Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
         let event: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+        if event["message"] == "starting spreadguard" {
+            startup = Some(event.clone());
+        }
         if event["message"]
             .as_str()
             .unwrap_or_default()
@@ -134,6 +138,21 @@ fn serve_turns_unready_on_sigterm_then_exits_zero() {
         }
     }
     let admin = admin.expect("the admin port is logged");
+    // The startup line says what runs, with what policy, against which topology.
+    let startup = startup.expect("a startup line");
+    assert_eq!(startup["version"], env!("CARGO_PKG_VERSION"));
+    assert!(startup["commit"].is_string());
+    assert!(
+        startup["policy"].as_str().unwrap().contains("mode=enforce"),
+        "{startup}"
+    );
+    assert!(
+        startup["topology"]
+            .as_str()
+            .unwrap()
+            .contains("nodes-3-zones.yaml"),
+        "{startup}"
+    );
     std::thread::spawn(move || for _ in lines {});
 
     assert_eq!(get_status(admin, "/livez"), Some(200));

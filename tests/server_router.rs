@@ -1090,3 +1090,109 @@ async fn exception_states_are_metrics() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_namespace_mode_label_that_is_not_a_mode_falls_back_and_says_so() {
+    let lookup = |_: &str| -> Option<Arc<BTreeMap<String, String>>> {
+        Some(Arc::new(BTreeMap::from([(
+            "spreadguard.io/mode".to_owned(),
+            "Audit".to_owned(),
+        )])))
+    };
+    let state = Arc::new(state("").with_namespaces(Arc::new(lookup)));
+    let review = fixture("deployment-create-1-replica.json");
+    let request = Request::post("/validate")
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(&review).unwrap()))
+        .unwrap();
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    let answer = &body["response"];
+    // The safe fallback: the policy's mode (enforce) denies.
+    assert_eq!(answer["allowed"], false);
+    let warnings: Vec<&str> = answer["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings[0].contains(r#"spreadguard.io/mode="Audit""#) && warnings[0].contains("enforce"),
+        "{warnings:?}"
+    );
+    let metrics = state.metrics().encode();
+    assert!(
+        metrics.contains("spreadguard_namespace_mode_label_invalid_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn refused_requests_are_counted_by_code_and_reason() {
+    let state = Arc::new(state("").with_max_body_bytes(64 * 1024));
+    let cases: Vec<(Option<&str>, Vec<u8>, &str)> = vec![
+        (
+            Some("application/json"),
+            b"[1,2,3]".to_vec(),
+            r#"code="400",reason="bad_review""#,
+        ),
+        (
+            Some("text/plain"),
+            b"{}".to_vec(),
+            r#"code="415",reason="not_json""#,
+        ),
+        (
+            Some("application/json"),
+            vec![b' '; 64 * 1024 + 1],
+            r#"code="413",reason="too_large""#,
+        ),
+    ];
+    for (ct, body, series) in cases {
+        let mut request = Request::post("/validate");
+        if let Some(ct) = ct {
+            request = request.header("content-type", ct);
+        }
+        let before = state.metrics().encode();
+        let line = format!("spreadguard_http_rejections_total{{{series}}} 0");
+        assert!(before.contains(&line), "{series} starts at zero");
+        router(state.clone())
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let after = state.metrics().encode();
+        let line = format!("spreadguard_http_rejections_total{{{series}}} 1");
+        assert!(after.contains(&line), "{series} counted: {after}");
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_the_inflight_budget_get_503() {
+    let review = serde_json::to_vec(&fixture("deployment-create.json")).unwrap();
+    let small = state("").with_max_inflight_body_bytes(review.len() - 1);
+    let answer = send_raw(small, "/mutate", Some("application/json"), review.clone()).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(answer.body["error"].as_str().unwrap().contains("in flight"));
+    // Streamed without a Content-Length: reserved frame by frame, refused all the same.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        review.chunks(1000).map(|c| Ok(c.to_vec())).collect();
+    let answer = send_raw(
+        state("").with_max_inflight_body_bytes(review.len() - 1),
+        "/mutate",
+        Some("application/json"),
+        Body::from_stream(futures::stream::iter(chunks)),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    // Exactly enough: served, and the budget is given back.
+    let exact = Arc::new(state("").with_max_inflight_body_bytes(review.len()));
+    for _ in 0..2 {
+        let request = Request::post("/mutate")
+            .header("content-type", "application/json")
+            .body(Body::from(review.clone()))
+            .unwrap();
+        let response = router(exact.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(exact.http.body_budget.in_use(), 0);
+}

@@ -1,7 +1,9 @@
 //! From a decoded request to a decision: the mode the object is judged in, its objects
 //! decoded, the engine run (a panic in it answered per `failOpen`).
 
+use std::collections::{BTreeMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{LazyLock, Mutex};
 
 use serde_json::Value;
 
@@ -11,6 +13,7 @@ use super::response::Refusal;
 use crate::engine::exceptions::Day;
 use crate::engine::outcome::Outcome;
 use crate::engine::policy::Mode;
+use crate::engine::well_known::MODE_KEY;
 use crate::engine::workload::at;
 use crate::engine::{Decision, Input, RuleId, decide_scale};
 
@@ -48,15 +51,89 @@ impl Judged {
     }
 }
 
-/// Resolves the mode and, unless it is off, decides the request's object.
-pub fn judge(handled: Handled, request: &mut Request<'_>, ctx: &Context<'_>) -> Judged {
+/// Resolves the mode and, unless it is off, decides the request's object. The second value
+/// is a warning for the response when the namespace's `spreadguard.io/mode` label is not a
+/// mode (the policy's mode applies instead: safe, but the namespace's owner should know).
+pub fn judge(
+    handled: Handled,
+    request: &mut Request<'_>,
+    ctx: &Context<'_>,
+) -> (Judged, Option<String>) {
+    let namespace = request
+        .namespace
+        .as_deref()
+        .filter(|ns| !ns.is_empty())
+        .map(str::to_owned);
+    let ns_labels = namespace
+        .as_deref()
+        .and_then(|ns| ctx.namespaces.labels(ns));
+    let judged = judge_in(handled, request, ctx, ns_labels.as_deref());
+    let mode = match &judged {
+        Judged::Answer { mode, .. } => *mode,
+        Judged::Decided { mode, .. } => Some(*mode),
+    };
+    let notice = match (namespace.as_deref(), ns_labels.as_deref(), mode) {
+        (Some(ns), Some(labels), Some(mode)) if mode != Mode::Off => {
+            invalid_mode_label(ctx, ns, labels, mode)
+        }
+        _ => None,
+    };
+    (judged, notice)
+}
+
+/// The warning for a namespace `spreadguard.io/mode` label that names no mode: counted on
+/// every request, logged once per namespace and value.
+fn invalid_mode_label(
+    ctx: &Context<'_>,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    mode: Mode,
+) -> Option<String> {
+    let value = labels.get(MODE_KEY)?;
+    if Mode::parse(value).is_some() {
+        return None;
+    }
+    ctx.metrics.namespace_mode_invalid();
+    if first_time(namespace, value) {
+        tracing::warn!(
+            namespace,
+            label = MODE_KEY,
+            value = %value.escape_debug(),
+            applied = mode.as_str(),
+            "namespace mode label is not enforce, warn, audit or off; applying the policy's mode"
+        );
+    }
+    let shown: String = value.chars().take(63).collect();
+    Some(format!(
+        "spreadguard: namespace label {MODE_KEY}={:?} is not one of enforce, warn, audit, off; mode {} applies",
+        shown,
+        mode.as_str()
+    ))
+}
+
+/// Whether this namespace and value are new to the log. Bounded: past a few thousand
+/// entries the memory is cleared and each is logged once more.
+fn first_time(namespace: &str, value: &str) -> bool {
+    static SEEN: LazyLock<Mutex<HashSet<(String, String)>>> = LazyLock::new(Default::default);
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.len() >= 4096 {
+        seen.clear();
+    }
+    seen.insert((namespace.to_owned(), value.to_owned()))
+}
+
+fn judge_in(
+    handled: Handled,
+    request: &mut Request<'_>,
+    ctx: &Context<'_>,
+    ns_labels: Option<&BTreeMap<String, String>>,
+) -> Judged {
     let policy = ctx.policy;
     let namespace = request.namespace.as_deref().filter(|ns| !ns.is_empty());
-    let ns_labels = namespace.and_then(|ns| ctx.namespaces.labels(ns));
 
     // Without workload overrides the mode is known before the object is decoded.
     if !policy.allow_workload_override
-        && policy.resolve_mode(namespace, ns_labels.as_deref(), None) == Mode::Off
+        && policy.resolve_mode(namespace, ns_labels, None) == Mode::Off
     {
         return Judged::allow(Some(Mode::Off));
     }
@@ -84,7 +161,7 @@ pub fn judge(handled: Handled, request: &mut Request<'_>, ctx: &Context<'_>) -> 
         None
     };
     let annotations = at(&object, &["metadata", "annotations"]).and_then(Value::as_object);
-    let mode = policy.resolve_mode(namespace, ns_labels.as_deref(), annotations);
+    let mode = policy.resolve_mode(namespace, ns_labels, annotations);
     if mode == Mode::Off {
         return Judged::allow(Some(mode));
     }
@@ -92,7 +169,7 @@ pub fn judge(handled: Handled, request: &mut Request<'_>, ctx: &Context<'_>) -> 
     let decide = ctx.decide;
     let mut input = Input::new(&object)
         .with_old(old.as_ref())
-        .with_namespace_labels(ns_labels.as_deref())
+        .with_namespace_labels(ns_labels)
         .with_volumes(ctx.volumes);
     input.autoscalers = ctx.autoscalers;
     input.budgets = ctx.budgets;

@@ -94,14 +94,17 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
     );
     let _entered = span.enter();
 
-    let judged = match request.handled() {
+    let (judged, notice) = match request.handled() {
         Some(handled) => judge::judge(handled, &mut request, ctx),
-        None => Judged::Answer {
-            outcome: Outcome::allow(),
-            refusal: Refusal::Policy,
-            mode: None,
-            engine_failed: false,
-        },
+        None => (
+            Judged::Answer {
+                outcome: Outcome::allow(),
+                refusal: Refusal::Policy,
+                mode: None,
+                engine_failed: false,
+            },
+            None,
+        ),
     };
     let decided: Decision;
     let (answer, refusal, mode, engine_failed) = match judged {
@@ -126,6 +129,11 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
             (answer, Refusal::Policy, Some(mode), false)
         }
     };
+
+    let mut answer = answer;
+    if let Some(notice) = notice {
+        answer.warnings.insert(0, notice);
+    }
 
     let decision = if engine_failed {
         DecisionLabel::error

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod certs;
 pub mod fix;
+pub mod policy;
 pub mod serve;
 pub mod topology;
 
@@ -35,6 +36,8 @@ pub enum Command {
     Certs(certs::CertsArgs),
     /// Print the zones as spreadguard sees them (from the cluster or --nodes).
     Topology(topology::TopologyArgs),
+    /// Check a policy file, or print its JSON schema.
+    Policy(policy::PolicyArgs),
 }
 
 impl Cli {
@@ -54,6 +57,7 @@ impl Cli {
             Command::Certs(args) => certs::run(args),
             Command::Fix(args) => fix::run(args),
             Command::Topology(args) => topology::run(args),
+            Command::Policy(args) => policy::run(args),
         }
     }
 }

@@ -31,6 +31,11 @@ async fn readyz(Extract(state): Extract<Arc<State>>) -> Response {
 }
 
 async fn metrics(Extract(state): Extract<Arc<State>>) -> Response {
+    // Gauges of the moment, read when scraped.
+    state.metrics().set_ready(state.readiness().is_ok());
+    state
+        .metrics()
+        .set_inflight_body_bytes(state.http.body_budget.in_use());
     state
         .metrics()
         .exceptions(&state.policy().exceptions, Day::today_utc());

@@ -78,6 +78,11 @@ pub struct ServeArgs {
 /// The default `--max-body-bytes`.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// The default `--max-inflight-body-bytes`: eight bodies of the largest size at once, or
+/// thousands of ordinary ones, with room beside it in the chart's 256 MiB memory limit for
+/// what decoding them takes (a few times the body) and the caches.
+pub const DEFAULT_MAX_INFLIGHT_BODY_BYTES: usize = 64 * 1024 * 1024;
+
 /// Transport limits and life-cycle timings.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Limits {
@@ -91,10 +96,23 @@ pub struct Limits {
     #[arg(long, env = "SPREADGUARD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
-    /// Time a client has to finish the TLS handshake and send a request's headers; and again,
-    /// once the headers arrived, to send the body (408 and the connection closes otherwise).
+    /// Most bytes of request bodies held at once across all connections; a request whose body
+    /// does not fit is answered 503 at once (`spreadguard_http_rejections_total{reason="body_budget"}`).
+    #[arg(long, env = "SPREADGUARD_MAX_INFLIGHT_BODY_BYTES", default_value_t = DEFAULT_MAX_INFLIGHT_BODY_BYTES)]
+    pub max_inflight_body_bytes: usize,
+
+    /// Time a new connection has, from the moment it is accepted, to finish the TLS handshake
+    /// and send its first request's headers, all together; and again, once a request's
+    /// headers arrived, to send its body (408 and the connection closes otherwise). Later
+    /// requests on a kept-alive HTTP/1.1 connection get it for their headers too.
     #[arg(long, env = "SPREADGUARD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
+
+    /// A connection (HTTP/1.1 or HTTP/2) with no request in progress for this long is closed
+    /// (HTTP/2 with a GOAWAY), so that idle connections cannot hold every --max-connections
+    /// slot. The API server opens a new one when it needs it.
+    #[arg(long, env = "SPREADGUARD_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
 
     /// After SIGTERM: how long `/readyz` reports false while new connections are still
     /// accepted, so that endpoints can be updated.
@@ -115,7 +133,9 @@ impl Default for Limits {
         Limits {
             max_connections: 1024,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_inflight_body_bytes: DEFAULT_MAX_INFLIGHT_BODY_BYTES,
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(10),
             reload_interval: Duration::from_secs(2),

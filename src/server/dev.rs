@@ -33,7 +33,16 @@ pub fn prepare(args: &mut ServeArgs) -> Result<Dev, ServeError> {
     let serving = ca
         .issue_server(&["localhost".to_owned(), "127.0.0.1".to_owned()], 30)
         .map_err(|e| dev(e.into()))?;
-    certs::write(dir.path(), &ca, &serving).map_err(|e| dev(e.into()))?;
+    certs::write(
+        dir.path(),
+        &certs::Output {
+            ca: &ca,
+            ca_files: true,
+            serving: &serving,
+            force: true,
+        },
+    )
+    .map_err(|e| dev(e.into()))?;
     let write = |name: &str, text: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, text)

@@ -6,14 +6,15 @@
 
 pub mod admin;
 pub mod args;
+pub mod budget;
 pub mod dev;
+mod handshake;
 pub mod readiness;
 pub mod reload;
 pub mod router;
 pub mod shutdown;
 pub mod snapshots;
 pub mod state;
-pub mod stream;
 pub mod tls;
 
 use std::future::Future;
@@ -25,11 +26,11 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use rustls::ServerConfig;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 pub use self::args::{Limits, ServeArgs};
@@ -37,9 +38,10 @@ pub use self::router::router;
 pub use self::state::State;
 
 use self::reload::Watched;
-use self::tls::{CertResolver, TlsError};
+use self::tls::{CertResolver, Tls, TlsError};
 use crate::load::{self, LoadError};
-use crate::metrics::Reloaded;
+use crate::metrics::{HandshakeFailure, Metrics, Reloaded};
+use crate::telemetry::Throttle;
 
 /// Errors that stop the server from starting. Each names the file or address at fault.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +74,7 @@ pub struct Server {
     state: Arc<State>,
     listener: TcpListener,
     admin: TcpListener,
-    tls: Arc<ServerConfig>,
+    tls: Tls,
     watched: Vec<Watched>,
     limits: Limits,
 }
@@ -82,9 +84,9 @@ pub struct Server {
 impl Server {
     /// Loads the policy, the topology and the certificate, and binds both ports.
     pub async fn bind(args: &ServeArgs) -> Result<Server, ServeError> {
-        let (Some(cert_path), Some(key_path)) = (&args.tls_cert, &args.tls_key) else {
+        if args.tls_cert.is_none() || args.tls_key.is_none() {
             return Err(ServeError::MissingTls);
-        };
+        }
         let mut watched = Vec::new();
 
         let policy_bytes = args.config.as_deref().map(load::read).transpose()?;
@@ -109,6 +111,7 @@ impl Server {
         };
         let mut state = State::new(policy)
             .with_max_body_bytes(args.limits.max_body_bytes)
+            .with_max_inflight_body_bytes(args.limits.max_inflight_body_bytes)
             .with_body_read_timeout(args.limits.header_read_timeout);
         // A nodes file's StorageClasses and PersistentVolumes, reloaded with it.
         let file_volumes = args
@@ -130,6 +133,23 @@ impl Server {
             }
         }
         let state = Arc::new(state);
+        state.metrics().config_loaded(Reloaded::policy, true);
+        let topology_source = match (&args.nodes, args.assume_zones) {
+            (Some(path), _) => format!("nodes file {}", path.display()),
+            (None, true) => format!(
+                "assumed: {} zones (--assume-zones)",
+                state.policy().assumed_zones
+            ),
+            (None, false) => "the cluster's Nodes (watch)".to_owned(),
+        };
+        tracing::info!(
+            version = crate::metrics::VERSION,
+            commit = crate::metrics::COMMIT,
+            policy_file = args.config.as_ref().map_or("none (defaults)".into(), |p| p.display().to_string()),
+            policy = %crate::policy_file::summary(&state.policy()),
+            topology = topology_source,
+            "starting spreadguard"
+        );
 
         if let (Some(path), Some(bytes)) = (&args.config, policy_bytes) {
             let snapshots = state.snapshots.clone();
@@ -183,6 +203,7 @@ impl Server {
                     }
                 };
                 publish(load::nodes_from(path, &bytes)?);
+                state.metrics().config_loaded(Reloaded::nodes, true);
                 let file = path.clone();
                 watched.push(Watched::new(
                     Reloaded::nodes,
@@ -196,49 +217,14 @@ impl Server {
             }
         }
 
-        let cert_bytes = load::read(cert_path)?;
-        let key_bytes = load::read(key_path)?;
-        let serving =
-            tls::load_serving_cert(&cert_bytes, &key_bytes).map_err(|source| ServeError::Tls {
-                path: cert_path.clone(),
-                source,
-            })?;
-        state.metrics().certificate_expiry(serving.not_after);
-        let resolver = Arc::new(CertResolver::new(&serving));
-        let client_ca = match &args.client_ca {
-            Some(path) => Some((path, load::read(path)?)),
-            None => None,
-        };
-        let config = tls::server_config(resolver.clone(), client_ca.as_ref().map(|(_, b)| &b[..]))
-            .map_err(|source| ServeError::Tls {
-                path: client_ca
-                    .as_ref()
-                    .map_or(cert_path.clone(), |(p, _)| (*p).clone()),
-                source,
-            })?;
-        state.readiness.set_certificate_loaded(true);
-        {
-            let metrics = state.metrics().clone();
-            watched.push(Watched::new(
-                Reloaded::certificate,
-                vec![cert_path.clone(), key_path.clone()],
-                vec![cert_bytes, key_bytes],
-                Box::new(move |files| {
-                    let serving = tls::load_serving_cert(&files[0], &files[1])?;
-                    resolver.set(&serving);
-                    metrics.certificate_expiry(serving.not_after);
-                    Ok(())
-                }),
-            ));
-        }
-
+        let tls = load_tls(args, &state, &mut watched)?;
         let listener = bind(args.listen_addr()).await?;
         let admin = bind(args.admin_addr()).await?;
         Ok(Server {
             state,
             listener,
             admin,
-            tls: Arc::new(config),
+            tls,
             watched,
             limits: args.limits.clone(),
         })
@@ -294,17 +280,21 @@ impl Server {
         http.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout);
-        // HTTP/2 has no header timeout: pings find clients that went silent.
+        // Pings find HTTP/2 clients that went silent; the idle timeout closes the ones that
+        // answer pings but send nothing.
         http.http2()
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
+        let (drain_tx, _) = watch::channel(false);
         let connections = Connections {
-            acceptor: TlsAcceptor::from(tls),
+            tls,
             http: Arc::new(http),
             service: TowerToHyperService::new(router(state.clone())),
-            handshake_timeout: limits.header_read_timeout,
-            graceful: GracefulShutdown::new(),
+            header_timeout: limits.header_read_timeout,
+            idle_timeout: limits.idle_timeout,
+            drain: drain_tx,
+            metrics: state.metrics().clone(),
         };
         let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
         tracing::info!(addr = %listener.local_addr()?, "serving admission reviews");
@@ -329,9 +319,10 @@ impl Server {
         }
         drop(listener);
 
-        let open = connections.graceful.count();
+        let open = connections.drain.receiver_count();
         tracing::info!(connections = open, "draining");
-        match tokio::time::timeout(limits.drain_timeout, connections.graceful.shutdown()).await {
+        let _ = connections.drain.send(true);
+        match tokio::time::timeout(limits.drain_timeout, connections.drain.closed()).await {
             Ok(()) => tracing::info!("drained"),
             Err(_) => {
                 tracing::warn!(timeout = ?limits.drain_timeout, "drain timed out; closing the remaining connections")
@@ -344,6 +335,96 @@ impl Server {
             Err(e) => Err(io::Error::other(e)),
         }
     }
+}
+
+/// Loads the serving certificate (and the client CA bundle), makes the TLS configuration and
+/// watches the files. A certificate (or CA) outside its validity is served all the same at
+/// startup, but loudly: an error in the log, `/readyz` false and
+/// `spreadguard_config_last_reload_successful{config="certificate"}` 0 until the reload loop
+/// reads a valid one. Exiting instead would put the pod in a crash loop whose back-off
+/// delays recovery by minutes after the Secret is renewed, and would hide the reason from
+/// the metrics and probes.
+fn load_tls(
+    args: &ServeArgs,
+    state: &Arc<State>,
+    watched: &mut Vec<Watched>,
+) -> Result<Tls, ServeError> {
+    let (Some(cert_path), Some(key_path)) = (&args.tls_cert, &args.tls_key) else {
+        return Err(ServeError::MissingTls);
+    };
+    let mut paths = vec![cert_path.clone(), key_path.clone()];
+    let mut contents = vec![load::read(cert_path)?, load::read(key_path)?];
+    let at = |path: &PathBuf| {
+        let path = path.clone();
+        move |source| ServeError::Tls { path, source }
+    };
+    let serving = tls::load_serving_cert(&contents[0], &contents[1]).map_err(at(cert_path))?;
+    let client_ca = match &args.client_ca {
+        Some(path) => {
+            let bytes = load::read(path)?;
+            let ca = tls::ClientCa::parse(&bytes).map_err(at(path))?;
+            paths.push(path.clone());
+            contents.push(bytes);
+            Some(ca)
+        }
+        None => None,
+    };
+    let resolver = Arc::new(CertResolver::new(&serving));
+    let config = tls::server_config(resolver.clone(), client_ca.as_ref())
+        .map_err(at(args.client_ca.as_ref().unwrap_or(cert_path)))?;
+    let metrics = state.metrics().clone();
+    metrics.certificate_expiry(serving.not_after);
+    state.readiness.set_certificate(serving.window);
+    let mut valid = true;
+    if let Err(e) = serving.check_validity(tls::now()) {
+        tracing::error!(path = %cert_path.display(), error = %crate::errors::chain(&e),
+            "the serving certificate is not valid now: serving it, but NOT READY until a valid one is loaded");
+        valid = false;
+    }
+    if let Some(ca) = &client_ca {
+        state.readiness.set_client_ca(ca.window);
+        if let Err(e) = ca.check_validity(tls::now()) {
+            tracing::error!(error = %crate::errors::chain(&e),
+                "the client CA bundle is not valid now: NOT READY until a valid one is loaded");
+            valid = false;
+        }
+    }
+    metrics.config_loaded(Reloaded::certificate, valid);
+    let tls: Tls = Arc::new(arc_swap::ArcSwap::from_pointee(config));
+
+    let with_ca = client_ca.is_some();
+    let current = tls.clone();
+    let state = state.clone();
+    watched.push(Watched::new(
+        Reloaded::certificate,
+        paths,
+        contents,
+        Box::new(move |files| {
+            // Everything is checked before anything is replaced: a refused reload keeps the
+            // certificate and the CA bundle in service as they were.
+            let now = tls::now();
+            let serving = tls::load_serving_cert(&files[0], &files[1])?;
+            serving.check_validity(now)?;
+            let ca = match with_ca {
+                true => {
+                    let ca = tls::ClientCa::parse(&files[2])?;
+                    ca.check_validity(now)?;
+                    Some(ca)
+                }
+                false => None,
+            };
+            if let Some(ca) = &ca {
+                let config = tls::server_config(resolver.clone(), Some(ca))?;
+                current.store(Arc::new(config));
+                state.readiness.set_client_ca(ca.window);
+            }
+            resolver.set(&serving);
+            state.readiness.set_certificate(serving.window);
+            metrics.certificate_expiry(serving.not_after);
+            Ok(())
+        }),
+    ));
+    Ok(tls)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
@@ -377,11 +458,15 @@ type Service = TowerToHyperService<axum::Router>;
 
 /// What every connection task needs.
 struct Connections {
-    acceptor: TlsAcceptor,
+    tls: Tls,
     http: Arc<auto::Builder<TokioExecutor>>,
     service: Service,
-    handshake_timeout: Duration,
-    graceful: GracefulShutdown,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    /// `true` asks every connection to finish gracefully; each connection task holds a
+    /// receiver, so the sender sees when all are gone.
+    drain: watch::Sender<bool>,
+    metrics: Arc<Metrics>,
 }
 
 impl Connections {
@@ -389,40 +474,173 @@ impl Connections {
         let Some((stream, peer, permit)) = accepted else {
             return;
         };
-        let acceptor = self.acceptor.clone();
+        // One deadline from accept for the TLS handshake, the first bytes and the first
+        // request's headers together, however slowly each part trickles in.
+        let deadline = Instant::now() + self.header_timeout;
+        let acceptor = TlsAcceptor::from(self.tls.load_full());
         let http = self.http.clone();
-        let service = self.service.clone();
-        let handshake_timeout = self.handshake_timeout;
-        let watcher = self.graceful.watcher();
+        let activity = Arc::new(Activity::new());
+        let service = Tracked {
+            inner: self.service.clone(),
+            activity: activity.clone(),
+        };
+        let idle_timeout = self.idle_timeout;
+        let mut drain = self.drain.subscribe();
+        let metrics = self.metrics.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _ = stream.set_nodelay(true);
-            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+            let tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    handshake_failed(&metrics, peer, handshake::classify(&error), &error);
                     return;
                 }
                 Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
+                    handshake_failed(&metrics, peer, HandshakeFailure::timeout, &"timed out");
                     return;
                 }
             };
-            let io = match stream::first_bytes(tls, handshake_timeout).await {
-                Ok(Some(io)) => io,
-                Ok(None) => {
-                    tracing::debug!(%peer, "no request within the header timeout");
-                    return;
+            let conn = http.serve_connection(TokioIo::new(tls), service);
+            tokio::pin!(conn);
+            let mut closing = false;
+            loop {
+                let first_request_due = !activity.seen_request() && !closing;
+                let idle_at = activity.idle_since() + idle_timeout;
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(error) = result {
+                            tracing::debug!(%peer, %error, "connection closed with an error");
+                        }
+                        return;
+                    }
+                    _ = drain.wait_for(|d| *d), if !closing => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    _ = tokio::time::sleep_until(deadline), if first_request_due => {
+                        if !activity.seen_request() {
+                            tracing::debug!(%peer, "no request headers within the header timeout; closing");
+                            return;
+                        }
+                    }
+                    _ = tokio::time::sleep_until(idle_at), if !closing => {
+                        if activity.is_idle_for(idle_timeout) {
+                            tracing::debug!(%peer, "idle; closing");
+                            conn.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
+                    }
                 }
-                Err(error) => {
-                    tracing::debug!(%peer, %error, "read failed");
-                    return;
-                }
-            };
-            let conn = http.serve_connection(TokioIo::new(io), service);
-            if let Err(error) = watcher.watch(conn).await {
-                tracing::debug!(%peer, %error, "connection closed with an error");
             }
         });
+    }
+}
+
+static HANDSHAKE_WARNINGS: Throttle = Throttle::new(Duration::from_secs(10));
+
+fn handshake_failed(
+    metrics: &Metrics,
+    peer: SocketAddr,
+    reason: HandshakeFailure,
+    error: &dyn std::fmt::Display,
+) {
+    metrics.handshake_failure(reason);
+    // Clients that connect and leave (port scanners, TCP probes) are not worth a warning.
+    if reason == HandshakeFailure::eof {
+        tracing::debug!(%peer, %error, "TLS handshake: the client closed the connection");
+        return;
+    }
+    if let Some(suppressed) = HANDSHAKE_WARNINGS.allow(reason.as_str()) {
+        tracing::warn!(
+            %peer,
+            reason = reason.as_str(),
+            %error,
+            suppressed,
+            hint = handshake::hint(reason),
+            "TLS handshake failed"
+        );
+    }
+}
+
+/// Requests in progress on one connection, and since when none has been.
+struct Activity {
+    started: Instant,
+    /// Requests in progress.
+    open: AtomicUsize,
+    /// Whether any request arrived.
+    seen: AtomicBool,
+    /// Milliseconds from `started` to the last request start or end.
+    changed_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            started: Instant::now(),
+            open: AtomicUsize::new(0),
+            seen: AtomicBool::new(false),
+            changed_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.changed_ms.fetch_max(ms, Ordering::AcqRel);
+    }
+
+    fn begin(self: &Arc<Self>) -> InProgress {
+        self.seen.store(true, Ordering::Release);
+        self.open.fetch_add(1, Ordering::AcqRel);
+        self.touch();
+        InProgress(self.clone())
+    }
+
+    fn seen_request(&self) -> bool {
+        self.seen.load(Ordering::Acquire)
+    }
+
+    /// When a request last started or ended (or the connection opened).
+    fn idle_since(&self) -> Instant {
+        self.started + Duration::from_millis(self.changed_ms.load(Ordering::Acquire))
+    }
+
+    fn is_idle_for(&self, timeout: Duration) -> bool {
+        self.open.load(Ordering::Acquire) == 0 && self.idle_since() + timeout <= Instant::now()
+    }
+}
+
+/// One request in progress; ends when dropped.
+struct InProgress(Arc<Activity>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.touch();
+    }
+}
+
+/// The router, counting the requests in progress on its connection.
+#[derive(Clone)]
+struct Tracked {
+    inner: Service,
+    activity: Arc<Activity>,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Tracked {
+    type Response =
+        <Service as hyper::service::Service<hyper::Request<hyper::body::Incoming>>>::Response;
+    type Error = <Service as hyper::service::Service<hyper::Request<hyper::body::Incoming>>>::Error;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        let in_progress = self.activity.begin();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            drop(in_progress);
+            response
+        })
     }
 }

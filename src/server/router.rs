@@ -1,8 +1,10 @@
 //! The admission routes on the TLS port: `POST /mutate` and `POST /validate`.
 //!
 //! Transport-level problems get 4xx with a JSON error (415 for a body that is not JSON, 413
-//! for one over the limit, 400 for JSON that is not an AdmissionReview); everything else gets
-//! HTTP 200 and a review echoing the request's uid.
+//! for one over the limit, 400 for JSON that is not an AdmissionReview, 408 for a body too
+//! slow to arrive) or 503 when the bodies in flight would exceed their budget; each is counted
+//! in `spreadguard_http_rejections_total`. Everything else gets HTTP 200 and a review
+//! echoing the request's uid.
 
 use std::sync::Arc;
 
@@ -16,8 +18,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::BodyExt;
 
+use super::budget::Reservation;
 use super::state::State;
 use crate::engine::Endpoint;
+use crate::metrics::Rejection;
+use crate::telemetry::Throttle;
 
 /// The admission router, without any transport: tests drive it with `oneshot`.
 pub fn router(state: Arc<State>) -> Router {
@@ -36,21 +41,25 @@ async fn validate(Extract(state): Extract<Arc<State>>, request: Request) -> Resp
     handle(Endpoint::Validate, &state, request).await
 }
 
-async fn not_found() -> Response {
-    error(
-        StatusCode::NOT_FOUND,
+async fn not_found(Extract(state): Extract<Arc<State>>) -> Response {
+    reject(
+        &state,
+        Rejection::not_found,
         "not found: POST /mutate or /validate",
     )
 }
 
 async fn handle(endpoint: Endpoint, state: &State, request: Request) -> Response {
     if !is_json(request.headers()) {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        return reject(
+            state,
+            Rejection::not_json,
             "Content-Type must be application/json",
         );
     }
     let limit = state.http.max_body_bytes;
+    let deadline = state.http.body_read_timeout;
+    let budget = &state.http.body_budget;
     let h2 = request.version() == Version::HTTP_2;
     let declared = request
         .headers()
@@ -59,7 +68,29 @@ async fn handle(endpoint: Endpoint, state: &State, request: Request) -> Response
         .and_then(|v| v.parse::<u64>().ok());
     let mut body = request.into_body();
     if declared.is_some_and(|n| n > limit as u64) {
-        return too_large(limit, h2.then_some(body), state.http.body_read_timeout);
+        let message = format!("request body larger than {limit} bytes");
+        let response = reject(state, Rejection::too_large, &message);
+        return unread(response, h2.then_some(body), deadline);
+    }
+    // The bytes are reserved before they are read: all of a declared length at once, or
+    // frame by frame without one. The reservation is held until the answer is encoded.
+    let mut reserved = Reservation::default();
+    let over_budget = |state: &State, body: Body| {
+        let response = reject(
+            state,
+            Rejection::body_budget,
+            "too many request bodies in flight (--max-inflight-body-bytes); retry",
+        );
+        let mut response = unread(response, h2.then_some(body), deadline);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+    };
+    if let Some(n) = declared
+        && !budget.reserve(&mut reserved, n as usize)
+    {
+        return over_budget(state, body);
     }
     // A deadline on the whole body: a client trickling it would otherwise hold its
     // connection (and one of the bounded connection slots) for as long as it likes.
@@ -70,22 +101,40 @@ async fn handle(endpoint: Endpoint, state: &State, request: Request) -> Response
                 continue; // trailers
             };
             if buf.len() + data.len() > limit {
-                return Ok(false);
+                return Ok(Read::TooLarge);
+            }
+            let short = (buf.len() + data.len()).saturating_sub(reserved.bytes());
+            if short > 0 && !budget.reserve(&mut reserved, short) {
+                return Ok(Read::OverBudget);
             }
             buf.extend_from_slice(&data);
         }
-        Ok::<_, axum::Error>(true)
+        Ok::<_, axum::Error>(Read::Complete)
     };
-    match tokio::time::timeout(state.http.body_read_timeout, read).await {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => {
-            return too_large(limit, h2.then_some(body), state.http.body_read_timeout);
+    match tokio::time::timeout(deadline, read).await {
+        Ok(Ok(Read::Complete)) => {}
+        Ok(Ok(Read::TooLarge)) => {
+            drop(buf);
+            let message = format!("request body larger than {limit} bytes");
+            let response = reject(state, Rejection::too_large, &message);
+            return unread(response, h2.then_some(body), deadline);
+        }
+        Ok(Ok(Read::OverBudget)) => {
+            drop(buf);
+            return over_budget(state, body);
         }
         // The client went away mid-body: nobody is waiting for a review.
-        Ok(Err(_)) => return error(StatusCode::BAD_REQUEST, "request body ended early"),
+        Ok(Err(_)) => {
+            return reject(
+                state,
+                Rejection::incomplete_body,
+                "request body ended early",
+            );
+        }
         Err(_) => {
-            let mut response = error(
-                StatusCode::REQUEST_TIMEOUT,
+            let mut response = reject(
+                state,
+                Rejection::body_timeout,
                 "request body not received within the read timeout",
             );
             response
@@ -94,12 +143,40 @@ async fn handle(endpoint: Endpoint, state: &State, request: Request) -> Response
             return response;
         }
     }
-    let body = buf;
-    match state.review(endpoint, &body) {
+    let answer = match state.review(endpoint, &buf) {
         Ok(review) => json(StatusCode::OK, Bytes::from(review)),
-        Err(bad) => error(StatusCode::BAD_REQUEST, &crate::errors::chain(&bad)),
-    }
+        Err(bad) => reject(state, Rejection::bad_review, &crate::errors::chain(&bad)),
+    };
+    drop(buf);
+    drop(reserved);
+    answer
 }
+
+/// How reading a body ended.
+enum Read {
+    Complete,
+    TooLarge,
+    OverBudget,
+}
+
+/// A refusal: counted, logged at warn (at most once per reason every few seconds, with how
+/// many were held back), and answered with a JSON error.
+fn reject(state: &State, reason: Rejection, message: &str) -> Response {
+    state.metrics().rejection(reason);
+    if let Some(suppressed) = REFUSALS.allow(reason.as_str()) {
+        tracing::warn!(
+            code = reason.code(),
+            reason = reason.as_str(),
+            suppressed,
+            error = message,
+            "request refused"
+        );
+    }
+    let status = StatusCode::from_u16(reason.code()).unwrap_or(StatusCode::BAD_REQUEST);
+    error(status, message)
+}
+
+static REFUSALS: Throttle = Throttle::new(Duration::from_secs(10));
 
 fn is_json(headers: &HeaderMap) -> bool {
     headers
@@ -109,15 +186,12 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// Answers 413 Payload Too Large. Over HTTP/1.1 the connection then closes. Over HTTP/2 the
-/// rest of the body is read and thrown away (for at most `deadline`): some clients (Python's
-/// h2, for one) only read the answer once they have sent the whole body, and would otherwise
-/// wait for flow-control credit that never comes. Nothing is kept, so this costs no memory.
-fn too_large(limit: usize, unread_h2: Option<Body>, deadline: Duration) -> Response {
-    let mut response = error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("request body larger than {limit} bytes"),
-    );
+/// A refusal sent before the body was read (413, 503). Over HTTP/1.1 the connection then
+/// closes. Over HTTP/2 the rest of the body is read and thrown away (for at most
+/// `deadline`): some clients (Python's h2, for one) only read the answer once they have sent
+/// the whole body, and would otherwise wait for flow-control credit that never comes.
+/// Nothing is kept, so this costs no memory.
+fn unread(mut response: Response, unread_h2: Option<Body>, deadline: Duration) -> Response {
     match unread_h2 {
         Some(mut body) => {
             tokio::spawn(async move {

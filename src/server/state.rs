@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::budget::BodyBudget;
+
 use super::readiness::Readiness;
 use super::snapshots::Snapshots;
 use crate::admission::{self, Decider, NamespaceLabels};
@@ -12,13 +14,15 @@ use crate::engine::policy::Policy;
 use crate::engine::{self, Autoscalers, Budgets, Endpoint, NodeInfo, Topology};
 use crate::metrics::Metrics;
 
-/// Limits on what one HTTP request may hold.
-#[derive(Clone, Copy, Debug)]
+/// Limits on what HTTP requests may hold.
+#[derive(Clone, Debug)]
 pub struct HttpLimits {
     pub max_body_bytes: usize,
     /// Time a client has to send a request's body once its headers arrived, so that a
     /// client trickling a body cannot hold a connection slot for ever.
     pub body_read_timeout: Duration,
+    /// Bytes of bodies held across all requests.
+    pub body_budget: Arc<BodyBudget>,
 }
 
 impl Default for HttpLimits {
@@ -26,6 +30,9 @@ impl Default for HttpLimits {
         HttpLimits {
             max_body_bytes: super::args::DEFAULT_MAX_BODY_BYTES,
             body_read_timeout: Duration::from_secs(10),
+            body_budget: Arc::new(BodyBudget::new(
+                super::args::DEFAULT_MAX_INFLIGHT_BODY_BYTES,
+            )),
         }
     }
 }
@@ -77,6 +84,11 @@ impl State {
 
     pub fn with_max_body_bytes(mut self, limit: usize) -> Self {
         self.http.max_body_bytes = limit;
+        self
+    }
+
+    pub fn with_max_inflight_body_bytes(mut self, bytes: usize) -> Self {
+        self.http.body_budget = Arc::new(BodyBudget::new(bytes));
         self
     }
 

@@ -19,8 +19,7 @@ import promql_parser
 TARGET_LABELS = {"job", "namespace", "pod", "service", "endpoint", "instance", "container"}
 
 # The server's series and their own labels, as src/metrics.rs registers them (counters are
-# exposed with the _total suffix, histograms with _bucket, _sum and _count), plus the ones
-# the chart's alerts need that the binary does not export yet (PENDING_IN_BINARY).
+# exposed with the _total suffix, histograms with _bucket, _sum and _count).
 SERVER_SERIES: dict[str, set[str]] = {
     "spreadguard_admission_requests_total":
         {"webhook", "kind", "operation", "decision", "mode", "dry_run"},
@@ -38,22 +37,17 @@ SERVER_SERIES: dict[str, set[str]] = {
     "spreadguard_config_last_reload_successful": {"config"},
     "spreadguard_config_last_reload_success_timestamp_seconds": {"config"},
     "spreadguard_build_info": {"version", "commit"},
+    "spreadguard_tls_handshake_failures_total": {"reason"},
+    "spreadguard_http_rejections_total": {"code", "reason"},
+    "spreadguard_inflight_body_bytes": set(),
+    "spreadguard_namespace_mode_label_invalid_total": set(),
 }
 
-# What the alerts use that today's binary does not export: the lead adds these in the Rust
-# half of issue 17 (item 2: the label `endpoint` becomes `webhook`; item 5: readiness and
-# reload gauges; item 9: findings by mode and dry run). test_server.py skips them while
-# they are missing and fails once they exist, so that this list is emptied as they land.
-PENDING_IN_BINARY: dict[tuple[str, str | None], str] = {
-    ("spreadguard_ready", None): "issue 17 item 5",
-    ("spreadguard_config_last_reload_successful", None): "issue 17 item 5",
-    ("spreadguard_config_last_reload_success_timestamp_seconds", None): "issue 17 item 5",
-    ("spreadguard_build_info", None): "issue 17 item 5",
-    ("spreadguard_admission_requests_total", "webhook"): "issue 17 item 2",
-    ("spreadguard_admission_duration_seconds_bucket", "webhook"): "issue 17 item 2",
-    ("spreadguard_findings_total", "mode"): "issue 17 item 9",
-    ("spreadguard_findings_total", "dry_run"): "issue 17 item 9",
-}
+# What the alerts use that the binary does not export yet: empty since the Rust half of
+# issue 17 landed (readiness, reload and build-info gauges; the `webhook` label; findings by
+# mode and dry run). test_server.py skips what is listed here while it is missing and fails
+# once it exists, so that a future entry is removed as soon as it lands.
+PENDING_IN_BINARY: dict[tuple[str, str | None], str] = {}
 
 # Series the server exports only while it watches a cluster (its node and namespace caches);
 # the tests run it with --nodes FILE, so they look for these in src/metrics.rs instead.

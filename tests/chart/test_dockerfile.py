@@ -59,6 +59,8 @@ def is_copied(path: str) -> bool:
 def files_the_build_reads() -> list[str]:
     """Cargo manifests, every Rust source, declared targets and include_str!/include_bytes!."""
     needed = {"Cargo.toml", "Cargo.lock"}
+    if (REPO / "build.rs").exists():
+        needed.add("build.rs")
     manifest = tomllib.loads((REPO / "Cargo.toml").read_text())
     needed.add(manifest["lib"]["path"])
     for section in ("bin", "bench"):

@@ -6,10 +6,13 @@ Helm runs the same check on install, upgrade, template and lint; the tests call 
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import helm_python as helm
 import pytest
 
-from conftest import CASES, NAMESPACE, RELEASE
+from conftest import CASES, NAMESPACE, RELEASE, REPO, spreadguard_bin
 
 # (values, text the error must contain): the path of the bad value and what is wrong.
 BAD_VALUES = {
@@ -39,7 +42,7 @@ BAD_VALUES = {
                                    "/policy/antiAffinityWeight': maximum"),
     "policy rule severity": ({"policy": {"rules": {"HA004": "warning"}}},
                              "/policy/rules/HA004': value must be one of"),
-    "policy unknown rule": ({"policy": {"rules": {"HA042": "off"}}}, "'HA042' does not match"),
+    "policy unknown rule": ({"policy": {"rules": {"HA042": "off"}}}, "HA042"),
     "policy stateful spread typo": ({"policy": {"statefulZoneSpread": "Always"}},
                                     "/policy/statefulZoneSpread': value must be one of"),
     "policy node template without name": ({"policy": {"nodeTemplates": [{"zone": "a"}]}},
@@ -153,3 +156,46 @@ def test_fail_closed_with_one_replica_is_refused(chart):
 
 def test_defaults_in_values_yaml_pass_the_schema(chart):
     chart.validate_schema(chart.values)
+
+
+# === the embedded policy schema is the binary's ===
+
+def binary_or_skip():
+    binary = spreadguard_bin()
+    if not binary.is_file():
+        pytest.skip(f"{binary} does not exist (cargo build first)")
+    return binary
+
+
+def test_the_policy_schema_is_the_binarys():
+    """`policy:` in values.schema.json is `spreadguard policy schema` without `scope` (set
+    through the top-level `scope` value): fields, types, enums (rule IDs from the binary's own
+    list), ranges and defaults."""
+    out = subprocess.run([str(binary_or_skip()), "policy", "schema"], capture_output=True,
+                         text=True, check=True)
+    generated = json.loads(out.stdout)
+    embedded = json.loads((REPO / "charts/spreadguard/values.schema.json").read_text())
+    embedded = embedded["properties"]["policy"]
+    expected = dict(generated["properties"])
+    del expected["scope"]
+    assert embedded["properties"] == expected, \
+        "regenerate it: spreadguard policy schema (see the policy property's description)"
+    assert embedded["additionalProperties"] is False
+    assert embedded["type"] == "object"
+
+
+POLICY_REFUSED = ["minReplica: 2", "mode: strict", "maxSkew: 0", "antiAffinityWeight: 101",
+                  "zoneLabels: []", "assumedZones: 0", "rules: {HA999: warn}",
+                  "rules: {HA004: warning}", "minReplicas: two", "whenUnsatisfiable: Never"]
+
+
+@pytest.mark.parametrize("policy", POLICY_REFUSED)
+def test_what_policy_check_refuses_helm_refuses(chart, tmp_path, policy):
+    import yaml
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy + "\n")
+    check = subprocess.run([str(binary_or_skip()), "policy", "check", str(path)],
+                           capture_output=True, text=True)
+    assert check.returncode == 1, check.stderr
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema({"policy": yaml.safe_load(policy)})

@@ -182,3 +182,60 @@ pub fn parsers(data: &[u8]) {
     let _ = parse(text, true);
     let _ = parse_nodes(text);
 }
+
+/// The `cost` target's input as a review: the bytes are the object of a Deployment review,
+/// a CREATE, or with a first byte of `u` an UPDATE whose stored object is the same bytes (so
+/// that ratcheting judges both).
+pub fn cost_review(data: &[u8]) -> Vec<u8> {
+    let (operation, object, old): (&str, &[u8], &[u8]) = match data.split_first() {
+        Some((b'u', rest)) => ("UPDATE", rest, rest),
+        _ => ("CREATE", data, b"null"),
+    };
+    let mut body = Vec::with_capacity(object.len() + old.len() + 400);
+    body.extend_from_slice(
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"apps","version":"v1","kind":"Deployment"},"resource":{"group":"apps","version":"v1","resource":"deployments"},"namespace":"shop","name":"w","operation":""#,
+    );
+    body.extend_from_slice(operation.as_bytes());
+    body.extend_from_slice(br#"","object":"#);
+    body.extend_from_slice(object);
+    body.extend_from_slice(br#","oldObject":"#);
+    body.extend_from_slice(old);
+    body.extend_from_slice(b"}}");
+    body
+}
+
+/// Bounds on what one review may cost, per byte of input: the answer, the memory and the
+/// time. Generous against what the engine needs (a few kilobytes and microseconds); they are
+/// there to catch growth with a product of the input's dimensions, which no linear bound
+/// survives.
+pub const COST_ANSWER: (usize, usize) = (256 * 1024, 8);
+pub const COST_MEMORY: (usize, usize) = (16 * 1024 * 1024, 256);
+
+/// `admission::review` on the `cost` target's input, at both endpoints under the default
+/// policy and topology: returns the largest answer, and checks its bound.
+pub fn cost(data: &[u8]) -> usize {
+    let body = cost_review(data);
+    let (policy, topology) = &WORLDS[0];
+    let ctx = Context {
+        policy,
+        topology,
+        namespaces: &UnknownNamespaces,
+        volumes: None,
+        autoscalers: Some(&COMPANIONS.0),
+        budgets: Some(&COMPANIONS.1),
+        metrics: &METRICS,
+        decide: engine::decide,
+    };
+    let mut largest = 0;
+    for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
+        if let Ok(out) = admission::review(endpoint, &body, &ctx) {
+            largest = largest.max(out.len());
+        }
+    }
+    assert!(
+        largest <= COST_ANSWER.0 + COST_ANSWER.1 * data.len(),
+        "a {}-byte input got a {largest}-byte answer",
+        data.len()
+    );
+    largest
+}

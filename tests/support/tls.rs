@@ -120,6 +120,11 @@ impl Client {
 
     pub async fn connect(&self, addr: SocketAddr) -> std::io::Result<TlsStream<TcpStream>> {
         let tcp = TcpStream::connect(addr).await?;
+        self.connect_over(tcp).await
+    }
+
+    /// The TLS handshake over a TCP connection opened earlier.
+    pub async fn connect_over(&self, tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
         self.connector
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
@@ -226,4 +231,14 @@ pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The value of one sample on the admin port's `/metrics`: `series` is the name with its
+/// labels as exposed, e.g. `spreadguard_ready` or `spreadguard_reloads_total{what="certificate",result="failure"}`.
+pub async fn metric(admin: SocketAddr, series: &str) -> Option<f64> {
+    let (_, text) = admin_get(admin, "/metrics").await;
+    text.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
 }
