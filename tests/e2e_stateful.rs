@@ -454,6 +454,30 @@ async fn a_volume_prebound_to_ordinal_0_places_pod_0_in_its_zone_and_audit_repor
         create_prebound_claim(&client, &ns, &claim, &class, &pv).await;
     }
     let volumes = play_volumes(&ns);
+    // A restored volume is reserved before its StatefulSet exists: wait until the reservation
+    // is complete (bound both ways). Until then kube-scheduler's VolumeBinding takes a claim
+    // that names a volume for an unbound immediate one and sets pod 0 aside, so that pods 1
+    // and 2 (Parallel) could take zone-c first and leave pod 0, pinned there, no room under
+    // the hard spread.
+    until(
+        Duration::from_secs(30),
+        &format!("{ns}/data-db-0 bound to {db0}"),
+        || async {
+            let claim = api::get_path(
+                &client,
+                &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/data-db-0"),
+            )
+            .await;
+            if claim["status"]["phase"] == "Bound"
+                && claim["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"].is_string()
+            {
+                Ok(())
+            } else {
+                Err(format!("{}", claim["status"]))
+            }
+        },
+    )
+    .await;
 
     // `db` gets the injected hard spread (one pinned replica is no skew yet).
     let db = api::create(&client, &statefulset(&ns, "db", 3, &class), false)
