@@ -665,6 +665,30 @@ async fn a_karpenter_node_pool_adds_a_zone_with_no_nodes_and_the_next_decision_c
         five.message()
     );
 
+    // The zone the pool can add nodes to is what `injectMinDomains: auto` waits for: a
+    // StatefulSet whose zonal volumes bind at first consumer gets its hard zone spread with
+    // minDomains 4 (zone-a, -b, -c with nodes, zone-d from the NodePool), so that its fourth
+    // pod waits for the node Karpenter adds in zone-d rather than doubling up elsewhere.
+    let class = storage_class(&client, "e2e-gp3-pool", "WaitForFirstConsumer").await;
+    let spread = until(
+        Duration::from_secs(20),
+        "the StatefulSet's injected spread to name minDomains 4",
+        || async {
+            let answer = api::create(&client, &statefulset(&ns, "db", 4, &class), true).await;
+            let spread = objects::spread_constraints(&answer.body)
+                .first()
+                .cloned()
+                .unwrap_or_default();
+            if spread["whenUnsatisfiable"] == "DoNotSchedule" && spread["minDomains"] == 4 {
+                Ok(spread)
+            } else {
+                Err(format!("{} {spread}", answer.status))
+            }
+        },
+    )
+    .await;
+    assert_eq!(spread["topologyKey"], ZONE_KEY, "{spread}");
+
     // `spreadguard topology` shows the template apart from the nodes.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_spreadguard"))
         .args(["topology", "-o", "json", "--kubeconfig"])
