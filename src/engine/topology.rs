@@ -513,14 +513,6 @@ impl Topology {
             .collect()
     }
 
-    /// Zones with no node now that a node template can add nodes to.
-    pub fn zones_without_nodes_that_can_grow(&self) -> usize {
-        self.growable_zones()
-            .iter()
-            .filter(|z| self.zones.get(*z) == Some(&0))
-            .count()
-    }
-
     /// Whether any node carries this label key.
     pub fn carries_key(&self, key: &str) -> bool {
         self.keys.contains(key)
