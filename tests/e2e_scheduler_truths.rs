@@ -565,6 +565,100 @@ async fn max_skew_at_least_the_replicas_lets_them_share_one_zone() {
     assert_eq!(objects::zone_counts(&refs(&pods), &zones), [1, 1, 1]);
 }
 
+// === 11. a zone tolerated only for tolerationSeconds (HA027) ===
+
+#[tokio::test]
+async fn a_zone_tolerated_for_seconds_loses_its_pods_when_they_run_out() {
+    let _one = ONE.lock().await;
+    let bed = Bed::shared();
+    let client = bed.client().await;
+    let pool = pool(&client, "seconds", 1).await;
+    for node in &pool.nodes["zone-c"] {
+        patch_node(
+            &client,
+            node,
+            json!({"spec": {"taints": [
+                {"key": "maintenance", "value": "drain", "effect": "NoExecute"}]}}),
+        )
+        .await;
+    }
+    let topo = topology(&client).await;
+    let zones = api::node_zones(&client).await;
+    let ns = api::namespace(&client, "seconds", &[]).await;
+    // One pod per zone (required zone anti-affinity), so one must go to zone-c.
+    let spec = |app: &str, seconds: Option<i64>| {
+        let mut toleration = json!({"key": "maintenance", "operator": "Equal", "value": "drain",
+                                    "effect": "NoExecute"});
+        if let Some(s) = seconds {
+            toleration["tolerationSeconds"] = json!(s);
+        }
+        let mut extra = objects::required_anti_affinity(app, ZONE_KEY);
+        extra["tolerations"] = json!([toleration]);
+        extra
+    };
+    let brief = workload(&ns, "brief", 3, &pool, spec("brief", Some(5)));
+    let lasting = workload(&ns, "lasting", 3, &pool, spec("lasting", None));
+    let policy = Policy::default();
+    let (sev, message) = finding(&engine(&brief, &topo, &policy), RuleId::HA027).unwrap();
+    assert_eq!(sev, Severity::Warn);
+    assert!(
+        message.contains("eligible only for 5s") && message.contains("zone-c"),
+        "{message}"
+    );
+    assert_eq!(
+        finding(&engine(&lasting, &topo, &policy), RuleId::HA027),
+        None
+    );
+    for w in [&brief, &lasting] {
+        api::create(&client, w, false).await.expect_ok("create");
+    }
+    let name_in_zone_c = |pods: &[Value]| {
+        pods.iter()
+            .find(|p| {
+                p["spec"]["nodeName"]
+                    .as_str()
+                    .and_then(|n| zones.get(n))
+                    .is_some_and(|z| z == "zone-c")
+            })
+            .and_then(|p| p["metadata"]["name"].as_str())
+            .map(str::to_owned)
+    };
+    let pods = settled(&client, &ns, "brief", 3).await;
+    assert_eq!(objects::zone_counts(&refs(&pods), &zones), [1, 1, 1]);
+    let brief_c = name_in_zone_c(&pods).expect("a brief pod in zone-c");
+    let pods = settled(&client, &ns, "lasting", 3).await;
+    assert_eq!(objects::zone_counts(&refs(&pods), &zones), [1, 1, 1]);
+    let lasting_c = name_in_zone_c(&pods).expect("a lasting pod in zone-c");
+
+    // The taint eviction controller evicts the brief pod once its 5 s run out: zone-c holds
+    // it only that long, as HA027 says.
+    until(
+        Duration::from_secs(60),
+        &format!("{brief_c} evicted from zone-c"),
+        || async {
+            let pods = api::pods(&client, &ns).await;
+            let alive = pods.iter().any(|p| {
+                p["metadata"]["name"] == brief_c.as_str()
+                    && p["metadata"]["deletionTimestamp"].is_null()
+            });
+            if alive {
+                Err("still there".into())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    // The pod tolerating the taint for good is still there.
+    let pods = api::pods(&client, &ns).await;
+    assert!(
+        pods.iter()
+            .any(|p| p["metadata"]["name"] == lasting_c.as_str()
+                && p["metadata"]["deletionTimestamp"].is_null()),
+        "{lasting_c} was evicted too"
+    );
+}
+
 // === 12. scaling around the webhook ===
 
 #[tokio::test]

@@ -53,14 +53,8 @@ pub fn group_of(api_version: &str) -> &str {
 impl Autoscaler {
     /// Reads an HPA; `Err` names the field that cannot be read.
     pub fn from_json(object: &Value) -> Result<Autoscaler, String> {
-        let str_at = |path: &[&str]| at(object, path).and_then(Value::as_str);
-        let namespace = str_at(&["metadata", "namespace"])
-            .unwrap_or_default()
-            .to_owned();
-        let name = str_at(&["metadata", "name"])
-            .or_else(|| str_at(&["metadata", "generateName"]))
-            .unwrap_or_default()
-            .to_owned();
+        let (namespace, name) = super::workload::object_name(object);
+        let (namespace, name) = (namespace.unwrap_or_default().to_owned(), name.to_owned());
         let target = match at(object, &["spec", "scaleTargetRef"]) {
             Some(Value::Object(r)) => {
                 let field = |f: &str| r.get(f).and_then(Value::as_str);

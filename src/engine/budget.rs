@@ -126,14 +126,8 @@ pub fn is_budget(object: &Value) -> bool {
 impl Budget {
     /// Reads a PodDisruptionBudget; `Err` names the field that cannot be read.
     pub fn from_json(object: &Value) -> Result<Budget, String> {
-        let str_at = |path: &[&str]| at(object, path).and_then(Value::as_str);
-        let namespace = str_at(&["metadata", "namespace"])
-            .unwrap_or_default()
-            .to_owned();
-        let name = str_at(&["metadata", "name"])
-            .or_else(|| str_at(&["metadata", "generateName"]))
-            .unwrap_or_default()
-            .to_owned();
+        let (namespace, name) = super::workload::object_name(object);
+        let (namespace, name) = (namespace.unwrap_or_default().to_owned(), name.to_owned());
         let spec = match at(object, &["spec"]) {
             None | Some(Value::Null) => &Value::Null,
             Some(spec @ Value::Object(_)) => spec,

@@ -290,7 +290,10 @@ impl Bed {
                     bed.kubeconfig.display()
                 ))
                 .arg("--leader-elect=false")
-                .arg("--controllers=deployment-controller,replicaset-controller,statefulset-controller")
+                // The taint eviction controller evicts pods from NoExecute-tainted Nodes once their
+                // tolerationSeconds run out (HA027's short-lived zones); the aggregation
+                // controller fills the aggregated ClusterRoles (`edit`, `view`) users are bound to.
+                .arg("--controllers=deployment-controller,replicaset-controller,statefulset-controller,taint-eviction-controller,clusterrole-aggregation-controller")
                 .arg("--bind-address=127.0.0.1")
                 .arg(format!("--secure-port={}", free_port()));
             procs.push(Proc::spawn(

@@ -3,8 +3,9 @@ the chart tests use), and prints the objects as one JSON array.
 
     target/chart-venv/bin/python tests/e2e_support/render_chart.py RELEASE NAMESPACE [KUBECONFIG] < values.json
 
-With a kubeconfig the render is cluster-aware, as `helm install` renders: the chart sees the
-API server's version and API groups (.Capabilities) and `lookup` reads live objects.
+With a kubeconfig the render is cluster-aware, as `helm install --dry-run=server` renders: the
+chart sees the API server's version, API groups and kinds (.Capabilities) and `lookup` reads
+live objects.
 """
 
 from __future__ import annotations
@@ -26,9 +27,22 @@ def main() -> None:
     with helm.Chart.load(str(CHART)) as chart:
         chart.validate_schema(values)
         if kubeconfig:
+            # `helm install --dry-run=server`: .Capabilities come from the API server's
+            # discovery (Config.render keeps Helm's built-in defaults, which name no kinds, so
+            # a chart asking for the ValidatingAdmissionPolicy kind would be refused).
+            # A re-render over objects the harness applied without Helm's ownership
+            # annotations (an upgrade: Spreadguard::upgrade) is refused by install, and falls
+            # back to Config.render.
             with helm.Config(kubeconfig_path=kubeconfig, namespace=namespace) as config:
-                manifests = config.render(chart, values, name=release, namespace=namespace,
-                                          is_install=True)
+                try:
+                    installed = config.install(chart, release, values, namespace=namespace,
+                                               dry_run="server")
+                    manifests = {"manifest": installed["manifest"]}
+                except helm.HelmReleaseError as e:
+                    if "cannot be imported into the current release" not in str(e):
+                        raise
+                    manifests = config.render(chart, values, name=release,
+                                              namespace=namespace, is_install=True)
         else:
             manifests = chart.render(values, name=release, namespace=namespace, is_install=True)
     objects = []
