@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod output;
 pub mod parallel;
 pub mod policy_file;
+pub mod reports;
 pub mod server;
 pub mod telemetry;
 pub mod topology_report;

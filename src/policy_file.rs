@@ -24,6 +24,8 @@ fn field(name: &str) -> Option<Value> {
             "description": "clusterWide, or optIn: only namespaces labelled spreadguard.io/enabled=true."}),
         "minReplicas" => json!({"minimum": 0,
             "description": "HA001: the least number of replicas a workload may have."}),
+        "minSurvivingReplicas" => json!({"minimum": 0,
+            "description": "HA021: the least number of replicas the predicted placement must keep after the worst single zone loss."}),
         "zoneLabels" => json!({"minItems": 1, "items": {"type": "string", "pattern": LABEL_KEY},
             "description": "Node labels that name a zone, first match wins."}),
         "maxSkew" => {
@@ -219,7 +221,7 @@ mod tests {
     fn every_field_and_rule_is_in_the_schema() {
         let schema = schema();
         let properties = schema["properties"].as_object().unwrap();
-        assert_eq!(properties.len(), 22);
+        assert_eq!(properties.len(), 23);
         let rules = &properties["rules"]["propertyNames"]["enum"];
         assert_eq!(rules.as_array().unwrap().len(), RuleId::ALL.len());
         // Enum values are exactly what the policy's serde names are.

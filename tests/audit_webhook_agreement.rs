@@ -135,36 +135,30 @@ fn audit(s: &Scenario, mode: Mode) -> Option<Said> {
     policy.mode = mode;
     // The workload first, then the scenario's HPAs and PDBs, storage objects and NodePools
     // as audit reads them from its input files.
-    let mut docs = vec![Sourced {
-        source: "scenario".into(),
-        value: s.object.clone(),
-    }];
+    let mut docs = vec![Sourced::new("scenario", s.object.clone())];
     for (i, other) in s.hpas.iter().chain(&s.pdbs).enumerate() {
-        docs.push(Sourced {
-            source: format!("companion-{i}"),
-            value: other.clone(),
-        });
+        docs.push(Sourced::new(format!("companion-{i}"), other.clone()));
     }
     // The namespace's labels reach the audit as they would offline: a Namespace among the
     // manifests.
     if let (Some(labels), Some(ns)) = (&s.namespace_labels, s.object.pointer("/metadata/namespace"))
     {
-        docs.push(Sourced {
-            source: "namespace".into(),
-            value: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
-        });
+        docs.push(Sourced::new(
+            "namespace",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
+        ));
     }
-    docs.extend(s.objects.iter().map(|o| Sourced {
-        source: "scenario-objects".into(),
-        value: o.clone(),
-    }));
+    docs.extend(
+        s.objects
+            .iter()
+            .map(|o| Sourced::new("scenario-objects", o.clone())),
+    );
     let inventory = spreadguard::load::inventory_of(&docs).unwrap();
     let volumes = s.volumes.as_ref().map(|_| &inventory.volumes);
     let report = Report::build_with(
         &docs,
         &s.topology,
         &policy,
-        None,
         volumes.map(|v| v as &dyn spreadguard::engine::storage::Volumes),
     );
     let json: Value = serde_json::from_str(&report.to_json()).unwrap();

@@ -85,6 +85,17 @@ fn a_clean_workload_exits_zero_and_skips_other_kinds() {
     );
     assert_eq!(r["decision"], "allow");
     assert_eq!(r["patch"], serde_json::json!([]));
+    // Its own ScheduleAnyway zone spread aims for one replica per zone, without a promise.
+    assert_eq!(
+        r["placement"]["zones"],
+        serde_json::json!({"eu-west-1a": 1, "eu-west-1b": 1, "eu-west-1c": 1})
+    );
+    assert_eq!(
+        r["placement"]["worstZoneLoss"],
+        serde_json::json!({"zone": "eu-west-1a", "lost": 1, "left": 2})
+    );
+    assert_eq!(r["placement"]["guaranteed"], false);
+    assert_eq!(r["placement"]["basis"], "expected");
     assert_eq!(report["topology"]["zoneKey"], "topology.kubernetes.io/zone");
     assert_eq!(report["topology"]["zones"].as_object().unwrap().len(), 3);
     assert!(report["topology"]["unzonedNodes"].is_number());
@@ -226,6 +237,11 @@ fn the_table_names_every_finding_and_the_summary() {
     assert!(text.contains("HA012"), "{text}");
     assert!(text.contains("\x1b[1;31mDENY"), "{text}");
     assert!(text.contains("would inject: zone-spread"), "{text}");
+    // 1 replica (the autoscaler's minimum) over 3 zones, as the injected soft spread puts it.
+    assert!(
+        text.contains("placement: eu-west-1a=1,eu-west-1b=0,eu-west-1c=0 (expected); losing eu-west-1a leaves 0 of 1"),
+        "{text}"
+    );
     assert!(
         text.lines()
             .last()

@@ -28,7 +28,7 @@ pub enum Judged {
         engine_failed: bool,
     },
     /// The engine decided; the mode says what that becomes.
-    Decided { mode: Mode, decision: Decision },
+    Decided { mode: Mode, decision: Box<Decision> },
 }
 
 impl Judged {
@@ -183,7 +183,10 @@ fn judge_in(
         }
     };
     match catch_unwind(AssertUnwindSafe(run)) {
-        Ok(decision) => Judged::Decided { mode, decision },
+        Ok(decision) => Judged::Decided {
+            mode,
+            decision: Box::new(decision),
+        },
         Err(panic) => {
             ctx.metrics.engine_panic();
             let what = panic

@@ -106,7 +106,7 @@ pub fn review(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Vec<
             None,
         ),
     };
-    let decided: Decision;
+    let decided: Box<Decision>;
     let (answer, refusal, mode, engine_failed) = match judged {
         Judged::Answer {
             outcome,

@@ -4,7 +4,7 @@
 //!
 //! Claims and volumes can number tens of thousands: they are reduced page by page as they
 //! arrive (through the same [`crate::load::take`] that reads them from files), never held
-//! whole.
+//! whole. So are pods ([`super::pods`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,10 +12,65 @@ use anyhow::Context as _;
 use kube::Client;
 use serde_json::Value;
 
-use crate::engine::NodeInfo;
+use crate::engine::budget::is_budget;
 use crate::engine::policy::Policy;
 use crate::engine::templates::NodeTemplate;
+use crate::engine::{Budget, Budgets, NodeInfo, Topology};
 use crate::load::{Inventory, Sourced};
+
+use super::{Live, Report, pods, zone_loss};
+
+/// The whole report over a live cluster, as `audit --cluster` prints it and `serve
+/// --reports` writes it: its objects listed, its pods counted as they stream (`progress`
+/// is told how many so far, and of how many when known), judged against its own Nodes,
+/// NodePools and storage. A nodes file (`nodes_file`) replaces the cluster's Nodes and
+/// NodePools, and adds its storage objects to the cluster's.
+pub async fn report(
+    client: &Client,
+    policy: &Policy,
+    nodes_file: Option<Inventory>,
+    progress: impl FnMut(usize, Option<u64>),
+) -> anyhow::Result<Report> {
+    let mut inputs = load(client, policy).await?;
+    let mut inventory = std::mem::take(&mut inputs.inventory);
+    if let Some(file) = nodes_file {
+        inventory.nodes = file.nodes;
+        inventory.pools = file.pools;
+        inventory.volumes.extend(file.volumes);
+    }
+    let topology = Topology::from_parts(
+        std::mem::take(&mut inventory.nodes),
+        std::mem::take(&mut inventory.pools),
+        policy,
+    );
+    let owners = pods::Owners {
+        zones: topology.summary().zones.into_keys().collect(),
+        node_zone: HashMap::new(),
+        replica_sets: pods::Owners::replica_sets_of(&inputs.docs),
+        budgets: Budgets::new(
+            inputs
+                .docs
+                .iter()
+                .filter(|d| is_budget(&d.value))
+                .filter_map(|d| Budget::from_json(&d.value).ok()),
+        ),
+    }
+    .with_nodes(&topology);
+    let mut counted = pods::count(client, &owners, progress).await?;
+    inputs.docs.append(&mut counted.bare);
+    let mut report = Report::build_live(
+        &inputs.docs,
+        &topology,
+        policy,
+        &Live {
+            namespaces: &inputs.namespaces,
+            selected_budgets: &counted.selected_budgets,
+        },
+        Some(&inventory.volumes),
+    );
+    zone_loss::attach(&mut report, &counted, policy);
+    Ok(report)
+}
 
 /// What an audit of a live cluster judges.
 #[derive(Debug, Default)]
@@ -65,12 +120,12 @@ pub async fn node_pools(client: &Client) -> anyhow::Result<Vec<NodeTemplate>> {
     Ok(inventory.pools)
 }
 
-/// (API path, apiVersion, kind) of every list the audit reads.
+/// (API path, apiVersion, kind) of every list the audit reads whole. Pods are streamed and
+/// counted by [`super::pods`] instead, which keeps the bare ones.
 const WORKLOADS: &[(&str, &str, &str)] = &[
     ("/apis/apps/v1/deployments", "apps/v1", "Deployment"),
     ("/apis/apps/v1/statefulsets", "apps/v1", "StatefulSet"),
     ("/apis/apps/v1/replicasets", "apps/v1", "ReplicaSet"),
-    ("/api/v1/pods", "v1", "Pod"),
     (
         "/apis/autoscaling/v2/horizontalpodautoscalers",
         "autoscaling/v2",
@@ -183,10 +238,9 @@ pub async fn load(client: &Client, policy: &Policy) -> anyhow::Result<ClusterInp
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            inputs.docs.push(Sourced {
-                source: format!("{resource}/{ns}/{name}"),
-                value: object,
-            });
+            inputs
+                .docs
+                .push(Sourced::new(format!("{resource}/{ns}/{name}"), object));
         }
     }
     Ok(inputs)
@@ -215,7 +269,7 @@ async fn list_each(
     path: &str,
     api_version: &str,
     kind: &str,
-    each: &mut dyn FnMut(Value) -> anyhow::Result<()>,
+    each: &mut (dyn FnMut(Value) -> anyhow::Result<()> + Send),
 ) -> anyhow::Result<()> {
     let mut next: Option<String> = None;
     loop {
@@ -264,7 +318,7 @@ fn not_served(e: &anyhow::Error) -> bool {
 }
 
 /// Continue tokens are base64: only `+`, `/` and `=` need escaping in a query.
-fn percent_encode(token: &str) -> String {
+pub(crate) fn percent_encode(token: &str) -> String {
     token
         .replace('+', "%2B")
         .replace('/', "%2F")

@@ -3,7 +3,10 @@
 //! would answer.
 
 pub mod cluster;
+pub mod formats;
+pub mod pods;
 mod report;
+pub mod zone_loss;
 
-pub use self::report::{Entry, Report, SkippedKind, Summary, Verdict};
+pub use self::report::{Entry, Live, Origin, Report, SkippedKind, Summary, Verdict};
 pub use crate::load::Sourced;

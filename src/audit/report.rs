@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::engine::autoscaler::is_autoscaler;
 use crate::engine::budget::{is_budget, pod_labels};
 use crate::engine::exceptions::Day;
+use crate::engine::placement::{Placement, PlacementReport};
 use crate::engine::policy::{Mode, Policy};
 use crate::engine::rules::disruption;
 use crate::engine::stateful::StatefulSeen;
@@ -20,7 +21,9 @@ use crate::engine::{
     Injection, Input, Peers, Severity, Skip, Subject, Topology, TopologySource, TopologySummary,
     combined, decide,
 };
-use crate::load::Sourced;
+use crate::load::{Location, Sourced};
+
+use super::zone_loss::{self, Actual, ZoneSummary};
 
 /// The whole report; its JSON form is a documented, stable format.
 #[derive(Debug, Serialize)]
@@ -30,6 +33,19 @@ pub struct Report {
     /// The documents not judged, by kind and reason.
     pub skipped: Vec<SkippedKind>,
     pub summary: Summary,
+    /// `--cluster`: per zone, what its loss would take from what runs now.
+    #[serde(rename = "zoneLoss", skip_serializing_if = "Option::is_none")]
+    pub zone_loss: Option<BTreeMap<String, ZoneSummary>>,
+}
+
+/// What a live cluster adds to its documents.
+#[derive(Clone, Copy, Debug)]
+pub struct Live<'a> {
+    /// Every namespace's labels.
+    pub namespaces: &'a HashMap<String, BTreeMap<String, String>>,
+    /// `(namespace, name)` of the budgets that select a running pod (whose pods are
+    /// counted, not kept among the documents).
+    pub selected_budgets: &'a HashSet<(String, String)>,
 }
 
 /// Documents of one kind that were not judged, for one reason.
@@ -61,6 +77,20 @@ pub struct Entry {
     pub patch: Vec<PatchOperation>,
     /// What the webhook would answer in this mode: the same function answers its reviews.
     pub outcome: Combined,
+    /// Where its replicas are predicted to run (after what spreadguard injects) and what the
+    /// worst zone loss leaves; absent for what is not a workload or in mode `off`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementReport>,
+    /// The prediction for the object as written (without the patch), which its running pods
+    /// were scheduled by (`--cluster`, HA022). Not in the JSON.
+    #[serde(skip)]
+    pub placement_as_written: Option<Placement>,
+    /// `--cluster`: where its pods run now, and what losing a zone would take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<Actual>,
+    /// Where the object came from, for the report formats (not in the JSON).
+    #[serde(skip)]
+    pub origin: Origin,
     /// The HorizontalPodAutoscaler whose `minReplicas` counted as the workload's replicas.
     pub autoscaler: Option<AutoscalerSeen>,
     /// The PodDisruptionBudgets that select the workload's pods.
@@ -69,6 +99,16 @@ pub struct Entry {
     /// templates it fits (only when there is something to name).
     #[serde(skip_serializing_if = "StatefulSeen::is_empty")]
     pub considered: StatefulSeen,
+}
+
+/// Where a result's object came from, beyond its `source`.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub api_version: String,
+    /// The object's uid (objects read from a cluster).
+    pub uid: Option<String>,
+    /// The file and line (objects read from files).
+    pub location: Option<Location>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -104,28 +144,40 @@ impl Report {
     /// target, and the budgets are checked against the workloads they select, as the
     /// webhook does with its caches.
     pub fn build(docs: &[Sourced], topology: &Topology, policy: &Policy) -> Report {
-        Report::build_with_namespaces(docs, topology, policy, None)
+        Report::build_inner(docs, topology, policy, None, None)
     }
 
-    /// As [`Report::build`], with the namespaces' labels (a live cluster's) for the modes.
-    pub fn build_with_namespaces(
-        docs: &[Sourced],
-        topology: &Topology,
-        policy: &Policy,
-        namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
-    ) -> Report {
-        Report::build_with(docs, topology, policy, namespaces, None)
-    }
-
-    /// As [`Report::build_with_namespaces`], with storage (StorageClasses, claims and
-    /// volumes, from the files or the cluster) read as the webhook reads its caches.
+    /// As [`Report::build`], with storage (StorageClasses, claims and volumes from the
+    /// files) read as the webhook reads its caches.
     pub fn build_with(
         docs: &[Sourced],
         topology: &Topology,
         policy: &Policy,
-        namespaces: Option<&HashMap<String, BTreeMap<String, String>>>,
         volumes: Option<&dyn Volumes>,
     ) -> Report {
+        Report::build_inner(docs, topology, policy, None, volumes)
+    }
+
+    /// As [`Report::build_with`], for a live cluster: its namespaces' labels for the modes,
+    /// what its running pods showed, and its storage.
+    pub fn build_live(
+        docs: &[Sourced],
+        topology: &Topology,
+        policy: &Policy,
+        live: &Live<'_>,
+        volumes: Option<&dyn Volumes>,
+    ) -> Report {
+        Report::build_inner(docs, topology, policy, Some(live), volumes)
+    }
+
+    fn build_inner(
+        docs: &[Sourced],
+        topology: &Topology,
+        policy: &Policy,
+        live: Option<&Live<'_>>,
+        volumes: Option<&dyn Volumes>,
+    ) -> Report {
+        let namespaces = live.map(|l| l.namespaces);
         let autoscalers = Autoscalers::new(
             docs.iter()
                 .filter(|d| is_autoscaler(&d.value))
@@ -156,7 +208,12 @@ impl Report {
         let mut judged: Vec<Result<Entry, &'static str>> =
             crate::parallel::map(docs, |d| judge(d, &known, topology, policy));
         if !budgets.is_empty() {
-            unmatched_budgets(&mut judged, docs, &budgets);
+            unmatched_budgets(
+                &mut judged,
+                docs,
+                &budgets,
+                live.map(|l| l.selected_budgets),
+            );
         }
         let mut results: Vec<Entry> = Vec::with_capacity(judged.len());
         let mut skipped: Vec<SkippedKind> = Vec::new();
@@ -213,6 +270,7 @@ impl Report {
             results,
             skipped,
             summary,
+            zone_loss: None,
         }
     }
 
@@ -236,6 +294,11 @@ impl Report {
             }
         };
         let mut out = String::new();
+        // `--cluster`: what each zone's loss takes comes first.
+        if let Some(zones) = &self.zone_loss {
+            out.push_str(&zone_loss::summary_table(zones));
+            out.push('\n');
+        }
         let _ = writeln!(out, "{}", topology_line(&self.topology));
         for e in &self.results {
             out.push('\n');
@@ -271,6 +334,15 @@ impl Report {
             }
             for line in considered_lines(&e.considered) {
                 let _ = writeln!(out, "       {line}");
+            }
+            if let Some(p) = &e.placement {
+                let _ = writeln!(out, "       {}", zone_loss::placement_line(p));
+            }
+            if let Some(actual) = &e.actual {
+                let _ = writeln!(out, "       {}", zone_loss::actual_line(actual));
+                if let Some(b) = &actual.budget {
+                    let _ = writeln!(out, "       {}", zone_loss::budget_line(b));
+                }
             }
             if !e.patch.is_empty() {
                 let items: Vec<&str> = e.injected.iter().map(|i| i.as_str()).collect();
@@ -449,6 +521,11 @@ fn judge(
     }
     let outcome = combined(mode, &decision);
     let considered = decision.considered;
+    let placement = decision
+        .placement
+        .filter(|_| mode != Mode::Off)
+        .map(|p| p.report());
+    let placement_as_written = decision.placement_as_written;
     let (findings, patch, injected) = if mode == Mode::Off {
         (Vec::new(), Vec::new(), Vec::new())
     } else {
@@ -459,7 +536,20 @@ fn judge(
     } else {
         Verdict::Deny
     };
+    let origin = Origin {
+        api_version: object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        uid: at(object, &["metadata", "uid"])
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        location: d.location.clone(),
+    };
     Ok(Entry {
+        actual: None,
+        origin,
         source: d.source.clone(),
         kind: kind.to_owned(),
         namespace: namespace.map(str::to_owned),
@@ -470,6 +560,8 @@ fn judge(
         injected,
         patch,
         outcome,
+        placement,
+        placement_as_written,
         autoscaler: considered.autoscaler,
         disruption_budgets: considered.disruption_budgets,
         considered: StatefulSeen {
@@ -521,8 +613,12 @@ fn unmatched_budgets(
     entries: &mut [Result<Entry, &'static str>],
     docs: &[Sourced],
     budgets: &Budgets,
+    selected_by_pods: Option<&HashSet<(String, String)>>,
 ) {
     let mut matched: HashSet<(&str, &str)> = HashSet::new();
+    for (ns, name) in selected_by_pods.into_iter().flatten() {
+        matched.insert((ns, name));
+    }
     for d in docs {
         if let Some((ns, labels)) = pod_labels(&d.value) {
             for b in budgets.selecting(ns, &labels) {

@@ -5,6 +5,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use super::ExitCode;
+use crate::audit::formats::policy_report::{self, Flavour};
+use crate::audit::formats::sarif;
 use crate::audit::{Report, cluster};
 use crate::engine::Topology;
 use crate::load;
@@ -45,6 +47,12 @@ pub struct AuditArgs {
 pub enum Format {
     Table,
     Json,
+    /// `openreports.io/v1alpha1` Report objects, one per namespace (YAML stream).
+    Openreports,
+    /// `wgpolicyk8s.io/v1alpha2` PolicyReport objects, one per namespace (YAML stream).
+    Policyreport,
+    /// SARIF 2.1.0, for CI code scanning.
+    Sarif,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -73,25 +81,20 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let inputs = runtime.block_on(async {
+        let progress = progress_bar(args.output);
+        let nodes_file = args.nodes.as_deref().map(load::nodes_file).transpose()?;
+        let report = runtime.block_on(async {
             let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
-            cluster::load(&client, &policy).await
+            cluster::report(&client, &policy, nodes_file, |listed, total| {
+                if let Some(total) = total {
+                    progress.set_length(total);
+                }
+                progress.set_position(listed as u64);
+            })
+            .await
         })?;
-        let mut inventory = inputs.inventory;
-        if let Some(path) = &args.nodes {
-            let file = load::nodes_file(path)?;
-            inventory.nodes = file.nodes;
-            inventory.pools = file.pools;
-            inventory.volumes.extend(file.volumes);
-        }
-        let topology = Topology::from_parts(inventory.nodes, inventory.pools, &policy);
-        Report::build_with(
-            &inputs.docs,
-            &topology,
-            &policy,
-            Some(&inputs.namespaces),
-            Some(&inventory.volumes),
-        )
+        progress.finish_and_clear();
+        report
     } else {
         let file = args.nodes.as_deref().map(load::nodes_file).transpose()?;
         let docs = load::manifests(&args.paths)?;
@@ -111,14 +114,23 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             &docs,
             &topology,
             &policy,
-            None,
             volumes.map(|v| v as &dyn crate::engine::storage::Volumes),
         );
         std::mem::forget(docs); // see below
         report
     };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let text = match args.output {
         Format::Json => report.to_json(),
+        Format::Openreports => {
+            policy_report::to_yaml(&policy_report::objects(&report, Flavour::OpenReports, now))
+        }
+        Format::Policyreport => {
+            policy_report::to_yaml(&policy_report::objects(&report, Flavour::PolicyReport, now))
+        }
+        Format::Sarif => sarif::to_json(&report),
         Format::Table => {
             let color = match args.color {
                 Color::Always => true,
@@ -136,4 +148,19 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     std::mem::forget(report);
     std::mem::forget(text);
     Ok(if denies { exit::DENIED } else { exit::CLEAN })
+}
+
+/// A progress bar for listing pods: only for the table on a terminal (never in machine
+/// output, never when stdout is a pipe), drawn on stderr.
+fn progress_bar(output: Format) -> indicatif::ProgressBar {
+    if output != Format::Table || !std::io::stdout().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("listing pods {pos}/{len} {wide_bar} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
 }

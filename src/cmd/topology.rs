@@ -9,7 +9,6 @@ use kube::Api;
 use kube::api::ListParams;
 
 use super::ExitCode;
-use super::audit::Format;
 use crate::engine::templates::NodeTemplate;
 use crate::engine::{NodeInfo, Topology};
 use crate::load;
@@ -68,4 +67,11 @@ pub fn run(args: TopologyArgs) -> anyhow::Result<ExitCode> {
         Format::Table => crate::output::print(&report.to_table())?,
     }
     Ok(0)
+}
+
+/// `topology`'s output formats (audit's report formats do not apply to a topology).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
 }

@@ -35,6 +35,11 @@ macro_rules! rule_ids {
             pub fn as_str(self) -> &'static str {
                 match self { $(RuleId::$id => stringify!($id),)* }
             }
+
+            /// What the rule is about, in a line (for report formats that describe rules).
+            pub fn summary(self) -> &'static str {
+                match self { $(RuleId::$id => $summary,)* }
+            }
         }
     };
 }
@@ -61,6 +66,8 @@ rule_ids! {
     HA018 => "a StorageClass's allowedTopologies leave fewer zones than the eligible nodes span",
     HA019 => "an existing StatefulSet's bound volumes lie in fewer zones than its replicas could use",
     HA020 => "replicas share one ReadWriteOnce claim, so they must share one node",
+    HA021 => "the predicted placement leaves fewer than minSurvivingReplicas after the worst zone loss",
+    HA022 => "a running workload's ready pods lie worse over zones than its constraints promise",
     HA023 => "a DoNotSchedule spread counts domains the pod cannot use (nodeTaintsPolicy or nodeAffinityPolicy Ignore)",
     HA024 => "required pod affinity to the workload's own pods puts every replica in one zone",
     HA025 => "required pod affinity to other workloads pins the workload to their one zone",

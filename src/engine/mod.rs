@@ -228,6 +228,12 @@ pub struct Decision {
     /// Why the injection is what it is (a stateful zone spread made hard, or not); `/mutate`
     /// sends them as warnings with the patch.
     pub notes: Vec<String>,
+    /// Where its replicas are predicted to run once the patch is applied, and what the worst
+    /// zone loss leaves (workloads only).
+    pub placement: Option<placement::Placement>,
+    /// The same for the object as written, without the patch: what its running pods were
+    /// scheduled by when it was stored without spreadguard.
+    pub placement_as_written: Option<placement::Placement>,
 }
 
 impl Decision {
@@ -245,6 +251,8 @@ impl Decision {
             considered: Considered::default(),
             notices: Vec::new(),
             notes: Vec::new(),
+            placement: None,
+            placement_as_written: None,
         }
     }
 
@@ -315,13 +323,18 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
     } else {
         (Vec::new(), Vec::new())
     };
+    // An exception with `mutate: false` drops the patch below: the placement is then the
+    // object's own.
+    let unmutated = mutation_waived(input, workload.namespace, kind_name, workload.name, policy);
+    let placement = placement::for_workload(&ctx, if unmutated { &[] } else { &injected });
+    rules::zone_loss::check(&ctx, &placement, &mut findings);
     let budgets = input
         .budgets
         .map(|all| all.selecting(namespace, &workload.pod_labels));
     rules::disruption::workload(
         &ctx,
         input.object,
-        &injected,
+        &placement,
         budgets.as_deref(),
         &mut findings,
     );
@@ -377,6 +390,11 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         }
         notices = applied.notices;
     }
+    let as_written = if injected.is_empty() {
+        placement.clone()
+    } else {
+        placement::for_workload(&ctx, &[])
+    };
     Decision {
         subject: Subject::Workload(workload.kind),
         findings: cap_per_rule(findings),
@@ -385,7 +403,34 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         considered,
         notices,
         notes,
+        placement_as_written: Some(as_written),
+        placement: Some(placement),
     }
+}
+
+/// Whether an active exception covers the object with `mutate: false`.
+fn mutation_waived(
+    input: Input<'_>,
+    namespace: Option<&str>,
+    kind: &str,
+    name: &str,
+    policy: &Policy,
+) -> bool {
+    if policy.exceptions.iter().all(|e| e.mutate) {
+        return false;
+    }
+    let labels = at(input.object, &["metadata", "labels"])
+        .and_then(|v| BTreeMap::<String, String>::deserialize(v).ok())
+        .unwrap_or_default();
+    let target = exceptions::Target {
+        namespace,
+        kind,
+        name,
+        labels: &labels,
+    };
+    let today = input.today.unwrap_or(exceptions::Day(time::Date::MAX));
+    let (active, _) = exceptions::covering(&policy.exceptions, &target, today);
+    active.iter().any(|e| !e.mutate)
 }
 
 /// The policy's exceptions applied to `findings` of the object `kind` `namespace/name`;
@@ -530,7 +575,10 @@ fn ratchet(
             let ctx = Context::new(&w, topology, policy, explicit, hpa_min)
                 .with_surroundings(input.namespace_labels, input.peers)
                 .with_volumes(input.volumes);
-            apply_overrides(judge(&ctx), policy)
+            // The stored object carries what was injected into it already.
+            let mut old_findings = judge(&ctx);
+            rules::zone_loss::check(&ctx, &placement::for_workload(&ctx, &[]), &mut old_findings);
+            apply_overrides(old_findings, policy)
                 .into_iter()
                 .filter(|f| f.severity == Severity::Deny)
                 .collect()

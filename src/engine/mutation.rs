@@ -218,7 +218,7 @@ pub fn plan(
 /// NodePools) can add nodes to an eligible zone that has no eligible node now; the eligible
 /// zones, which count those, are the value. `always` injects the eligible zones, `never`
 /// never. Capped by the replicas.
-fn min_domains(ctx: &Context<'_>, when: WhenUnsatisfiable) -> Option<i64> {
+pub(crate) fn min_domains(ctx: &Context<'_>, when: WhenUnsatisfiable) -> Option<i64> {
     if when != WhenUnsatisfiable::DoNotSchedule {
         return None;
     }

@@ -409,6 +409,8 @@ mod tests {
             considered: Default::default(),
             notices: Vec::new(),
             notes: Vec::new(),
+            placement: None,
+            placement_as_written: None,
         }
     }
 

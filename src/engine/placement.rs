@@ -1,29 +1,41 @@
 //! Where a workload's replicas are expected to land over its eligible zones, as its zone
-//! constraints make the scheduler place them.
+//! constraints make the scheduler place them, and what the loss of the worst zone leaves.
 //!
 //! [`place`] is the arithmetic on plain inputs (replicas, zone names, the zone rules);
 //! [`for_workload`] reads the rules off a workload, counting what spreadguard injects into
-//! it, so that the prediction holds for the object as it will be stored.
+//! it, so that the prediction holds for the object as it will be stored. Both the webhook
+//! and `audit` get the prediction from [`decide`](super::decide), which calls it once.
 //!
 //! - A required zone anti-affinity term that selects the workload's own pods: one replica
 //!   per zone, the rest Pending. Guaranteed.
-//! - A `DoNotSchedule` zone spread of `maxSkew` k: as even as the skew allows; with
-//!   `minDomains` above the eligible zones the global minimum counts as 0, so each zone is
-//!   capped at k and the rest stay Pending. Guaranteed when k is 1 (the counts differ by at
-//!   most one) or every zone is at its cap; otherwise expected.
+//! - A `DoNotSchedule` zone spread of `maxSkew` k: when the global minimum stays 0 for good
+//!   (fewer counted domains than `minDomains`, or a domain the constraint counts that the pod
+//!   cannot use: a tainted zone under the default `nodeTaintsPolicy: Ignore`), each zone is
+//!   capped at k and the rest stay Pending. With k = 1 the counts differ by at most one, as
+//!   when every zone is at its cap: guaranteed. Otherwise the filter only bounds the largest
+//!   zone, and the scheduler's scores ignore `DoNotSchedule` spreads: with a soft zone rule
+//!   beside it the spread is expected even, without one the counts are the scheduler's pick
+//!   (shown on the real scheduler: 6 pods at maxSkew 2 went 3, 2, 1), so the prediction is
+//!   the worst the filter admits (bounded): the largest zone at most
+//!   ⌊(n − k) / zones⌋ + k, the rest even.
 //! - A `ScheduleAnyway` zone spread or a preferred zone anti-affinity term: the scheduler's
 //!   scores favour the emptiest zone, so an even spread is expected, not promised.
+//! - Required pod affinity to its own pods on the zone key: every replica joins the first
+//!   one's zone (capped by a hard spread or anti-affinity). Guaranteed.
 //! - Nothing on a zone key: unconstrained; nothing keeps every replica out of one zone.
 //!
 //! Which zone gets the odd replica is the scheduler's choice: here the first zones in name
 //! order do.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::context::Context;
-use super::mutation::Injection;
+use super::mutation::{self, Injection};
 use super::policy::WhenUnsatisfiable;
 use super::rules::own_pods_selected;
+use super::stateful;
 
 /// One constraint on how replicas lie over zones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,12 +46,18 @@ pub enum ZoneRule {
         min_domains: Option<i64>,
         /// `DoNotSchedule`.
         hard: bool,
+        /// The zones the constraint counts (its inclusion policies applied), when more than
+        /// the eligible ones: the extra ones hold 0 pods for good. `None`: the eligible ones.
+        counted: Option<usize>,
     },
     /// A pod anti-affinity term on the zone key that selects the workload's own pods.
     AntiAffinity {
         /// `requiredDuringScheduling...`.
         hard: bool,
     },
+    /// Required pod affinity on the zone key to the workload's own pods: every replica in the
+    /// first one's zone.
+    Together,
 }
 
 /// How far the predicted counts can be relied on.
@@ -48,10 +66,24 @@ pub enum ZoneRule {
 pub enum Basis {
     /// Hard constraints force the counts (up to which zones get the odd replicas).
     Guaranteed,
-    /// Soft constraints, or a hard spread with slack: the scheduler aims for these counts.
+    /// Soft constraints: the scheduler's scores aim for these counts.
     Expected,
+    /// A hard spread with slack and nothing that scores zones: the largest zone is at most
+    /// what is shown (the worst the filter admits), the rest is the scheduler's pick.
+    Bounded,
     /// Nothing spreads the replicas over zones: one zone may hold them all.
     Unconstrained,
+}
+
+impl Basis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Guaranteed => "guaranteed",
+            Basis::Expected => "expected",
+            Basis::Bounded => "bounded",
+            Basis::Unconstrained => "unconstrained",
+        }
+    }
 }
 
 /// The predicted placement of one workload.
@@ -65,6 +97,8 @@ pub struct Placement {
     pub basis: Basis,
     /// Eligible zones (also when unconstrained).
     pub eligible_zones: usize,
+    /// The rules it was predicted from (to predict another count, [`Placement::for_count`]).
+    pub rules: Vec<ZoneRule>,
 }
 
 /// The replicas a zone loss takes.
@@ -75,16 +109,62 @@ pub struct ZoneShare {
     pub replicas: i64,
 }
 
+/// What losing the worst zone does (`worstZoneLoss` in reports).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ZoneLoss {
+    /// `None` (`null`) when unconstrained: any zone may hold them all.
+    pub zone: Option<String>,
+    /// Running replicas it takes.
+    pub lost: i64,
+    /// Running replicas it leaves.
+    pub left: i64,
+}
+
+/// A placement as reports show it (`results[].placement`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementReport {
+    /// Zone → predicted replicas; empty when unconstrained.
+    pub zones: BTreeMap<String, i64>,
+    pub worst_zone_loss: ZoneLoss,
+    /// True only when hard constraints force the counts.
+    pub guaranteed: bool,
+    /// `guaranteed`, `expected` or `unconstrained`.
+    pub basis: Basis,
+    pub replicas: i64,
+    /// Replicas the constraints leave Pending.
+    pub pending: i64,
+    pub eligible_zones: usize,
+}
+
 // === impl Placement ===
 
 impl Placement {
+    /// Replicas that find a node.
+    pub fn placed(&self) -> i64 {
+        self.replicas - self.pending
+    }
+
+    /// The same rules over the same zones for `replicas` pods (the ready pods of a running
+    /// workload, say); unconstrained stays unconstrained.
+    pub fn for_count(&self, replicas: i64) -> Placement {
+        let names: Vec<&str> = self.zones.iter().map(|(z, _)| z.as_str()).collect();
+        match self.basis {
+            Basis::Unconstrained => Placement {
+                replicas,
+                ..self.clone()
+            },
+            _ => place(replicas, &names, &self.rules),
+        }
+    }
+
     /// The zone holding the most replicas (the first such zone in name order); when
     /// unconstrained, every replica that may be placed.
     pub fn largest_zone(&self) -> ZoneShare {
         match self.basis {
             Basis::Unconstrained => ZoneShare {
                 zone: None,
-                replicas: self.replicas - self.pending,
+                replicas: self.placed(),
             },
             _ => {
                 let mut best: Option<&(String, i64)> = None;
@@ -100,6 +180,40 @@ impl Placement {
             }
         }
     }
+
+    /// What losing the zone with the most replicas takes and leaves.
+    pub fn worst_zone_loss(&self) -> ZoneLoss {
+        let share = self.largest_zone();
+        ZoneLoss {
+            left: self.placed() - share.replicas,
+            zone: share.zone,
+            lost: share.replicas,
+        }
+    }
+
+    /// `a=2,b=1,c=1`, or `unconstrained`.
+    pub fn describe_zones(&self) -> String {
+        if self.basis == Basis::Unconstrained {
+            return "unconstrained".to_owned();
+        }
+        self.zones
+            .iter()
+            .map(|(z, n)| format!("{z}={n}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn report(&self) -> PlacementReport {
+        PlacementReport {
+            zones: self.zones.iter().cloned().collect(),
+            worst_zone_loss: self.worst_zone_loss(),
+            guaranteed: self.basis == Basis::Guaranteed,
+            basis: self.basis,
+            replicas: self.replicas,
+            pending: self.pending,
+            eligible_zones: self.eligible_zones,
+        }
+    }
 }
 
 /// Places `replicas` over the eligible `zones` (names, in name order) under `rules`.
@@ -112,6 +226,7 @@ pub fn place(replicas: i64, zones: &[&str], rules: &[ZoneRule]) -> Placement {
         pending: 0,
         basis: Basis::Unconstrained,
         eligible_zones: zones.len(),
+        rules: rules.to_vec(),
     };
     if z == 0 {
         return unconstrained;
@@ -119,28 +234,46 @@ pub fn place(replicas: i64, zones: &[&str], rules: &[ZoneRule]) -> Placement {
     let hard_anti = rules
         .iter()
         .any(|r| matches!(r, ZoneRule::AntiAffinity { hard: true }));
-    let hard_spreads = rules.iter().filter_map(|r| match *r {
-        ZoneRule::Spread {
+    let together = rules.contains(&ZoneRule::Together);
+    // The tightest hard skew, and the per-zone cap when the global minimum stays 0.
+    let mut cap: Option<i64> = hard_anti.then_some(1);
+    let mut skew: Option<i64> = hard_anti.then_some(1);
+    for r in rules {
+        if let ZoneRule::Spread {
             max_skew,
             min_domains,
             hard: true,
-        } => Some((max_skew.max(1), min_domains)),
-        _ => None,
-    });
-    let (cap, skew) = if hard_anti {
-        (Some(1), Some(1))
-    } else {
-        let mut cap: Option<i64> = None;
-        let mut skew: Option<i64> = None;
-        for (max_skew, min_domains) in hard_spreads {
-            skew = Some(skew.map_or(max_skew, |s| s.min(max_skew)));
-            // Fewer eligible domains than minDomains: the global minimum counts as 0.
-            if min_domains.is_some_and(|m| m > z) {
-                cap = Some(cap.map_or(max_skew, |c| c.min(max_skew)));
+            counted,
+        } = *r
+        {
+            let k = max_skew.max(1);
+            let counted = counted.map_or(z, |c| (c as i64).max(z));
+            skew = Some(skew.map_or(k, |s| s.min(k)));
+            // Fewer counted domains than minDomains, or a counted domain the pod cannot
+            // use (it keeps 0 pods): the global minimum is 0, so no zone passes k.
+            // Gathered in one zone, the empty others do the same.
+            if min_domains.is_some_and(|m| m > counted) || counted > z || (together && counted > 1)
+            {
+                cap = Some(cap.map_or(k, |c| c.min(k)));
             }
         }
-        (cap, skew)
-    };
+    }
+    if together {
+        let placed = cap.map_or(replicas, |c| replicas.min(c));
+        let counts = zones
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.to_string(), if i == 0 { placed } else { 0 }))
+            .collect();
+        return Placement {
+            replicas,
+            zones: counts,
+            pending: replicas - placed,
+            basis: Basis::Guaranteed,
+            eligible_zones: zones.len(),
+            rules: rules.to_vec(),
+        };
+    }
     let soft = rules.iter().any(|r| {
         matches!(
             r,
@@ -151,25 +284,76 @@ pub fn place(replicas: i64, zones: &[&str], rules: &[ZoneRule]) -> Placement {
         return unconstrained;
     }
     let placed = cap.map_or(replicas, |c| replicas.min(c * z));
-    let (base, extra) = (placed / z, placed % z);
-    let counts = zones
-        .iter()
-        .enumerate()
-        .map(|(i, name)| (name.to_string(), base + i64::from((i as i64) < extra)))
-        .collect();
     let full = cap.is_some_and(|c| placed == c * z);
     let basis = match skew {
         Some(1) => Basis::Guaranteed,
         Some(_) if full => Basis::Guaranteed,
+        Some(_) if !soft => Basis::Bounded,
         _ => Basis::Expected,
     };
+    let counts = match basis {
+        Basis::Bounded => {
+            // The most one zone can get: the cap, and where the global minimum can rise, a
+            // skew of k above the least the others can hold.
+            let mut most = cap.unwrap_or(placed).min(placed);
+            if let Some(k) = unpinned_skew(rules, z, together) {
+                let bound = if placed <= k {
+                    placed
+                } else {
+                    (placed - k) / z + k
+                };
+                most = most.min(bound);
+            }
+            let rest = even(placed - most, z - 1);
+            std::iter::once(most).chain(rest).collect::<Vec<_>>()
+        }
+        _ => even(placed, z).collect(),
+    };
+    let counts = zones
+        .iter()
+        .zip(counts)
+        .map(|(name, n)| (name.to_string(), n))
+        .collect();
     Placement {
         replicas,
         zones: counts,
         pending: replicas - placed,
         basis,
         eligible_zones: zones.len(),
+        rules: rules.to_vec(),
     }
+}
+
+/// `n` spread as evenly as possible over `parts`, the larger shares first.
+fn even(n: i64, parts: i64) -> impl Iterator<Item = i64> {
+    let (base, extra) = if parts > 0 {
+        (n / parts, n % parts)
+    } else {
+        (0, 0)
+    };
+    (0..parts).map(move |i| base + i64::from(i < extra))
+}
+
+/// The tightest `maxSkew` of the hard spreads whose global minimum can rise (not pinned at 0).
+fn unpinned_skew(rules: &[ZoneRule], z: i64, together: bool) -> Option<i64> {
+    rules
+        .iter()
+        .filter_map(|r| match *r {
+            ZoneRule::Spread {
+                max_skew,
+                min_domains,
+                hard: true,
+                counted,
+            } => {
+                let counted = counted.map_or(z, |c| (c as i64).max(z));
+                let pinned = min_domains.is_some_and(|m| m > counted)
+                    || counted > z
+                    || (together && counted > 1);
+                (!pinned).then_some(max_skew.max(1))
+            }
+            _ => None,
+        })
+        .min()
 }
 
 /// The zone rules of a workload: its own constraints on a zone key that its eligible nodes
@@ -178,15 +362,31 @@ pub fn zone_rules(ctx: &Context<'_>, injected: &[Injection]) -> Vec<ZoneRule> {
     let w = ctx.workload;
     let policy = ctx.policy;
     let counts = |key: &str| policy.is_zone_key(key) && ctx.key_present(key) != Some(false);
+    let sched = w.scheduling();
+    let counted = |key: &str, honor_affinity: bool, honor_taints: bool| {
+        ctx.topology
+            .spread_domains(&sched, key, honor_affinity, honor_taints)
+            .map(|d| d.counted)
+    };
     let mut rules = Vec::new();
     for c in &w.scheduling.spread {
         if counts(&c.topology_key)
             && own_pods_selected(c.label_selector.as_ref(), &w.pod_labels, "").is_ok()
         {
+            let hard = c.when_unsatisfiable == "DoNotSchedule";
             rules.push(ZoneRule::Spread {
                 max_skew: i64::from(c.max_skew).max(1),
                 min_domains: c.min_domains.map(i64::from),
-                hard: c.when_unsatisfiable == "DoNotSchedule",
+                hard,
+                counted: if hard {
+                    counted(
+                        &c.topology_key,
+                        c.node_affinity_policy.as_deref() != Some("Ignore"),
+                        c.node_taints_policy.as_deref() == Some("Honor"),
+                    )
+                } else {
+                    None
+                },
             });
         }
     }
@@ -198,16 +398,27 @@ pub fn zone_rules(ctx: &Context<'_>, injected: &[Injection]) -> Vec<ZoneRule> {
             rules.push(ZoneRule::AntiAffinity { hard: t.required });
         }
     }
+    for (_, term) in w.required_affinity_terms() {
+        if counts(&term.topology_key) && ctx.term_selects_own_pods(term) {
+            rules.push(ZoneRule::Together);
+        }
+    }
     for i in injected {
         match i {
             Injection::ZoneSpread => {
-                let hard = policy.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule;
+                // As injected: hard or soft as `statefulZoneSpread` decides for a StatefulSet,
+                // nodeTaintsPolicy Honor, nodeAffinityPolicy by default.
+                let (when, _) = stateful::zone_spread(ctx);
+                let hard = when == WhenUnsatisfiable::DoNotSchedule;
                 rules.push(ZoneRule::Spread {
                     max_skew: i64::from(policy.max_skew).max(1),
-                    min_domains: hard
-                        .then(|| (ctx.eligible_zones() as i64).min(ctx.replicas))
-                        .filter(|m| *m > 0),
+                    min_domains: mutation::min_domains(ctx, when),
                     hard,
+                    counted: if hard {
+                        counted(ctx.topology.zone_key(), true, true)
+                    } else {
+                        None
+                    },
                 });
             }
             Injection::ZoneAntiAffinity => rules.push(ZoneRule::AntiAffinity { hard: false }),
@@ -243,6 +454,7 @@ mod tests {
             max_skew,
             min_domains,
             hard,
+            counted: None,
         }
     }
 
@@ -261,8 +473,23 @@ mod tests {
     }
 
     #[test]
-    fn a_wider_skew_is_expected_even_but_not_guaranteed() {
+    fn a_wider_skew_alone_bounds_the_largest_zone_and_with_scores_is_expected_even() {
+        // Nothing scores zones: the worst the filter admits, 3 in one zone (the real
+        // scheduler did 3, 2, 1).
         let p = place(6, ABC, &[spread(2, None, true)]);
+        assert_eq!((counts(&p), p.basis), (vec![3, 2, 1], Basis::Bounded));
+        assert_eq!(p.worst_zone_loss().left, 3);
+        let p = place(8, ABC, &[spread(2, None, true)]);
+        assert_eq!(counts(&p), vec![4, 2, 2]);
+        // A soft zone rule beside it scores zones evenly.
+        let p = place(
+            6,
+            ABC,
+            &[
+                spread(2, None, true),
+                ZoneRule::AntiAffinity { hard: false },
+            ],
+        );
         assert_eq!((counts(&p), p.basis), (vec![2, 2, 2], Basis::Expected));
         // The tightest hard spread decides.
         let p = place(6, ABC, &[spread(3, None, true), spread(1, None, true)]);
@@ -276,11 +503,11 @@ mod tests {
         let p = place(7, ABC, &[spread(2, Some(4), true)]);
         assert_eq!((counts(&p), p.pending), (vec![2, 2, 2], 1));
         assert_eq!(p.basis, Basis::Guaranteed, "every zone is at its cap");
-        // Under the cap the counts are not forced.
+        // Under the cap the counts are not forced: the largest zone is bounded by it.
         let p = place(4, ABC, &[spread(2, Some(4), true)]);
         assert_eq!(
             (counts(&p), p.pending, p.basis),
-            (vec![2, 1, 1], 0, Basis::Expected)
+            (vec![2, 1, 1], 0, Basis::Bounded)
         );
         // minDomains at or below the zones changes nothing.
         let p = place(7, ABC, &[spread(1, Some(3), true)]);
@@ -384,11 +611,15 @@ mod tests {
                         let p = place(n, &names[..z], &[spread(skew, min_domains, true)]);
                         let mut got = counts(&p);
                         got.sort_unstable_by(|a, b| b.cmp(a));
-                        assert_eq!(
-                            (got, p.pending),
-                            model(n, z, skew, min_domains),
-                            "n={n} z={z} skew={skew} minDomains={min_domains:?}"
-                        );
+                        let (want, pending) = model(n, z, skew, min_domains);
+                        let case = format!("n={n} z={z} skew={skew} minDomains={min_domains:?}");
+                        assert_eq!(p.pending, pending, "{case}");
+                        if p.basis == Basis::Bounded {
+                            // The worst case: at least as full as the even model's fullest.
+                            assert!(got[0] >= want[0], "{case}: {got:?} vs {want:?}");
+                        } else {
+                            assert_eq!(got, want, "{case}");
+                        }
                     }
                 }
             }

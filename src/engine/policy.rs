@@ -142,6 +142,8 @@ pub struct Policy {
     pub mode: Mode,
     pub scope: Scope,
     pub min_replicas: u32,
+    /// HA021: replicas that must be left running after the worst single zone loss.
+    pub min_surviving_replicas: u32,
     pub zone_labels: Vec<String>,
     pub max_skew: u32,
     pub when_unsatisfiable: WhenUnsatisfiable,
@@ -178,6 +180,7 @@ impl Default for Policy {
             mode: Mode::Enforce,
             scope: Scope::ClusterWide,
             min_replicas: 2,
+            min_surviving_replicas: 1,
             zone_labels: vec![STANDARD_ZONE_KEY.to_owned(), LEGACY_ZONE_KEY.to_owned()],
             max_skew: 1,
             when_unsatisfiable: WhenUnsatisfiable::ScheduleAnyway,
@@ -228,6 +231,12 @@ impl Policy {
         }
         if let Some(bad) = self.zone_labels.iter().find(|k| k.trim().is_empty()) {
             return invalid("zoneLabels", format!("contains an empty label key {bad:?}"));
+        }
+        if self.min_surviving_replicas == 0 {
+            return invalid(
+                "minSurvivingReplicas",
+                "must be at least 1, got 0 (to turn HA021 off: rules: {HA021: off})".into(),
+            );
         }
         if self.max_skew == 0 {
             return invalid("maxSkew", "must be at least 1, got 0".into());

@@ -12,6 +12,28 @@ pub struct Sourced {
     /// Where it came from: `path#docIndex` for files, `resource/namespace/name` for a cluster.
     pub source: String,
     pub value: serde_json::Value,
+    /// The file and line it starts on; `None` for objects read from a cluster.
+    pub location: Option<Location>,
+}
+
+/// Where in a file a document starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The path as given (`-` for stdin).
+    pub path: String,
+    /// 1-based line of the document's first content line.
+    pub line: usize,
+}
+
+impl Sourced {
+    /// A document without a file (an object read from a cluster, a test's object).
+    pub fn new(source: impl Into<String>, value: serde_json::Value) -> Sourced {
+        Sourced {
+            source: source.into(),
+            value,
+            location: None,
+        }
+    }
 }
 
 const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
@@ -61,10 +83,13 @@ fn parse_all(texts: Vec<(String, String, bool)>) -> Result<Vec<Sourced>, LoadErr
         }
     }
     let parsed = crate::parallel::map(&jobs, |(file, chunk)| match chunk {
-        Some(c) => c.parse().map(|v| vec![(c.index, v)]),
+        Some(c) => c
+            .parse()
+            .map(|v| vec![(c.index, Some(c.content_line()), v)]),
         None => manifests::parse_json_stream(&texts[*file].1),
     });
-    let mut per_file: Vec<Vec<(usize, serde_json::Value)>> = vec![Vec::new(); texts.len()];
+    let mut per_file: Vec<Vec<(usize, Option<usize>, serde_json::Value)>> =
+        vec![Vec::new(); texts.len()];
     for ((file, _), result) in jobs.iter().zip(parsed) {
         let path = &texts[*file].0;
         let values = result.map_err(|source| LoadError::Manifest {
@@ -81,6 +106,10 @@ fn parse_all(texts: Vec<(String, String, bool)>) -> Result<Vec<Sourced>, LoadErr
         })?;
         out.extend(docs.into_iter().map(|doc: Document| Sourced {
             source: format!("{path}{}", doc.anchor()),
+            location: doc.line.map(|line| Location {
+                path: path.clone(),
+                line,
+            }),
             value: doc.value,
         }));
     }

@@ -20,6 +20,9 @@ pub struct Document {
     pub index: usize,
     /// Position inside a `kind: List` document's `items`, when it came from one.
     pub item: Option<usize>,
+    /// 1-based line of the stream where the document's content starts (its `apiVersion`,
+    /// say; for a List item, the List's), for reports that point into the file.
+    pub line: Option<usize>,
     pub value: Value,
 }
 
@@ -41,7 +44,11 @@ pub fn parse(text: &str, json: bool) -> Result<Vec<Document>, ParseError> {
     }
     let values = split_documents(text)
         .iter()
-        .map(|chunk| chunk.parse().map(|v| (chunk.index, v)))
+        .map(|chunk| {
+            chunk
+                .parse()
+                .map(|v| (chunk.index, Some(chunk.content_line()), v))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     expand(values)
 }
@@ -57,6 +64,22 @@ pub struct Chunk<'a> {
 }
 
 impl Chunk<'_> {
+    /// 1-based line of the stream where the document's content starts: past its `---`
+    /// marker, blank lines, comments and directives.
+    pub fn content_line(&self) -> usize {
+        let skipped = self
+            .text
+            .lines()
+            .enumerate()
+            .find(|(i, l)| {
+                let t = l.trim();
+                let marker = *i == 0 && (t == "---" || l.starts_with("--- "));
+                !(marker || t.is_empty() || t.starts_with('#') || l.starts_with('%'))
+            })
+            .map_or(0, |(i, _)| i);
+        self.first_line + skipped + 1
+    }
+
     /// Parses the document; error lines count from the start of the whole stream.
     pub fn parse(&self) -> Result<Value, ParseError> {
         let mut docs = serde_norway::Deserializer::from_str(self.text);
@@ -121,9 +144,9 @@ fn has_content(text: &str) -> bool {
 }
 
 /// Turns parsed documents into objects: drops empty ones, expands Lists.
-pub fn expand(values: Vec<(usize, Value)>) -> Result<Vec<Document>, ParseError> {
+pub fn expand(values: Vec<(usize, Option<usize>, Value)>) -> Result<Vec<Document>, ParseError> {
     let mut out = Vec::with_capacity(values.len());
-    for (index, value) in values {
+    for (index, line, value) in values {
         match value {
             Value::Null => {}
             Value::Object(_) if is_list(&value) => {
@@ -137,6 +160,7 @@ pub fn expand(values: Vec<(usize, Value)>) -> Result<Vec<Document>, ParseError> 
                     out.push(Document {
                         index,
                         item: Some(i),
+                        line,
                         value: item.clone(),
                     });
                 }
@@ -144,6 +168,7 @@ pub fn expand(values: Vec<(usize, Value)>) -> Result<Vec<Document>, ParseError> 
             Value::Object(_) => out.push(Document {
                 index,
                 item: None,
+                line,
                 value,
             }),
             other => {
@@ -165,19 +190,29 @@ fn is_list(value: &Value) -> bool {
         && value.get("items").is_some()
 }
 
-pub fn parse_json_stream(text: &str) -> Result<Vec<(usize, Value)>, ParseError> {
+/// The values of a JSON stream, each with the 1-based line where it starts.
+pub fn parse_json_stream(text: &str) -> Result<Vec<(usize, Option<usize>, Value)>, ParseError> {
     let mut docs = Vec::new();
-    for (index, value) in serde_json::Deserializer::from_str(text)
-        .into_iter::<Value>()
-        .enumerate()
-    {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    // Lines counted so far, up to byte `counted`.
+    let (mut line, mut counted) = (1, 0);
+    let mut index = 0;
+    loop {
+        let before = stream.byte_offset();
+        let Some(value) = stream.next() else {
+            return Ok(docs);
+        };
         let value = value.map_err(|e| ParseError {
             line: Some(e.line()),
             message: e.to_string(),
         })?;
-        docs.push((index, value));
+        let rest = &text[before..];
+        let start = before + (rest.len() - rest.trim_start().len());
+        line += text[counted..start].matches('\n').count();
+        counted = start;
+        docs.push((index, Some(line), value));
+        index += 1;
     }
-    Ok(docs)
 }
 
 /// serde_norway appends "at line X column Y"; the line is reported separately.
@@ -207,6 +242,8 @@ mod tests {
         let docs = parse(text, false).unwrap();
         let anchors: Vec<String> = docs.iter().map(Document::anchor).collect();
         assert_eq!(anchors, ["#0", "#2/items/0", "#2/items/1"]);
+        let lines: Vec<Option<usize>> = docs.iter().map(|d| d.line).collect();
+        assert_eq!(lines, [Some(2), Some(7), Some(7)]);
         assert_eq!(docs[2].value["kind"], "Node");
     }
 
@@ -219,8 +256,10 @@ mod tests {
 
     #[test]
     fn json_streams_and_errors() {
-        let docs = parse("{\"kind\":\"Pod\"}\n{\"kind\":\"Service\"}", true).unwrap();
-        assert_eq!(docs.len(), 2);
+        let docs = parse("{\"kind\":\"Pod\"}\n\n  {\"kind\":\n\"Service\"}\n{}", true).unwrap();
+        assert_eq!(docs.len(), 3);
+        let lines: Vec<Option<usize>> = docs.iter().map(|d| d.line).collect();
+        assert_eq!(lines, [Some(1), Some(3), Some(5)]);
         let err = parse("{\n\"kind\": \n}", true).unwrap_err();
         assert_eq!(err.line, Some(3));
     }
@@ -245,6 +284,14 @@ mod tests {
                 .collect();
             assert_eq!(by_split, by_parser, "{text:?}");
         }
+    }
+
+    #[test]
+    fn documents_know_the_line_their_content_starts_on() {
+        let text = "# header\napiVersion: v1\nkind: A\n---\n\n# about B\nkind: B\n--- {kind: C}\n";
+        let lines: Vec<Option<usize>> =
+            parse(text, false).unwrap().iter().map(|d| d.line).collect();
+        assert_eq!(lines, [Some(2), Some(7), Some(8)]);
     }
 
     #[test]

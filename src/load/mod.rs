@@ -8,7 +8,7 @@ mod nodes;
 
 use std::path::{Path, PathBuf};
 
-pub use self::files::Sourced;
+pub use self::files::{Location, Sourced};
 pub use self::nodes::{Inventory, NodesError, parse_inventory, parse_nodes, take};
 use crate::engine::Topology;
 use crate::engine::policy::{Policy, PolicyError};

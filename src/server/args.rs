@@ -73,6 +73,49 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub limits: Limits,
+
+    #[command(flatten)]
+    pub reports: ReportsArgs,
+}
+
+/// `--reports`: policy reports kept up to date in the cluster by one replica at a time.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ReportsArgs {
+    /// Write policy reports of the whole cluster (as `audit --cluster -o openreports`) every
+    /// interval, by server-side apply with the field manager `spreadguard`; one replica at a
+    /// time, through a coordination.k8s.io Lease. Off when not given.
+    #[arg(long = "reports", env = "SPREADGUARD_REPORTS", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+
+    /// Which reports: `openreports` (openreports.io/v1alpha1 Report) or `policyreport`
+    /// (wgpolicyk8s.io/v1alpha2 PolicyReport).
+    #[arg(long = "reports-format", env = "SPREADGUARD_REPORTS_FORMAT", value_enum, default_value_t = ReportsFormat::Openreports)]
+    pub format: ReportsFormat,
+
+    /// Namespace of the Lease (the release's) [default: the service account's namespace,
+    /// else `default`].
+    #[arg(
+        long = "reports-lease-namespace",
+        env = "SPREADGUARD_REPORTS_LEASE_NAMESPACE"
+    )]
+    pub lease_namespace: Option<String>,
+
+    /// This replica's identity in the Lease [default: the host name (the pod's name)].
+    #[arg(long = "reports-identity", env = "SPREADGUARD_REPORTS_IDENTITY")]
+    pub identity: Option<String>,
+
+    /// How long the Lease holds without renewal: when the writer stops, another replica
+    /// takes over within it.
+    #[arg(long = "reports-lease-duration", env = "SPREADGUARD_REPORTS_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+}
+
+/// The API `--reports` writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportsFormat {
+    #[default]
+    Openreports,
+    Policyreport,
 }
 
 /// The default `--max-body-bytes`.
@@ -163,6 +206,7 @@ impl ServeArgs {
             log_format: LogFormat::Text,
             dev: false,
             limits: Limits::default(),
+            reports: ReportsArgs::default(),
         }
     }
 }

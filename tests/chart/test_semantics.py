@@ -596,7 +596,7 @@ def test_policy_change_does_not_restart_the_pods(render):
 
 
 def test_policy_file_holds_only_fields_the_server_knows(case):
-    known = {"mode", "scope", "minReplicas", "zoneLabels", "maxSkew", "whenUnsatisfiable",
+    known = {"mode", "scope", "minReplicas", "minSurvivingReplicas", "zoneLabels", "maxSkew", "whenUnsatisfiable",
              "matchPodTemplateHash", "antiAffinityWeight", "spreadAcrossNodes",
              "rewriteLegacyZoneKey", "exemptNamespaces", "allowWorkloadOverride",
              "assumedZones", "failOpen", "defaultedReplicas", "rules", "statefulZoneSpread",

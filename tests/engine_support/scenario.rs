@@ -29,7 +29,14 @@ pub const SCENARIO_KEYS: &[&str] = &[
     "expect",
 ];
 pub const EXPECT_KEYS: &[&str] = &[
-    "subject", "findings", "injected", "patch", "notices", "notes",
+    "subject",
+    "findings",
+    "injected",
+    "patch",
+    "notices",
+    "notes",
+    "placement",
+    "placementAsWritten",
 ];
 
 /// One scenario file, read.

@@ -46,6 +46,9 @@ struct Inner {
     failing: bool,
     /// Whether `karpenter.sh/v1` NodePools are served (discovery answers 404 otherwise).
     node_pools: bool,
+    /// resource → items already serialised (without `kind` and `apiVersion`), listed after
+    /// `objects`: how the server holds 150,000 pods without building a `Value` per request.
+    bulk: HashMap<&'static str, Vec<Arc<str>>>,
 }
 
 pub struct FakeApiServer {
@@ -245,6 +248,19 @@ impl FakeApiServer {
         }
     }
 
+    /// Adds many objects of a resource at once, already serialised as list items (no
+    /// `kind` or `apiVersion`); they are listed, paginated, after the objects `put_object`
+    /// added, and never watched.
+    pub fn put_bulk(&self, resource: &'static str, items: impl IntoIterator<Item = String>) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.rv += 1;
+        inner
+            .bulk
+            .entry(resource)
+            .or_default()
+            .extend(items.into_iter().map(Arc::from));
+    }
+
     fn put(&self, resource: &'static str, kind: &'static str, name: &str, object: Value) {
         self.put_as(resource, kind, "v1", name, object);
     }
@@ -414,7 +430,7 @@ impl Drop for FakeApiServer {
 
 async fn handle_group(
     shared: State<Shared>,
-    Path((group, _version, resource)): Path<(String, String, String)>,
+    Path((group, version, resource)): Path<(String, String, String)>,
     query: RawQuery,
 ) -> Response {
     if group == "karpenter.sh" && !shared.inner.lock().unwrap().node_pools {
@@ -423,6 +439,19 @@ async fn handle_group(
             "NotFound",
             "the server could not find the requested resource",
         );
+    }
+    // Only the built-in groups (and what this fake adds): `apps.kruise.io/v1beta1/statefulsets`
+    // is another resource.
+    let served = match resource.as_str() {
+        "deployments" | "statefulsets" | "replicasets" => "apps/v1",
+        "horizontalpodautoscalers" => "autoscaling/v2",
+        "poddisruptionbudgets" => "policy/v1",
+        "storageclasses" => "storage.k8s.io/v1",
+        "nodepools" => "karpenter.sh/v1",
+        _ => "",
+    };
+    if served != format!("{group}/{version}") {
+        return (StatusCode::NOT_FOUND, "no such resource").into_response();
     }
     handle(shared, Path(resource), query).await
 }
@@ -488,34 +517,6 @@ async fn handle(
     let _ = hold.wait_for(|held| !held).await;
     let mut inner = shared.inner.lock().unwrap();
     *inner.lists.entry(resource).or_default() += 1;
-    // Pages of `limit` items; the continue token is the key to start after.
-    let limit = query
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0)
-        .unwrap_or(usize::MAX);
-    let after = query
-        .get("continue")
-        .map(|t| t.replace("%2F", "/").replace("%2f", "/"));
-    let all = inner.objects.get(resource);
-    let mut page: Vec<(&String, &Value)> = match (&after, all) {
-        (_, None) => Vec::new(),
-        (None, Some(all)) => all.iter().take(limit.saturating_add(1)).collect(),
-        (Some(after), Some(all)) => all
-            .range::<String, _>((
-                std::ops::Bound::Excluded(after.clone()),
-                std::ops::Bound::Unbounded,
-            ))
-            .take(limit.saturating_add(1))
-            .collect(),
-    };
-    let next = if page.len() > limit {
-        page.truncate(limit);
-        page.last().map(|(k, _)| (*k).clone())
-    } else {
-        None
-    };
-    let mut items: Vec<Value> = page.into_iter().map(|(_, v)| v.clone()).collect();
     let api_version = match resource {
         "deployments" | "statefulsets" | "replicasets" => "apps/v1",
         "horizontalpodautoscalers" => "autoscaling/v2",
@@ -524,27 +525,54 @@ async fn handle(
         "nodepools" => "karpenter.sh/v1",
         _ => "v1",
     };
-    if !matches!(resource, "nodes" | "namespaces") {
-        for item in &mut items {
-            if let Some(map) = item.as_object_mut() {
+    let strip = !matches!(resource, "nodes" | "namespaces");
+    let objects: Vec<&Value> = inner
+        .objects
+        .get(resource)
+        .map(|o| o.values().collect())
+        .unwrap_or_default();
+    let bulk: &[Arc<str>] = inner.bulk.get(resource).map_or(&[], Vec::as_slice);
+    let total = objects.len() + bulk.len();
+    // Pagination as the API server does it: `limit` items per page and an opaque
+    // `continue` token for the rest, with `remainingItemCount`.
+    let start = query
+        .get("continue")
+        .and_then(|t| t.strip_prefix("page-"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(total);
+    let end = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .map_or(total, |l| (start + l).min(total));
+    let mut body = String::with_capacity(256 + (end - start) * 1024);
+    let mut meta = json!({"resourceVersion": inner.rv.to_string()});
+    if end < total {
+        meta["continue"] = json!(format!("page-{end}"));
+        meta["remainingItemCount"] = json!(total - end);
+    }
+    body.push_str(&format!(
+        "{{\"kind\":\"{kind}List\",\"apiVersion\":\"{api_version}\",\"metadata\":{meta},\"items\":["
+    ));
+    for i in start..end {
+        if i > start {
+            body.push(',');
+        }
+        if i < objects.len() {
+            let mut item = objects[i].clone();
+            if strip && let Some(map) = item.as_object_mut() {
                 map.remove("kind");
                 map.remove("apiVersion");
             }
+            body.push_str(&item.to_string());
+        } else {
+            body.push_str(&bulk[i - objects.len()]);
         }
     }
-    let body = json!({
-        "kind": format!("{kind}List"), "apiVersion": api_version,
-        "metadata": match &next {
-            Some(token) => json!({"resourceVersion": inner.rv.to_string(), "continue": token}),
-            None => json!({"resourceVersion": inner.rv.to_string()}),
-        },
-        "items": items,
-    });
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    body.push_str("]}");
+    drop(inner);
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Response {

@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod fake_apiserver;
+pub mod objects;
 pub mod sink;
 pub mod tls;

@@ -11,8 +11,7 @@ use crate::engine::autoscaler::Autoscaler;
 use crate::engine::budget::{Budget, IntOrPercent, Requirement};
 use crate::engine::context::Context;
 use crate::engine::finding::{Finding, RuleId, Severity, plural};
-use crate::engine::mutation::Injection;
-use crate::engine::placement;
+use crate::engine::placement::Placement;
 use crate::engine::policy::Policy;
 use crate::engine::workload::WorkloadKind;
 use crate::engine::workload::at;
@@ -74,12 +73,12 @@ pub fn budget(object: &Value) -> Vec<Finding> {
 }
 
 /// HA013, HA014 and HA015 for a workload (`object`, as `ctx` reads it), against the budgets
-/// that select its pods (`None`: budgets unknown). `injected` is what spreadguard adds to it,
-/// so that the zone placement is the one the stored object will have.
+/// that select its pods (`None`: budgets unknown). `placement` is the one the stored object
+/// will have (with what spreadguard injects).
 pub fn workload(
     ctx: &Context<'_>,
     object: &Value,
-    injected: &[Injection],
+    placement: &Placement,
     budgets: Option<&[&Budget]>,
     out: &mut Vec<Finding>,
 ) {
@@ -134,7 +133,6 @@ pub fn workload(
         ));
         return;
     }
-    let placement = placement::for_workload(ctx, injected);
     if placement.eligible_zones < 2 {
         return; // a single zone: zone loss is HA006/HA009's business
     }

@@ -7,6 +7,7 @@ pub mod replicas;
 pub mod rollout;
 pub mod spread;
 pub mod volumes;
+pub mod zone_loss;
 pub mod zones;
 
 use std::collections::BTreeMap;
