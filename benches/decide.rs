@@ -375,6 +375,7 @@ fn bench_review(c: &mut Criterion) {
         // As `serve --nodes`: no HPA or PDB cache (the decide group measures them).
         autoscalers: None,
         budgets: None,
+        volumes: None,
         metrics: &metrics,
         decide,
     };

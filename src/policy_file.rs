@@ -81,7 +81,7 @@ fn field(name: &str) -> Option<Value> {
             "description": "Named, reasoned waivers: a workload matched by namespace and name or selector has the listed rules (or all) waived, until the end of its expires day (UTC). Names must be unique (checked by the binary)."})
         }
         "injectMinDomains" => json!({"enum": ["auto", "always", "never"],
-            "description": "minDomains on injected DoNotSchedule zone spreads: auto (only when node templates say an empty zone can gain nodes), always, or never."}),
+            "description": "minDomains on injected DoNotSchedule zone spreads: auto (only when a node template the pod fits can add nodes to an eligible zone that has none now), always, or never."}),
         "workloadKinds" => {
             let path = json!({"type": "string", "minLength": 1});
             let name = json!({"type": "string", "minLength": 1});
@@ -101,6 +101,38 @@ fn field(name: &str) -> Option<Value> {
                 },
             },
             "description": "Workload kinds judged and mutated like a Deployment: where each keeps its replicas, selector and pod template (JSON pointers or dotted paths). Built-in kinds are refused by the binary."})
+        }
+        "statefulZoneSpread" => json!({"enum": ["ScheduleAnyway", "DoNotSchedule"],
+            "description": "whenUnsatisfiable of the zone spread injected into StatefulSets whose volumes are zonal and bound at first consumer."}),
+        "zonalProvisioners" => json!({
+            "additionalProperties": {"oneOf": [
+                {"type": "null"},
+                {"type": "object", "additionalProperties": false, "properties": {
+                    "regionalParameters": {"type": "object", "additionalProperties": {
+                        "type": "array", "minItems": 1, "items": {"type": "string"}}},
+                }},
+            ]},
+            "description": "Provisioners that make zonal volumes, laid over the built-in table (the default shown); an entry replaces the built-in one of the same provisioner, null removes it."}),
+        "nodeTemplates" => {
+            let taint = json!({"type": "object", "additionalProperties": false,
+            "required": ["key", "effect"],
+            "properties": {
+                "key": {"type": "string", "minLength": 1},
+                "value": {"type": "string"},
+                "effect": {"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
+            }});
+            json!({"items": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "zone": {"type": "string", "minLength": 1},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "taints": {"type": "array", "items": taint},
+                },
+            },
+            "description": "Node pools that can add nodes but have no Node now (scale from zero): their zones count as eligible for pods that fit them. Names must be unique (checked by the binary)."})
         }
         "defaultedReplicas" => json!({"enum": ["warn", "deny"],
             "description": "HA001 for a replica count of 1 nobody wrote (an HPA may set it later): warn or deny."}),
@@ -189,7 +221,7 @@ mod tests {
     fn every_field_and_rule_is_in_the_schema() {
         let schema = schema();
         let properties = schema["properties"].as_object().unwrap();
-        assert_eq!(properties.len(), 20);
+        assert_eq!(properties.len(), 23);
         let rules = &properties["rules"]["propertyNames"]["enum"];
         assert_eq!(rules.as_array().unwrap().len(), RuleId::ALL.len());
         // Enum values are exactly what the policy's serde names are.
@@ -226,6 +258,10 @@ mod tests {
             "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [HA999], reason: r}]",
             "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [], reason: r}]",
             "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [all]}]",
+            "statefulZoneSpread: Always",
+            "nodeTemplates: [{zone: a}]",
+            "nodeTemplates: [{name: a, taints: [{key: k, effect: Sometimes}]}]",
+            "zonalProvisioners: {ebs.csi.aws.com: {regionalParameters: {type: []}}}",
         ];
         let schema = schema();
         for yaml in cases {
@@ -241,6 +277,9 @@ mod tests {
             "minReplicas: 3\nmaxSkew: 2\nantiAffinityWeight: 100",
             "rules: {HA004: warn, HA009: off}",
             "zoneLabels: [avaliable_zone]",
+            "statefulZoneSpread: ScheduleAnyway",
+            "nodeTemplates: [{name: mysql-k, zone: cn-beijing-k, labels: {node-pool: mysql}, taints: [{key: app, value: mysql, effect: NoSchedule}]}]",
+            "zonalProvisioners: {csi.vsphere.vmware.com: null, rook-ceph.rbd.csi.ceph.com: {regionalParameters: {clusterID: [\"stretched-*\"]}}}",
             "exceptions: [{name: a, match: {namespace: x, name: y}, rules: [HA001], reason: r, expires: 2030-01-31}]",
         ] {
             Policy::from_yaml(yaml).unwrap();
@@ -267,6 +306,7 @@ mod tests {
             Some("string") => v.is_string(),
             Some("array") => v.is_array(),
             Some("object") => v.is_object(),
+            Some("null") => v.is_null(),
             _ => true,
         };
         let in_enum = p["enum"].as_array().is_none_or(|e| e.contains(v));

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::engine::Topology;
-use crate::engine::topology::ZoneStats;
+use crate::engine::topology::{TemplateSummary, ZoneStats};
 
 /// One row of the report.
 #[derive(Debug, Serialize)]
@@ -26,13 +26,21 @@ pub struct TopologyReport {
     pub nodes: usize,
     pub zones: Vec<ZoneRow>,
     pub unzoned_nodes: usize,
+    /// Node templates: nodes node pools can add (none of them exists now), apart from the
+    /// nodes. A zone only templates reach is a row with 0 nodes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub node_templates: Vec<TemplateSummary>,
 }
 
 impl TopologyReport {
     pub fn new(topology: &Topology, source: String) -> Self {
         let summary = topology.summary();
-        let mut zones: Vec<ZoneRow> = topology
-            .zone_stats()
+        let mut stats = topology.zone_stats();
+        // Zones only node templates reach: rows with no node.
+        for zone in summary.zones.keys() {
+            stats.entry(Some(zone.clone())).or_default();
+        }
+        let mut zones: Vec<ZoneRow> = stats
             .into_iter()
             .map(|(zone, stats)| ZoneRow { zone, stats })
             .collect();
@@ -44,6 +52,7 @@ impl TopologyReport {
             nodes: summary.nodes,
             zones,
             unzoned_nodes: summary.unzoned_nodes,
+            node_templates: summary.node_templates,
         }
     }
 
@@ -83,6 +92,55 @@ impl TopologyReport {
             if zoned == 1 { "" } else { "s" },
             self.unzoned_nodes
         );
+        if !self.node_templates.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nNode templates (nodes a pool can add; none of them exists now):"
+            );
+            let width = self
+                .node_templates
+                .iter()
+                .map(|t| t.name.len())
+                .max()
+                .unwrap_or(4)
+                .max(8);
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:<15}  {:<10}  TAINTS",
+                "TEMPLATE", "SOURCE", "ZONE"
+            );
+            for t in &self.node_templates {
+                let source = match t.source {
+                    crate::engine::templates::TemplateSource::Policy => "policy",
+                    crate::engine::templates::TemplateSource::NodePool => "NodePool",
+                };
+                let zone = t.zone.as_deref().unwrap_or("(any)");
+                let taints = if t.taints.is_empty() {
+                    "-".to_owned()
+                } else {
+                    t.taints.join(",")
+                };
+                let limit = if t.exhausted { "  (limit reached)" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "{:<width$}  {source:<15}  {zone:<10}  {taints}{limit}",
+                    t.name
+                );
+            }
+            let growable: Vec<&str> = self
+                .zones
+                .iter()
+                .filter(|z| z.stats.nodes == 0)
+                .filter_map(|z| z.zone.as_deref())
+                .collect();
+            if !growable.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "Zones with no node now that a node pool can add one: {}",
+                    growable.join(", ")
+                );
+            }
+        }
         if zoned < 2 {
             let _ = writeln!(
                 out,

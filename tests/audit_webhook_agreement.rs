@@ -106,6 +106,9 @@ async fn webhook(s: &Scenario, mode: Mode) -> Said {
     let mut policy = s.policy.clone();
     policy.mode = mode;
     let mut state = State::new(policy);
+    if let Some(volumes) = &s.volumes {
+        state = state.with_volumes(Arc::new(volumes.clone()));
+    }
     if let Some(labels) = &s.namespace_labels {
         let labels = Arc::new(labels.clone());
         state = state.with_namespaces(Arc::new(move |_: &str| Some(labels.clone())));
@@ -130,6 +133,8 @@ async fn webhook(s: &Scenario, mode: Mode) -> Said {
 fn audit(s: &Scenario, mode: Mode) -> Option<Said> {
     let mut policy = s.policy.clone();
     policy.mode = mode;
+    // The workload first, then the scenario's HPAs and PDBs, storage objects and NodePools
+    // as audit reads them from its input files.
     let mut docs = vec![Sourced::new("scenario", s.object.clone())];
     for (i, other) in s.hpas.iter().chain(&s.pdbs).enumerate() {
         docs.push(Sourced::new(format!("companion-{i}"), other.clone()));
@@ -143,7 +148,19 @@ fn audit(s: &Scenario, mode: Mode) -> Option<Said> {
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
         ));
     }
-    let report = Report::build(&docs, &s.topology, &policy);
+    docs.extend(
+        s.objects
+            .iter()
+            .map(|o| Sourced::new("scenario-objects", o.clone())),
+    );
+    let inventory = spreadguard::load::inventory_of(&docs).unwrap();
+    let volumes = s.volumes.as_ref().map(|_| &inventory.volumes);
+    let report = Report::build_with(
+        &docs,
+        &s.topology,
+        &policy,
+        volumes.map(|v| v as &dyn spreadguard::engine::storage::Volumes),
+    );
     let json: Value = serde_json::from_str(&report.to_json()).unwrap();
     let entry = json["results"]
         .as_array()

@@ -251,6 +251,207 @@ fn the_table_names_every_finding_and_the_summary() {
     );
 }
 
+// === storage and node templates ===
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/workloads");
+
+/// A nodes file with a Karpenter NodePool beside the Nodes that can add nodes in a fourth
+/// zone, eu-west-1d.
+fn nodes_with_a_pool(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut text = std::fs::read_to_string(NODES).unwrap();
+    text.push_str(
+        "\n---\napiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata: {name: general}\nspec:\n  template:\n    spec:\n      nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}\n      requirements:\n        - {key: topology.kubernetes.io/zone, operator: In, values: [eu-west-1d]}\n",
+    );
+    let path = dir.join("nodes-and-pools.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn storage_objects_beside_the_workloads_are_taken_into_account() {
+    let out = audit(
+        &[
+            "--nodes",
+            NODES,
+            "-o",
+            "json",
+            &format!("{EXAMPLES}/ha017-statefulset-zonal-volumes-bound-immediately.yaml"),
+            &format!("{EXAMPLES}/ha019-statefulset-bound-volumes-all-in-one-zone.yaml"),
+        ],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "warnings only: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(
+        results.len(),
+        2,
+        "the StatefulSets; classes, claims and volumes are inputs"
+    );
+    let kafka = &results[0];
+    assert_eq!(rules(kafka), ["HA017:warn"]);
+    let class = &kafka["considered"]["storageClasses"][0];
+    assert_eq!(class["name"], "gp2");
+    assert_eq!(class["template"], "logs");
+    assert_eq!(class["provisioner"], "kubernetes.io/aws-ebs");
+    assert_eq!(class["volumeBindingMode"], "Immediate");
+    assert_eq!(class["locality"], "zonal");
+    assert_eq!(class["default"], true);
+    let zk = &results[1];
+    assert_eq!(rules(zk), ["HA019:warn"]);
+    assert_eq!(
+        zk["considered"]["claims"],
+        serde_json::json!(["coord/data-zk-0", "coord/data-zk-1", "coord/data-zk-2"])
+    );
+    assert_eq!(
+        zk["considered"]["storageClasses"][0]["volumeBindingMode"],
+        "WaitForFirstConsumer"
+    );
+    // Without the storage objects the same StatefulSet is judged without them.
+    let example = std::fs::read_to_string(format!(
+        "{EXAMPLES}/ha017-statefulset-zonal-volumes-bound-immediately.yaml"
+    ))
+    .unwrap();
+    let statefulset_only = example.split("---\n").last().unwrap();
+    let alone = audit(
+        &["--nodes", NODES, "-o", "json", "-"],
+        Some(statefulset_only),
+    );
+    let r = &json(&alone)["results"][0];
+    assert!(rules(r).is_empty(), "{r}");
+    assert!(r.get("considered").is_none(), "nothing considered: {r}");
+}
+
+#[test]
+fn a_shared_read_write_once_claim_is_denied_and_exits_one() {
+    let out = audit(
+        &[
+            "--nodes",
+            NODES,
+            "-o",
+            "json",
+            &format!("{EXAMPLES}/ha020-deployment-replicas-share-read-write-once-claim.yaml"),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let r = &json(&out)["results"][0];
+    assert_eq!(rules(r), ["HA020:deny"]);
+    assert_eq!(r["considered"]["claims"][0], "docs/wiki-content");
+}
+
+#[test]
+fn node_pools_in_the_nodes_file_add_zones_and_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = nodes_with_a_pool(dir.path());
+    let example = format!("{EXAMPLES}/ha002-deployment-hard-zone-anti-affinity-4-replicas.yaml");
+    // Three zones: four replicas with required zone anti-affinity leave one Pending.
+    assert_eq!(
+        audit(&["--nodes", NODES, &example], None).status.code(),
+        Some(1)
+    );
+    // The NodePool can add nodes in eu-west-1d: four eligible zones, one per replica.
+    let out = audit(
+        &["--nodes", nodes.to_str().unwrap(), "-o", "json", &example],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report = json(&out);
+    assert_eq!(report["topology"]["zones"]["eu-west-1d"], 0);
+    assert_eq!(report["topology"]["nodes"], 7, "templates are not nodes");
+    let template = &report["topology"]["nodeTemplates"][0];
+    assert_eq!(
+        (
+            template["name"].as_str(),
+            template["source"].as_str(),
+            template["zone"].as_str()
+        ),
+        (Some("general"), Some("nodePool"), Some("eu-west-1d"))
+    );
+    assert_eq!(
+        report["results"][0]["considered"]["nodeTemplates"][0],
+        "NodePool general (zone eu-west-1d)"
+    );
+}
+
+#[test]
+fn a_broken_storage_object_is_unusable_input() {
+    let out = audit(
+        &["-"],
+        Some(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: c, namespace: n}\nspec: {accessModes: ReadWriteOnce}\n",
+        ),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PersistentVolumeClaim c"), "{err}");
+}
+
+#[test]
+fn topology_shows_node_templates_apart_from_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = nodes_with_a_pool(dir.path());
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "nodeTemplates:\n  - {name: gpu-c, zone: eu-west-1c, labels: {accelerator: nvidia}, taints: [{key: gpu, value: present, effect: NoSchedule}]}\n",
+    )
+    .unwrap();
+    let run = |format: &str| {
+        Command::new(BIN)
+            .args(["topology", "--nodes", nodes.to_str().unwrap()])
+            .arg("--config")
+            .arg(&policy)
+            .args(["-o", format])
+            .output()
+            .unwrap()
+    };
+    let table = run("table");
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("Node templates (nodes a pool can add; none of them exists now):"),
+        "{text}"
+    );
+    assert!(text.contains("gpu-c"), "{text}");
+    assert!(text.contains("gpu=present:NoSchedule"), "{text}");
+    assert!(
+        text.contains("Zones with no node now that a node pool can add one: eu-west-1d"),
+        "{text}"
+    );
+    let json: Value = serde_json::from_slice(&run("json").stdout).unwrap();
+    assert_eq!(json["nodes"], 7);
+    let names: Vec<&str> = json["nodeTemplates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["gpu-c", "general"], "policy templates first");
+    let d = json["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["zone"] == "eu-west-1d")
+        .unwrap();
+    assert_eq!(d["nodes"], 0);
+}
+
 #[test]
 fn a_nodes_file_without_any_node_exits_two_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use serde::Deserialize;
 use serde_json::Value;
 use spreadguard::engine::policy::Policy;
-use spreadguard::engine::{Input, Topology, decide};
+use spreadguard::engine::{Input, decide};
 use spreadguard::load;
 
 const BIN: &str = env!("CARGO_BIN_EXE_spreadguard");
@@ -146,7 +146,7 @@ fn fix_writes_the_webhooks_injection_and_keeps_everything_else() {
 
     // Exactly what the webhook's patch makes of each document.
     let policy = Policy::default();
-    let topology = Topology::from_nodes(load::nodes_file(Path::new(NODES)).unwrap(), &policy);
+    let topology = load::topology(Some(Path::new(NODES)), &policy).unwrap();
     for (before, after) in documents(MANIFEST).iter().zip(documents(&fixed)) {
         let mut expected = before.clone();
         let d = decide(Input::new(before), &topology, &policy);

@@ -420,7 +420,9 @@ async fn serve_without_nodes_watches_the_cluster_and_is_ready_after_both_lists()
     tokio::time::sleep(Duration::from_millis(300)).await;
     let missing = state.readiness().unwrap_err();
     assert!(
-        missing.contains(&"nodes, namespaces, autoscalers and disruption budgets listed"),
+        missing.contains(
+            &"nodes, namespaces, autoscalers, disruption budgets, node pools and storage listed"
+        ),
         "{missing:?}"
     );
     api.hold_lists(false);

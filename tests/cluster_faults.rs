@@ -40,6 +40,8 @@ struct Garbage {
     /// List requests seen, per resource.
     node_lists: AtomicUsize,
     namespace_lists: AtomicUsize,
+    /// Of StorageClasses, PersistentVolumeClaims and PersistentVolumes together.
+    storage_lists: AtomicUsize,
     /// HorizontalPodAutoscalers and PodDisruptionBudgets.
     companion_lists: AtomicUsize,
 }
@@ -53,6 +55,7 @@ async fn handle(
     let counter = match resource.as_str() {
         "nodes" => &g.node_lists,
         "namespaces" => &g.namespace_lists,
+        "storageclasses" | "persistentvolumeclaims" | "persistentvolumes" => &g.storage_lists,
         "horizontalpodautoscalers" | "poddisruptionbudgets" => &g.companion_lists,
         _ => return (axum::http::StatusCode::NOT_FOUND, "no such resource").into_response(),
     };
@@ -72,7 +75,15 @@ async fn handle(
         >()));
     }
     counter.fetch_add(1, Ordering::SeqCst);
-    let body = if resource == "nodes" {
+    let kind = match resource.as_str() {
+        "storageclasses" => Some("StorageClassList"),
+        "persistentvolumeclaims" => Some("PersistentVolumeClaimList"),
+        "persistentvolumes" => Some("PersistentVolumeList"),
+        _ => None,
+    };
+    let body = if let Some(kind) = kind {
+        json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": []})
+    } else if resource == "nodes" {
         let items: Vec<_> = [("n1", "z1"), ("n2", "z2"), ("n3", "z3")]
             .iter()
             .map(|(name, zone)| {
@@ -176,6 +187,15 @@ async fn garbage_from_the_api_server_is_logged_and_retried_until_it_recovers() {
     assert!(
         text.contains("WARN") && text.contains("nodes"),
         "the failure is not logged: {text}"
+    );
+
+    assert!(
+        g.storage_lists.load(Ordering::SeqCst) > 0,
+        "the storage caches were not listed"
+    );
+    assert!(
+        g.companion_lists.load(Ordering::SeqCst) > 0,
+        "the autoscaler and budget caches were not listed"
     );
 
     // Recovery: proper answers fill the caches.

@@ -1081,6 +1081,10 @@ async fn the_charts_service_account_can_do_exactly_what_spreadguard_needs() {
     let resources: &[(&str, &str)] = &[
         ("", "nodes"),
         ("", "namespaces"),
+        ("", "persistentvolumeclaims"),
+        ("", "persistentvolumes"),
+        ("storage.k8s.io", "storageclasses"),
+        ("karpenter.sh", "nodepools"),
         ("", "secrets"),
         ("", "configmaps"),
         ("", "pods"),
@@ -1148,21 +1152,27 @@ async fn the_charts_service_account_can_do_exactly_what_spreadguard_needs() {
     }
     allowed.sort();
     allowed.dedup();
-    // Nodes and Namespaces for the topology and the modes, HPAs and PDBs for the replica
-    // and budget caches (issue 12).
-    let mut expected: Vec<String> = ["nodes", "namespaces"]
+    // Cluster-wide reads of what the caches watch (a ClusterRole also grants them inside any
+    // namespace, where the namespaced ones among them live): Nodes and Namespaces for the
+    // topology and the modes, HPAs and PDBs for the replica and budget caches (issue 12),
+    // storage and NodePools for stateful placement (issue 13).
+    let watched = [
+        "nodes",
+        "namespaces",
+        "horizontalpodautoscalers",
+        "poddisruptionbudgets",
+        "persistentvolumeclaims",
+        "persistentvolumes",
+        "storageclasses",
+        "nodepools",
+    ];
+    let mut expected: Vec<String> = watched
         .iter()
         .flat_map(|r| ["get", "list", "watch"].map(|v| format!("{v} {r}")))
-        .chain(["get", "list", "watch"].map(|v| format!("{v} namespaces (namespaced)")))
-        .chain(["get", "list", "watch"].map(|v| format!("{v} nodes (namespaced)")))
         .chain(
-            ["horizontalpodautoscalers", "poddisruptionbudgets"]
+            watched
                 .iter()
-                .flat_map(|r| {
-                    ["get", "list", "watch"]
-                        .into_iter()
-                        .flat_map(move |v| [format!("{v} {r}"), format!("{v} {r} (namespaced)")])
-                }),
+                .flat_map(|r| ["get", "list", "watch"].map(|v| format!("{v} {r} (namespaced)"))),
         )
         .collect();
     expected.sort();

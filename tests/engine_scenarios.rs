@@ -68,7 +68,12 @@ fn decide_scenario(s: &Scenario, object: &Value) -> Decision {
         .with_autoscalers(&autoscalers)
         .with_budgets(&budgets)
         .with_namespace_labels(s.namespace_labels.as_ref())
-        .with_peers(s.peers.as_ref().map(|p| p as &dyn Peers));
+        .with_peers(s.peers.as_ref().map(|p| p as &dyn Peers))
+        .with_volumes(
+            s.volumes
+                .as_ref()
+                .map(|v| v as &dyn spreadguard::engine::storage::Volumes),
+        );
     if let Some(today) = s.today {
         input = input.with_today(today);
     }
@@ -168,6 +173,17 @@ fn check_scenario(path: &Path) -> Vec<String> {
             "notices: expected {want_notices:?}, got {:?}",
             decision.notices
         ));
+    }
+
+    // Notes (why the injection is what it is), when the scenario names them: exactly these.
+    if let Some(want) = s.expect.get("notes").and_then(Value::as_array) {
+        let want: Vec<&str> = want.iter().filter_map(Value::as_str).collect();
+        if want != decision.notes {
+            problems.push(format!(
+                "notes: expected {want:?}, got {:?}",
+                decision.notes
+            ));
+        }
     }
 
     let subject = match decision.subject {
@@ -431,6 +447,14 @@ fn examples_say_what_they_claim() {
             failures.push(format!("{name}: no `# expect:` line in the header"));
         }
         let docs = flatten_lists(yaml_documents(&text).expect("valid YAML"));
+        // Storage objects and NodePools beside the workloads count, as audit reads them.
+        let sourced: Vec<Sourced> = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Sourced::new(format!("{name}#{i}"), d.clone()))
+            .collect();
+        let inventory = spreadguard::load::inventory_of(&sourced).expect("readable objects");
+        let volumes = (!inventory.volumes.is_empty()).then(|| inventory.volumes.clone());
         let of_kind = |kind: &str| -> Vec<Value> {
             docs.iter()
                 .filter(|d| d.get("kind").and_then(Value::as_str) == Some(kind))
@@ -439,7 +463,8 @@ fn examples_say_what_they_claim() {
         };
         for claim in claims {
             let policy = Policy::default();
-            let topology = Topology::from_nodes(nodes_file(&claim.nodes), &policy);
+            let topology =
+                Topology::from_parts(nodes_file(&claim.nodes), inventory.pools.clone(), &policy);
             for doc in &docs {
                 let s = Scenario {
                     topology: topology.clone(),
@@ -454,6 +479,8 @@ fn examples_say_what_they_claim() {
                     peers: Some(docs.clone()),
                     today: None,
                     expect: Map::new(),
+                    volumes: volumes.clone(),
+                    objects: Vec::new(),
                 };
                 let d = decide_scenario(&s, doc);
                 for p in universal_checks(&s, &d) {
@@ -461,12 +488,14 @@ fn examples_say_what_they_claim() {
                 }
             }
             // The claims are what `spreadguard audit` reports for the file, HA016 included.
-            let sourced: Vec<Sourced> = docs
-                .iter()
-                .enumerate()
-                .map(|(i, d)| Sourced::new(format!("{name}#{i}"), d.clone()))
-                .collect();
-            let report = Report::build(&sourced, &topology, &policy);
+            let report = Report::build_with(
+                &sourced,
+                &topology,
+                &policy,
+                volumes
+                    .as_ref()
+                    .map(|v| v as &dyn spreadguard::engine::storage::Volumes),
+            );
             let mut got: Vec<(RuleId, Severity)> = report
                 .results
                 .iter()

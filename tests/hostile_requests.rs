@@ -123,7 +123,7 @@ const CASES: &[(&str, &str, Expect)] = &[
     ("wrong-type-selector-as-number.json", V, Warned(&["HA000: not checked: spec.selector"])),
     ("wrong-type-selector-match-labels-as-list.json", V, Warned(&["HA000: not checked: spec.selector"])),
     ("wrong-type-selector-match-expressions-as-object.json", V, Warned(&["HA000: not checked: spec.selector"])),
-    ("wrong-type-selector-unknown-operator.json", V, Warned(&["HA011: nothing injected: spec.selector"])),
+    ("wrong-type-selector-unknown-operator.json", V, Warned(&["HA011: nothing injected: spec.selector", "HA021: losing one zone may leave 0 of 3"])),
     ("wrong-type-selector-values-as-string.json", V, Warned(&["HA000: not checked: spec.selector"])),
     ("wrong-type-affinity-as-string.json", V, Warned(&["HA000: not checked: spec.template.spec.affinity"])),
     ("wrong-type-pod-anti-affinity-as-list.json", V, Warned(&["HA000: not checked: spec.template.spec.affinity"])),

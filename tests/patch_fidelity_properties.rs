@@ -303,6 +303,7 @@ impl World {
             policy: &self.policy,
             topology: &self.topology,
             namespaces: &UnknownNamespaces,
+            volumes: None,
             autoscalers: None,
             budgets: None,
             metrics: &self.metrics,

@@ -924,18 +924,57 @@ fn pruned_objects_decide_like_full_ones() {
         };
         objects.push((object, kind));
     }
+    // Claims the pods mount by name are kept (HA020 reads them), nothing else of the volumes.
+    let mut shares_a_claim = fixture("deployment-create.json")["request"]["object"].clone();
+    shares_a_claim["spec"]["template"]["spec"]["volumes"] = json!([
+        {"name": "config", "configMap": {"name": "web"}},
+        {"name": "content", "persistentVolumeClaim": {"claimName": "web-content"}},
+        {"name": "scratch", "emptyDir": {}},
+    ]);
+    let text = serde_json::to_string(&shares_a_claim).unwrap();
+    let pruned = prune::parse(&text, WorkloadKind::Deployment).unwrap();
+    assert_eq!(
+        pruned["spec"]["template"]["spec"]["volumes"],
+        json!([{"name": "content", "persistentVolumeClaim": {"claimName": "web-content"}}])
+    );
+    objects.push((shares_a_claim, WorkloadKind::Deployment));
+    let mut volumes = spreadguard::engine::storage::VolumeSet::default();
+    volumes
+        .add_json(&json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "web-content", "namespace": "shop"},
+            "spec": {"accessModes": ["ReadWriteOnce"]},
+        }))
+        .unwrap();
+    let volumes: &dyn spreadguard::engine::storage::Volumes = &volumes;
+
     let s = state("");
     let (topology, policy) = (s.topology(), s.policy());
+    let mut ha020 = 0;
     for (object, kind) in objects {
         let text = serde_json::to_string(&object).unwrap();
         let pruned = prune::parse(&text, kind).unwrap();
         assert!(pruned.pointer("/status").is_none());
-        let full = decide(Input::new(&object), &topology, &policy);
-        let lean = decide(Input::new(&pruned), &topology, &policy);
+        let full = decide(
+            Input::new(&object).with_volumes(Some(volumes)),
+            &topology,
+            &policy,
+        );
+        let lean = decide(
+            Input::new(&pruned).with_volumes(Some(volumes)),
+            &topology,
+            &policy,
+        );
+        ha020 += lean
+            .findings
+            .iter()
+            .filter(|f| f.rule == spreadguard::engine::RuleId::HA020)
+            .count();
         assert_eq!(full.findings, lean.findings, "{kind:?}");
         assert_eq!(full.patch, lean.patch, "{kind:?}");
         assert_eq!(full.subject, lean.subject, "{kind:?}");
     }
+    assert_eq!(ha020, 1, "the claim mounted by name survives pruning");
 }
 
 /// The API server sends `resource` and `operation` before `object`, which lets the object be

@@ -169,7 +169,8 @@ fn judge_in(
     let decide = ctx.decide;
     let mut input = Input::new(&object)
         .with_old(old.as_ref())
-        .with_namespace_labels(ns_labels);
+        .with_namespace_labels(ns_labels)
+        .with_volumes(ctx.volumes);
     input.autoscalers = ctx.autoscalers;
     input.budgets = ctx.budgets;
     if !policy.exceptions.is_empty() {

@@ -63,6 +63,8 @@ pub struct Context<'a> {
     pub autoscalers: Option<&'a Autoscalers>,
     /// The disruption budget cache's snapshot; `None` without one.
     pub budgets: Option<&'a Budgets>,
+    /// StorageClasses, claims and volumes, when watched.
+    pub volumes: Option<&'a dyn crate::engine::storage::Volumes>,
     pub metrics: &'a Metrics,
     pub decide: Decider,
 }

@@ -3,8 +3,9 @@
 //! Most of a workload's bytes are containers (images, env, probes), volumes, managed fields
 //! and status; building a `Value` for them is most of the cost of a request. The engine only
 //! reads metadata (of the managed fields, only who owns `spec.replicas`, to tell a defaulted
-//! replica count from a written one) and the scheduling fields of the pod spec, and patches
-//! are computed against
+//! replica count from a written one), the scheduling fields of the pod spec and the claims it
+//! mounts (of `volumes`, only the `persistentVolumeClaim` ones, reduced to their name and
+//! claim: HA020 reads them), and patches are computed against
 //! the paths it reads, so leaving those subtrees out changes no decision and no patch on
 //! CREATE (`tests/server_router.rs` checks this on fully populated objects). UPDATEs are read
 //! in full, because whether the pod template changed decides whether to mutate at all. The
@@ -24,9 +25,10 @@ const POD_SPEC: &[&str] = &[
     "containers",
     "initContainers",
     "ephemeralContainers",
-    "volumes",
     "resourceClaims",
 ];
+/// What is kept of one volume (and only of volumes that mount a claim).
+const VOLUME_KEPT: &[&str] = &["name", "persistentVolumeClaim"];
 
 #[derive(Clone, Copy)]
 enum At {
@@ -42,6 +44,10 @@ enum At {
     ManagedEntry,
     FieldsV1,
     FieldsSpec,
+    /// The pod spec's `volumes` list.
+    Volumes,
+    /// One of its items.
+    Volume,
 }
 
 /// What of a map is kept.
@@ -55,7 +61,8 @@ impl At {
         match self {
             At::Root(_) => Keep::AllBut(ROOT),
             At::PodSpec => Keep::AllBut(POD_SPEC),
-            At::Metadata | At::Spec | At::Template => Keep::AllBut(&[]),
+            At::Metadata | At::Spec | At::Template | At::Volumes => Keep::AllBut(&[]),
+            At::Volume => Keep::Only(VOLUME_KEPT),
             At::ManagedFields => Keep::Only(&[]),
             At::ManagedEntry => Keep::Only(&["manager", "operation", "subresource", "fieldsV1"]),
             At::FieldsV1 => Keep::Only(&["f:spec"]),
@@ -80,6 +87,7 @@ impl At {
             (At::Root(_), "spec") => Some(At::Spec),
             (At::Spec, "template") => Some(At::Template),
             (At::Template, "spec") => Some(At::PodSpec),
+            (At::PodSpec, "volumes") => Some(At::Volumes),
             _ => None,
         }
     }
@@ -140,6 +148,16 @@ impl<'de> Visitor<'de> for Seed {
                 out.push(entry);
             }
             return Ok(Value::Array(out));
+        }
+        if let At::Volumes = self.0 {
+            // Only the volumes that mount a claim.
+            let mut kept = Vec::new();
+            while let Some(v) = seq.next_element_seed(Seed(At::Volume))? {
+                if v.get("persistentVolumeClaim").is_some() {
+                    kept.push(v);
+                }
+            }
+            return Ok(Value::Array(kept));
         }
         serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
     }

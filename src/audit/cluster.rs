@@ -1,6 +1,10 @@
-//! `spreadguard audit --cluster`: the workloads, autoscalers, disruption budgets, nodes and
-//! namespace labels of a live cluster, read once (list only) and judged by the same engine as
-//! manifest files.
+//! `spreadguard audit --cluster`: the workloads, autoscalers, disruption budgets, nodes,
+//! namespace labels, node pools and storage of a live cluster, read once (list only) and
+//! judged by the same engine as manifest files.
+//!
+//! Claims and volumes can number tens of thousands: they are reduced page by page as they
+//! arrive (through the same [`crate::load::take`] that reads them from files), never held
+//! whole. So are pods ([`super::pods`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,24 +14,35 @@ use serde_json::Value;
 
 use crate::engine::budget::is_budget;
 use crate::engine::policy::Policy;
+use crate::engine::templates::NodeTemplate;
 use crate::engine::{Budget, Budgets, NodeInfo, Topology};
-use crate::load::Sourced;
+use crate::load::{Inventory, Sourced};
 
 use super::{Live, Report, pods, zone_loss};
 
 /// The whole report over a live cluster, as `audit --cluster` prints it and `serve
 /// --reports` writes it: its objects listed, its pods counted as they stream (`progress`
-/// is told how many so far, and of how many when known), judged against `topology` (its own
-/// Nodes when `None`).
+/// is told how many so far, and of how many when known), judged against its own Nodes,
+/// NodePools and storage. A nodes file (`nodes_file`) replaces the cluster's Nodes and
+/// NodePools, and adds its storage objects to the cluster's.
 pub async fn report(
     client: &Client,
     policy: &Policy,
-    topology: Option<Topology>,
+    nodes_file: Option<Inventory>,
     progress: impl FnMut(usize, Option<u64>),
 ) -> anyhow::Result<Report> {
     let mut inputs = load(client, policy).await?;
-    let topology =
-        topology.unwrap_or_else(|| Topology::from_nodes(std::mem::take(&mut inputs.nodes), policy));
+    let mut inventory = std::mem::take(&mut inputs.inventory);
+    if let Some(file) = nodes_file {
+        inventory.nodes = file.nodes;
+        inventory.pools = file.pools;
+        inventory.volumes.extend(file.volumes);
+    }
+    let topology = Topology::from_parts(
+        std::mem::take(&mut inventory.nodes),
+        std::mem::take(&mut inventory.pools),
+        policy,
+    );
     let owners = pods::Owners {
         zones: topology.summary().zones.into_keys().collect(),
         node_zone: HashMap::new(),
@@ -51,6 +66,7 @@ pub async fn report(
             namespaces: &inputs.namespaces,
             selected_budgets: &counted.selected_budgets,
         },
+        Some(&inventory.volumes),
     );
     zone_loss::attach(&mut report, &counted, policy);
     Ok(report)
@@ -60,8 +76,48 @@ pub async fn report(
 #[derive(Debug, Default)]
 pub struct ClusterInputs {
     pub docs: Vec<Sourced>,
-    pub nodes: Vec<NodeInfo>,
+    /// Nodes, NodePools, StorageClasses, claims and volumes.
+    pub inventory: Inventory,
     pub namespaces: HashMap<String, BTreeMap<String, String>>,
+}
+
+/// (API path, apiVersion, kind) of the storage lists.
+const STORAGE: &[(&str, &str, &str)] = &[
+    (
+        "/apis/storage.k8s.io/v1/storageclasses",
+        "storage.k8s.io/v1",
+        "StorageClass",
+    ),
+    (
+        "/api/v1/persistentvolumeclaims",
+        "v1",
+        "PersistentVolumeClaim",
+    ),
+    ("/api/v1/persistentvolumes", "v1", "PersistentVolume"),
+];
+
+/// The cluster's Karpenter NodePools as node templates; none when `karpenter.sh/v1` is not
+/// served.
+pub async fn node_pools(client: &Client) -> anyhow::Result<Vec<NodeTemplate>> {
+    if !crate::cluster::node_pools::served(client)
+        .await
+        .context("discovering karpenter.sh/v1")?
+    {
+        return Ok(Vec::new());
+    }
+    let mut inventory = Inventory::default();
+    list_each(
+        client,
+        "/apis/karpenter.sh/v1/nodepools",
+        "karpenter.sh/v1",
+        "NodePool",
+        &mut |item| {
+            crate::load::take(&mut inventory, &item).map_err(anyhow::Error::msg)?;
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(inventory.pools)
 }
 
 /// (API path, apiVersion, kind) of every list the audit reads whole. Pods are streamed and
@@ -108,8 +164,18 @@ pub async fn load(client: &Client, policy: &Policy) -> anyhow::Result<ClusterInp
     let mut inputs = ClusterInputs::default();
     for node in list(client, "/api/v1/nodes", "v1", "Node").await? {
         inputs
+            .inventory
             .nodes
             .push(NodeInfo::from_json(&node).context("reading a Node")?);
+    }
+    inputs.inventory.pools = node_pools(client).await?;
+    for (path, api_version, kind) in STORAGE {
+        let inventory = &mut inputs.inventory;
+        list_each(client, path, api_version, kind, &mut |item| {
+            crate::load::take(inventory, &item).map_err(anyhow::Error::msg)?;
+            Ok(())
+        })
+        .await?;
     }
     for ns in list(client, "/api/v1/namespaces", "v1", "Namespace").await? {
         let name = ns
@@ -188,6 +254,23 @@ async fn list(
     kind: &str,
 ) -> anyhow::Result<Vec<Value>> {
     let mut items = Vec::new();
+    list_each(client, path, api_version, kind, &mut |item| {
+        items.push(item);
+        Ok(())
+    })
+    .await?;
+    Ok(items)
+}
+
+/// Each item of a list, page by page, with the `apiVersion` and `kind` the API server leaves
+/// out of items; a page is dropped before the next is asked for.
+async fn list_each(
+    client: &Client,
+    path: &str,
+    api_version: &str,
+    kind: &str,
+    each: &mut (dyn FnMut(Value) -> anyhow::Result<()> + Send),
+) -> anyhow::Result<()> {
     let mut next: Option<String> = None;
     loop {
         let mut uri = format!("{path}?limit=500");
@@ -198,30 +281,30 @@ async fn list(
         let request = axum::http::Request::get(&uri)
             .body(Vec::new())
             .context("building a list request")?;
-        let page: Value = client
+        let mut page: Value = client
             .request(request)
             .await
             .with_context(|| format!("listing {path}"))?;
-        for mut item in page
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-        {
-            if let Some(map) = item.as_object_mut() {
-                map.entry("apiVersion")
-                    .or_insert_with(|| Value::from(api_version));
-                map.entry("kind").or_insert_with(|| Value::from(kind));
-            }
-            items.push(item);
-        }
         next = page
             .pointer("/metadata/continue")
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
             .map(str::to_owned);
+        let items = match page.get_mut("items").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        drop(page);
+        for mut item in items {
+            if let Some(map) = item.as_object_mut() {
+                map.entry("apiVersion")
+                    .or_insert_with(|| Value::from(api_version));
+                map.entry("kind").or_insert_with(|| Value::from(kind));
+            }
+            each(item)?;
+        }
         if next.is_none() {
-            return Ok(items);
+            return Ok(());
         }
     }
 }

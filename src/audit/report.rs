@@ -13,6 +13,8 @@ use crate::engine::exceptions::Day;
 use crate::engine::placement::{Placement, PlacementReport};
 use crate::engine::policy::{Mode, Policy};
 use crate::engine::rules::disruption;
+use crate::engine::stateful::StatefulSeen;
+use crate::engine::storage::Volumes;
 use crate::engine::workload::{at, object_name};
 use crate::engine::{
     Autoscaler, AutoscalerSeen, Autoscalers, Budget, BudgetSeen, Budgets, Combined, Finding,
@@ -115,6 +117,10 @@ pub struct Entry {
     pub autoscaler: Option<AutoscalerSeen>,
     /// The PodDisruptionBudgets that select the workload's pods.
     pub disruption_budgets: Vec<BudgetSeen>,
+    /// The StorageClasses its claim templates get, the existing claims looked at and the node
+    /// templates it fits (only when there is something to name).
+    #[serde(skip_serializing_if = "StatefulSeen::is_empty")]
+    pub considered: StatefulSeen,
 }
 
 /// Where a result's object came from, beyond its `source`.
@@ -160,18 +166,30 @@ impl Report {
     /// target, and the budgets are checked against the workloads they select, as the
     /// webhook does with its caches.
     pub fn build(docs: &[Sourced], topology: &Topology, policy: &Policy) -> Report {
-        Report::build_inner(docs, topology, policy, None)
+        Report::build_inner(docs, topology, policy, None, None)
     }
 
-    /// As [`Report::build`], for a live cluster: its namespaces' labels for the modes, and
-    /// what its running pods showed.
+    /// As [`Report::build`], with storage (StorageClasses, claims and volumes from the
+    /// files) read as the webhook reads its caches.
+    pub fn build_with(
+        docs: &[Sourced],
+        topology: &Topology,
+        policy: &Policy,
+        volumes: Option<&dyn Volumes>,
+    ) -> Report {
+        Report::build_inner(docs, topology, policy, None, volumes)
+    }
+
+    /// As [`Report::build_with`], for a live cluster: its namespaces' labels for the modes,
+    /// what its running pods showed, and its storage.
     pub fn build_live(
         docs: &[Sourced],
         topology: &Topology,
         policy: &Policy,
         live: &Live<'_>,
+        volumes: Option<&dyn Volumes>,
     ) -> Report {
-        Report::build_inner(docs, topology, policy, Some(live))
+        Report::build_inner(docs, topology, policy, Some(live), volumes)
     }
 
     fn build_inner(
@@ -179,6 +197,7 @@ impl Report {
         topology: &Topology,
         policy: &Policy,
         live: Option<&Live<'_>>,
+        volumes: Option<&dyn Volumes>,
     ) -> Report {
         let namespaces = live.map(|l| l.namespaces);
         let autoscalers = Autoscalers::new(
@@ -204,6 +223,7 @@ impl Report {
         let known = Known {
             autoscalers: &autoscalers,
             budgets: &budgets,
+            volumes,
             namespaces: &labels,
             peers: &DocPeers(docs),
         };
@@ -335,6 +355,9 @@ impl Report {
                 };
                 let _ = writeln!(out, "       {} {sev}  {}", f.rule, f.message);
             }
+            for line in considered_lines(&e.considered) {
+                let _ = writeln!(out, "       {line}");
+            }
             if let Some(p) = &e.placement {
                 let _ = writeln!(out, "       {}", zone_loss::placement_line(p));
             }
@@ -407,6 +430,40 @@ impl Report {
     }
 }
 
+/// "storage: data → StorageClass gp3 (ebs.csi.aws.com, WaitForFirstConsumer, zonal)",
+/// "claims: 3 (db/data-db-0, …)", "node templates: NodePool general (zone c)".
+fn considered_lines(c: &StatefulSeen) -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in &c.storage_classes {
+        let locality = serde_json::to_value(s.locality)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        lines.push(format!(
+            "storage: {} → StorageClass {} ({}, {}, {locality}{})",
+            s.template,
+            s.name,
+            s.provisioner,
+            s.volume_binding_mode.as_str(),
+            if s.default { ", default class" } else { "" }
+        ));
+    }
+    if !c.claims.is_empty() {
+        let shown: Vec<&str> = c.claims.iter().take(3).map(String::as_str).collect();
+        let more = c.claims.len() - shown.len();
+        lines.push(format!(
+            "claims: {} ({}{})",
+            c.claims.len(),
+            shown.join(", "),
+            if more > 0 { ", …" } else { "" }
+        ));
+    }
+    if !c.node_templates.is_empty() {
+        lines.push(format!("node templates: {}", c.node_templates.join(", ")));
+    }
+    lines
+}
+
 fn topology_line(t: &TopologySummary) -> String {
     match t.source {
         TopologySource::Assumed => format!(
@@ -440,6 +497,8 @@ fn topology_line(t: &TopologySummary) -> String {
 struct Known<'a> {
     autoscalers: &'a Autoscalers,
     budgets: &'a Budgets,
+    /// StorageClasses, claims and volumes (the files' or the cluster's).
+    volumes: Option<&'a dyn Volumes>,
     namespaces: &'a HashMap<&'a str, &'a BTreeMap<String, String>>,
     peers: &'a DocPeers<'a>,
 }
@@ -466,6 +525,8 @@ fn judge(
             .with_budgets(known.budgets)
             .with_namespace_labels(ns_labels)
             .with_peers(Some(known.peers))
+            .with_volumes(known.volumes)
+            .reporting_considered()
             .with_today(Day::today_utc()),
         topology,
         policy,
@@ -526,6 +587,11 @@ fn judge(
         placement_as_written,
         autoscaler: considered.autoscaler,
         disruption_budgets: considered.disruption_budgets,
+        considered: StatefulSeen {
+            storage_classes: considered.storage_classes,
+            claims: considered.claims,
+            node_templates: considered.node_templates,
+        },
     })
 }
 

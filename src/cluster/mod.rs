@@ -1,13 +1,16 @@
 //! Live cluster state: watches over Nodes and Namespaces that keep the zone snapshot and the
-//! namespace labels current, and over HorizontalPodAutoscalers and PodDisruptionBudgets that
-//! keep the indexes decisions count them from, so that no decision waits on the API server.
+//! namespace labels current, over HorizontalPodAutoscalers and PodDisruptionBudgets that keep
+//! the indexes decisions count them from, over storage (StorageClasses, claims, volumes) and
+//! Karpenter's NodePools, so that no decision waits on the API server.
 
 pub mod autoscalers;
 pub mod budgets;
 pub mod health;
 pub mod namespaces;
+pub mod node_pools;
 pub mod nodes;
 mod reduced;
+pub mod storage;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 pub use self::health::CacheHealth;
 pub use self::namespaces::NamespaceCache;
 pub use self::nodes::{TopologySink, node_info};
+pub use self::storage::StorageCache;
 use crate::engine::{Autoscalers, Budgets};
 use crate::metrics::Metrics;
 
@@ -58,7 +62,7 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ClusterError> {
 }
 
 /// The caches and their health, created before the server state so that the state can read
-/// the namespace labels and wait for the first lists.
+/// the namespace labels and the storage, and wait for the first lists.
 #[derive(Debug)]
 pub struct Caches {
     pub namespaces: Arc<NamespaceCache>,
@@ -66,6 +70,15 @@ pub struct Caches {
     pub namespaces_health: Arc<CacheHealth>,
     pub autoscalers_health: Arc<CacheHealth>,
     pub budgets_health: Arc<CacheHealth>,
+    /// StorageClasses, PersistentVolumeClaims and PersistentVolumes.
+    pub storage: Arc<StorageCache>,
+    /// Health of the storage classes, claims and volumes caches, in that order.
+    pub storage_health: [Arc<CacheHealth>; 3],
+    pub node_pools_health: Arc<CacheHealth>,
+    /// Whether to watch storage at all (`--watch-storage`).
+    pub watch_storage: bool,
+    /// How often to ask whether the NodePool API has appeared.
+    pub discovery_interval: Duration,
 }
 
 impl Default for Caches {
@@ -76,11 +89,32 @@ impl Default for Caches {
             namespaces_health: Arc::new(CacheHealth::new("namespaces")),
             autoscalers_health: Arc::new(CacheHealth::new("autoscalers")),
             budgets_health: Arc::new(CacheHealth::new("budgets")),
+            storage: Arc::new(StorageCache::default()),
+            storage_health: [
+                Arc::new(CacheHealth::new("storageclasses")),
+                Arc::new(CacheHealth::new("persistentvolumeclaims")),
+                Arc::new(CacheHealth::new("persistentvolumes")),
+            ],
+            node_pools_health: Arc::new(CacheHealth::new("nodepools")),
+            watch_storage: true,
+            discovery_interval: Duration::from_secs(60),
         }
     }
 }
 
 impl Caches {
+    /// Without the storage caches (`--watch-storage=false`): storage is then unknown, and
+    /// HA017–HA020 and the stateful zone spread stay silent.
+    pub fn without_storage(mut self) -> Self {
+        self.watch_storage = false;
+        self
+    }
+
+    pub fn with_discovery_interval(mut self, interval: Duration) -> Self {
+        self.discovery_interval = interval;
+        self
+    }
+
     /// Starts every watch and the staleness metric on the current tokio runtime.
     pub fn spawn(
         &self,
@@ -92,10 +126,34 @@ impl Caches {
     ) {
         tokio::spawn(nodes::run(
             client.clone(),
-            sink,
+            sink.clone(),
             self.nodes_health.clone(),
             debounce,
         ));
+        tokio::spawn(node_pools::run(
+            client.clone(),
+            sink,
+            self.node_pools_health.clone(),
+            self.discovery_interval,
+        ));
+        if self.watch_storage {
+            let [classes, claims, volumes] = self.storage_health.clone();
+            tokio::spawn(storage::run_classes(
+                client.clone(),
+                self.storage.clone(),
+                classes,
+            ));
+            tokio::spawn(storage::run_claims(
+                client.clone(),
+                self.storage.clone(),
+                claims,
+            ));
+            tokio::spawn(storage::run_volumes(
+                client.clone(),
+                self.storage.clone(),
+                volumes,
+            ));
+        }
         tokio::spawn(namespaces::run(
             client.clone(),
             self.namespaces.clone(),
@@ -123,13 +181,19 @@ impl Caches {
         });
     }
 
-    fn healths(&self) -> [Arc<CacheHealth>; 4] {
-        [
+    /// The caches readiness waits for.
+    pub fn healths(&self) -> Vec<Arc<CacheHealth>> {
+        let mut all = vec![
             self.nodes_health.clone(),
             self.namespaces_health.clone(),
             self.autoscalers_health.clone(),
             self.budgets_health.clone(),
-        ]
+            self.node_pools_health.clone(),
+        ];
+        if self.watch_storage {
+            all.extend(self.storage_health.iter().cloned());
+        }
+        all
     }
 
     /// Every cache has completed its first list.

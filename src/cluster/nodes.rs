@@ -24,6 +24,11 @@ use crate::engine::topology::Taint;
 /// Where a rebuilt snapshot goes (the server's shared state, or a test's channel).
 pub trait TopologySink: Send + Sync + 'static {
     fn publish_nodes(&self, nodes: Arc<Vec<NodeInfo>>);
+
+    /// The node templates of the cluster's NodePools, whenever they change.
+    fn publish_node_pools(&self, pools: Arc<Vec<crate::engine::templates::NodeTemplate>>) {
+        let _ = pools;
+    }
 }
 
 /// Reduces a Node to what decisions need (interpreted by [`NodeInfo::new`], as nodes files

@@ -8,6 +8,7 @@ use super::ExitCode;
 use crate::audit::formats::policy_report::{self, Flavour};
 use crate::audit::formats::sarif;
 use crate::audit::{Report, cluster};
+use crate::engine::Topology;
 use crate::load;
 
 /// Arguments of `spreadguard audit`.
@@ -17,15 +18,18 @@ pub struct AuditArgs {
     #[arg(required_unless_present = "cluster", conflicts_with = "cluster")]
     pub paths: Vec<PathBuf>,
     /// Audit the workloads of a live cluster instead (list only: Deployments, StatefulSets,
-    /// ReplicaSets, Pods, HPAs, PDBs, Nodes and Namespaces, and Rollouts, CloneSets, Advanced
-    /// StatefulSets and the policy's workloadKinds where served), with its own nodes and
-    /// namespace labels.
+    /// ReplicaSets, Pods, HPAs, PDBs, Nodes, Namespaces, StorageClasses,
+    /// PersistentVolumeClaims, PersistentVolumes and Karpenter NodePools, and Rollouts,
+    /// CloneSets, Advanced StatefulSets and the policy's workloadKinds where served), with its
+    /// own nodes, namespace labels and storage.
     #[arg(long, env = "SPREADGUARD_CLUSTER")]
     pub cluster: bool,
     /// Kubeconfig for `--cluster` [default: in-cluster service account, then KUBECONFIG].
     #[arg(long, env = "SPREADGUARD_KUBECONFIG", requires = "cluster")]
     pub kubeconfig: Option<PathBuf>,
-    /// Nodes file (`kubectl get nodes -o yaml`). Without it the policy's assumedZones are used.
+    /// Nodes file (`kubectl get nodes -o yaml`; NodePools, StorageClasses and
+    /// PersistentVolumes may stand beside the Nodes). Without it the policy's assumedZones are
+    /// used.
     #[arg(long, env = "SPREADGUARD_NODES")]
     pub nodes: Option<PathBuf>,
     /// Policy file (YAML). Without it the defaults apply.
@@ -80,13 +84,10 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             .enable_all()
             .build()?;
         let progress = progress_bar(args.output);
-        let topology = match &args.nodes {
-            Some(path) => Some(load::topology(Some(path), &policy)?),
-            None => None,
-        };
+        let nodes_file = args.nodes.as_deref().map(load::nodes_file).transpose()?;
         let report = runtime.block_on(async {
             let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
-            cluster::report(&client, &policy, topology, |listed, total| {
+            cluster::report(&client, &policy, nodes_file, |listed, total| {
                 if let Some(total) = total {
                     progress.set_length(total);
                 }
@@ -97,9 +98,26 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         progress.finish_and_clear();
         report
     } else {
-        let topology = load::topology(args.nodes.as_deref(), &policy)?;
+        let file = args.nodes.as_deref().map(load::nodes_file).transpose()?;
         let docs = load::manifests(&args.paths)?;
-        let report = Report::build(&docs, &topology, &policy);
+        // NodePools and storage objects among the manifests count as if they were in the
+        // cluster, beside those of the nodes file.
+        let mut inventory = load::inventory_of(&docs)?;
+        let topology = match file {
+            Some(file) => {
+                inventory.volumes.extend(file.volumes);
+                inventory.pools.extend(file.pools);
+                Topology::from_parts(file.nodes, inventory.pools, &policy)
+            }
+            None => Topology::assumed(&policy),
+        };
+        let volumes = (!inventory.volumes.is_empty()).then_some(&inventory.volumes);
+        let report = Report::build_with(
+            &docs,
+            &topology,
+            &policy,
+            volumes.map(|v| v as &dyn crate::engine::storage::Volumes),
+        );
         std::mem::forget(docs); // see below
         report
     };

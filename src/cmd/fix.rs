@@ -14,8 +14,9 @@ use serde_json::Value;
 use yaml_edit::{Document, Mapping, MappingBuilder, Sequence, SequenceBuilder, YamlFile};
 
 use super::ExitCode;
+use crate::engine::storage::Volumes;
 use crate::engine::workload::object_name;
-use crate::engine::{Input, Subject, decide};
+use crate::engine::{Input, Subject, Topology, decide};
 use crate::load::{self, manifests};
 
 /// Arguments of `spreadguard fix`.
@@ -24,7 +25,8 @@ pub struct FixArgs {
     /// Manifest files or directories (recursive: .yaml, .yml) to edit in place.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Nodes file (`kubectl get nodes -o yaml`). Without it the policy's assumedZones are used.
+    /// Nodes file (`kubectl get nodes -o yaml`; NodePools, StorageClasses and PersistentVolumes
+    /// may stand beside the Nodes). Without it the policy's assumedZones are used.
     #[arg(long, env = "SPREADGUARD_NODES")]
     pub nodes: Option<PathBuf>,
     /// Policy file (YAML). Without it the defaults apply.
@@ -69,7 +71,16 @@ pub enum FixError {
 
 pub fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
     let policy = load::policy_file(args.config.as_deref())?;
-    let topology = load::topology(args.nodes.as_deref(), &policy)?;
+    // The nodes file's NodePools join the topology and its StorageClasses and volumes are the
+    // storage known, as for `serve --nodes` (whose patch this must equal).
+    let (topology, volumes) = match args.nodes.as_deref().map(load::nodes_file).transpose()? {
+        Some(file) => (
+            Topology::from_parts(file.nodes, file.pools, &policy),
+            Some(file.volumes),
+        ),
+        None => (Topology::assumed(&policy), None),
+    };
+    let volumes = volumes.as_ref().map(|v| v as &dyn Volumes);
     let mut files = Vec::new();
     for path in &args.paths {
         collect(path, &mut files)?;
@@ -77,7 +88,7 @@ pub fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
     let mut would_change = false;
     for path in files {
         let text = String::from_utf8_lossy(&load::read(&path)?).into_owned();
-        let fixed = fix_text(&path, &text, &topology, &policy)?;
+        let fixed = fix_text(&path, &text, &topology, &policy, volumes)?;
         for s in &fixed.skipped {
             eprintln!("{}: {s}", path.display());
         }
@@ -119,8 +130,9 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 pub fn fix_text(
     path: &Path,
     text: &str,
-    topology: &crate::engine::Topology,
+    topology: &Topology,
     policy: &crate::engine::policy::Policy,
+    volumes: Option<&dyn Volumes>,
 ) -> Result<Fixed, anyhow::Error> {
     let mut fixed = Fixed::default();
     if path.extension().is_some_and(|x| x == "json") {
@@ -144,7 +156,11 @@ pub fn fix_text(
     let chunks = manifests::split_documents(text);
     let mut changed = false;
     for doc in &docs {
-        let decision = decide(Input::new(&doc.value), topology, policy);
+        let decision = decide(
+            Input::new(&doc.value).with_volumes(volumes),
+            topology,
+            policy,
+        );
         if !matches!(decision.subject, Subject::Workload(_)) || decision.patch.is_empty() {
             continue;
         }

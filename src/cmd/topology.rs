@@ -9,6 +9,7 @@ use kube::Api;
 use kube::api::ListParams;
 
 use super::ExitCode;
+use crate::engine::templates::NodeTemplate;
 use crate::engine::{NodeInfo, Topology};
 use crate::load;
 use crate::topology_report::TopologyReport;
@@ -32,29 +33,34 @@ pub struct TopologyArgs {
 
 pub fn run(args: TopologyArgs) -> anyhow::Result<ExitCode> {
     let policy = load::policy_file(args.config.as_deref())?;
-    let (nodes, source): (Vec<NodeInfo>, String) = match &args.nodes {
-        Some(path) => (load::nodes_file(path)?, path.display().to_string()),
+    let (nodes, pools, source): (Vec<NodeInfo>, Vec<NodeTemplate>, String) = match &args.nodes {
+        Some(path) => {
+            let inv = load::nodes_file(path)?;
+            (inv.nodes, inv.pools, path.display().to_string())
+        }
         None => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let nodes = runtime.block_on(async {
+            let (nodes, pools) = runtime.block_on(async {
                 let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
-                let list = Api::<Node>::all(client)
+                let list = Api::<Node>::all(client.clone())
                     .list(&ListParams::default())
                     .await
                     .context("listing nodes")?;
-                anyhow::Ok(
+                let pools = crate::audit::cluster::node_pools(&client).await?;
+                anyhow::Ok((
                     list.items
                         .iter()
                         .map(crate::cluster::node_info)
                         .collect::<Vec<_>>(),
-                )
+                    pools,
+                ))
             })?;
-            (nodes, "the cluster".to_owned())
+            (nodes, pools, "the cluster".to_owned())
         }
     };
-    let topology = Topology::from_nodes(nodes, &policy);
+    let topology = Topology::from_parts(nodes, pools, &policy);
     let report = TopologyReport::new(&topology, source);
     match args.output {
         Format::Json => crate::output::print(&(serde_json::to_string_pretty(&report)? + "\n"))?,

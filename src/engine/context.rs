@@ -1,5 +1,6 @@
 //! What every rule needs to know about one decision, computed once.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -9,6 +10,8 @@ use super::Peers;
 use super::labels::selects;
 use super::policy::Policy;
 use super::rules::{Selection, selection};
+use super::stateful::Analysis;
+use super::storage::Volumes;
 use super::topology::{Eligibility, Topology};
 use super::well_known::HOSTNAME_KEY;
 use super::workload::{AntiAffinityTerm, Workload};
@@ -36,6 +39,10 @@ pub struct Context<'a> {
     pub keys: Vec<&'a str>,
     pub replicas: i64,
     pub replica_source: ReplicaSource,
+    /// Storage, when known (the caches, or storage objects among audit's files).
+    pub volumes: Option<&'a dyn Volumes>,
+    /// What the workload's volumes mean for its placement, worked out once when asked.
+    stateful: OnceCell<Analysis>,
 }
 
 // === impl Context ===
@@ -82,7 +89,81 @@ impl<'a> Context<'a> {
             keys,
             replicas,
             replica_source,
+            volumes: None,
+            stateful: OnceCell::new(),
         }
+    }
+
+    /// Reads storage from `volumes`.
+    pub fn with_volumes(mut self, volumes: Option<&'a dyn Volumes>) -> Self {
+        self.volumes = volumes;
+        self
+    }
+
+    /// What the workload's volumes mean for its placement (see [`super::stateful`]).
+    pub fn stateful(&self) -> &Analysis {
+        self.stateful.get_or_init(|| super::stateful::analyse(self))
+    }
+
+    /// The names of the zones the workload may run in (with nodes now, or a node template
+    /// that can add one); empty when the topology is assumed.
+    pub fn eligible_zone_names(&self) -> Vec<&'a str> {
+        self.topology
+            .zone_names()
+            .zip(&self.eligibility.per_zone)
+            .filter(|(_, z)| z.eligible())
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// " (zone cn-beijing-k: no node now, a node pool can add one)" when some eligible zones
+    /// have no eligible node now, else "": the end of a message that counted them (the end,
+    /// so that the point stays within a warning's first 120 characters).
+    pub fn template_zones_suffix(&self) -> String {
+        self.template_zones_note()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    }
+
+    /// "zone cn-beijing-k: no node now, a node pool can add one", for the eligible zones
+    /// with no eligible node now; `None` when every eligible zone has nodes.
+    pub fn template_zones_note(&self) -> Option<String> {
+        if self.eligibility.template_only_zones == 0 {
+            return None;
+        }
+        let names: Vec<&str> = self
+            .topology
+            .zone_names()
+            .zip(&self.eligibility.per_zone)
+            .filter(|(_, z)| z.nodes == 0 && z.can_grow)
+            .map(|(name, _)| name)
+            .collect();
+        let shown: Vec<&str> = names.iter().take(3).copied().collect();
+        let more = names.len() - shown.len();
+        let (what, verb) = if names.len() == 1 {
+            ("zone", "a node pool can add one")
+        } else {
+            ("zones", "node pools can add them")
+        };
+        let mut text = format!("{what} {}", shown.join(", "));
+        if more > 0 {
+            text.push_str(&format!(" and {more} more"));
+        }
+        Some(format!("{text}: no node now, {verb}"))
+    }
+
+    /// The node templates the workload fits, for messages: "NodePool general".
+    pub fn fitting_templates(&self) -> Vec<String> {
+        let all: Vec<_> = self.topology.templates().collect();
+        let mut names: Vec<String> = self
+            .eligibility
+            .templates
+            .iter()
+            .filter_map(|i| all.get(*i))
+            .map(|t| t.describe())
+            .collect();
+        names.dedup();
+        names
     }
 
     /// Does some eligible node carry `key`? `None` when unknown.

@@ -15,9 +15,13 @@ pub mod mutation;
 pub mod outcome;
 pub mod placement;
 pub mod policy;
+pub mod provisioners;
 pub mod replica_origin;
 pub mod rules;
 pub mod scale;
+pub mod stateful;
+pub mod storage;
+pub mod templates;
 pub mod topology;
 pub mod well_known;
 pub mod workload;
@@ -66,6 +70,12 @@ pub struct Input<'a> {
     /// Today (UTC), for the policy's exceptions and their expiry; without it no exception
     /// with an expiry date applies.
     pub today: Option<exceptions::Day>,
+    /// StorageClasses, claims and volumes, when known (the caches, or storage objects among
+    /// audit's files): HA017–HA020 and the stateful zone spread need them.
+    pub volumes: Option<&'a dyn storage::Volumes>,
+    /// Name what the decision took into account ([`Decision::considered`]): reports want
+    /// it, the webhook does not pay for it.
+    pub report_considered: bool,
 }
 
 /// Other workloads' raw objects, for rules that look at what a workload's pod affinity
@@ -97,7 +107,20 @@ impl<'a> Input<'a> {
             namespace_labels: None,
             peers: None,
             today: None,
+            volumes: None,
+            report_considered: false,
         }
+    }
+
+    /// Fill in the storage and node-template part of [`Decision::considered`] (for reports).
+    pub fn reporting_considered(mut self) -> Self {
+        self.report_considered = true;
+        self
+    }
+
+    pub fn with_volumes(mut self, volumes: Option<&'a dyn storage::Volumes>) -> Self {
+        self.volumes = volumes;
+        self
     }
 
     pub fn with_autoscalers(mut self, autoscalers: &'a Autoscalers) -> Self {
@@ -157,6 +180,16 @@ pub enum Subject {
 pub struct Considered {
     pub autoscaler: Option<AutoscalerSeen>,
     pub disruption_budgets: Vec<BudgetSeen>,
+    /// The classes the claim templates get (only with [`Input::reporting_considered`], as
+    /// the next two).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub storage_classes: Vec<stateful::ClassSeen>,
+    /// The existing claims looked at (`namespace/name`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<String>,
+    /// The node templates the workload fits ("NodePool general (zone a)").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub node_templates: Vec<String>,
 }
 
 /// An autoscaler as a decision counted it.
@@ -192,6 +225,9 @@ pub struct Decision {
     pub considered: Considered,
     /// What the workload's owner should know beyond the findings (an exception expired).
     pub notices: Vec<String>,
+    /// Why the injection is what it is (a stateful zone spread made hard, or not); `/mutate`
+    /// sends them as warnings with the patch.
+    pub notes: Vec<String>,
     /// Where its replicas are predicted to run once the patch is applied, and what the worst
     /// zone loss leaves (workloads only).
     pub placement: Option<placement::Placement>,
@@ -214,6 +250,7 @@ impl Decision {
             injected: Vec::new(),
             considered: Considered::default(),
             notices: Vec::new(),
+            notes: Vec::new(),
             placement: None,
             placement_as_written: None,
         }
@@ -276,11 +313,13 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
     let hpa_min = input.hpa_min_replicas.or(hpa.map(|a| a.min_replicas));
     let explicit = replicas_written(input.object, &workload, hpa_min);
     let ctx = Context::new(&workload, topology, policy, explicit, hpa_min)
-        .with_surroundings(input.namespace_labels, input.peers);
+        .with_surroundings(input.namespace_labels, input.peers)
+        .with_volumes(input.volumes);
     let mut findings = judge(&ctx);
 
+    let mut notes = Vec::new();
     let (mut patch, mut injected) = if may_mutate(&workload, input) {
-        mutation::plan(&ctx, &mut findings)
+        mutation::plan(&ctx, &mut findings, &mut notes)
     } else {
         (Vec::new(), Vec::new())
     };
@@ -304,6 +343,11 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
     if let Some(old) = input.old_object {
         ratchet(&mut findings, old, topology, policy, input, hpa_min);
     }
+    let seen = if input.report_considered {
+        stateful::considered(&ctx)
+    } else {
+        stateful::StatefulSeen::default()
+    };
     let considered = Considered {
         autoscaler: hpa.map(|a| AutoscalerSeen {
             name: a.name.clone(),
@@ -326,6 +370,9 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
                 allowed_unavailable: b.allowed_unavailable(ctx.replicas),
             })
             .collect(),
+        storage_classes: seen.storage_classes,
+        claims: seen.claims,
+        node_templates: seen.node_templates,
     };
     let mut notices = Vec::new();
     if let Some(applied) = waive(
@@ -339,6 +386,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         if applied.no_mutation {
             patch.clear();
             injected.clear();
+            notes.clear();
         }
         notices = applied.notices;
     }
@@ -354,6 +402,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         injected,
         considered,
         notices,
+        notes,
         placement_as_written: Some(as_written),
         placement: Some(placement),
     }
@@ -476,6 +525,7 @@ fn judge(ctx: &Context<'_>) -> Vec<Finding> {
     rules::spread::check(ctx, &mut findings);
     rules::rollout::check(ctx, &mut findings);
     rules::zones::check(ctx, &mut findings);
+    rules::volumes::check(ctx, &mut findings);
     findings
 }
 
@@ -523,7 +573,8 @@ fn ratchet(
         Classified::Workload(w) => {
             let explicit = replicas_written(old, &w, hpa_min);
             let ctx = Context::new(&w, topology, policy, explicit, hpa_min)
-                .with_surroundings(input.namespace_labels, input.peers);
+                .with_surroundings(input.namespace_labels, input.peers)
+                .with_volumes(input.volumes);
             // The stored object carries what was injected into it already.
             let mut old_findings = judge(&ctx);
             rules::zone_loss::check(&ctx, &placement::for_workload(&ctx, &[]), &mut old_findings);

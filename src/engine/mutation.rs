@@ -48,6 +48,7 @@ impl Injection {
 pub fn plan(
     ctx: &Context<'_>,
     findings: &mut Vec<Finding>,
+    notes: &mut Vec<String>,
 ) -> (Vec<PatchOperation>, Vec<Injection>) {
     let w = ctx.workload;
     let policy = ctx.policy;
@@ -167,8 +168,11 @@ pub fn plan(
 
     let mut constraints = Vec::new();
     if wants_zone_spread {
-        let mut c = spread_constraint(ctx, zone_key, policy.when_unsatisfiable, &selector);
-        if let Some(min_domains) = min_domains(ctx) {
+        // A StatefulSet whose zonal volumes bind at first consumer: `statefulZoneSpread`.
+        let (when, why) = super::stateful::zone_spread(ctx);
+        notes.extend(why);
+        let mut c = spread_constraint(ctx, zone_key, when, &selector);
+        if let Some(min_domains) = min_domains(ctx, when) {
             c["minDomains"] = json!(min_domains);
         }
         constraints.push(c);
@@ -203,30 +207,26 @@ pub fn plan(
     finish(ctx, ops, injected)
 }
 
-/// `minDomains` for an injected `DoNotSchedule` zone spread, where it helps.
+/// `minDomains` for an injected zone spread whose `whenUnsatisfiable` is `when`, where it
+/// helps (only `DoNotSchedule` spreads have one).
 ///
 /// With fewer domains than `minDomains` the scheduler takes the global minimum as 0, capping
 /// every zone at `maxSkew`. That is what makes pods wait for a zone that can gain nodes (a
 /// node pool scaling from zero), and exactly what leaves replacement pods Pending when a
 /// zone's nodes are gone in an outage. So by default (`injectMinDomains: auto`) it is
-/// injected only when node templates say a zone without nodes can gain some
-/// ([`Topology::growable_zones`](super::topology::Topology::growable_zones)), counting those
-/// zones; `always` injects the eligible zones (capped by the replicas), `never` never.
-pub(crate) fn min_domains(ctx: &Context<'_>) -> Option<i64> {
-    if ctx.policy.when_unsatisfiable != WhenUnsatisfiable::DoNotSchedule {
+/// injected only when a node template the pod fits (the policy's `nodeTemplates`, Karpenter
+/// NodePools) can add nodes to an eligible zone that has no eligible node now; the eligible
+/// zones, which count those, are the value. `always` injects the eligible zones, `never`
+/// never. Capped by the replicas.
+pub(crate) fn min_domains(ctx: &Context<'_>, when: WhenUnsatisfiable) -> Option<i64> {
+    if when != WhenUnsatisfiable::DoNotSchedule {
         return None;
     }
-    let eligible = ctx.eligible_zones() as i64;
     let zones = match ctx.policy.inject_min_domains {
         InjectMinDomains::Never => return None,
-        InjectMinDomains::Always => eligible,
-        InjectMinDomains::Auto => {
-            let growable = ctx.topology.zones_without_nodes_that_can_grow() as i64;
-            if growable == 0 {
-                return None;
-            }
-            eligible + growable
-        }
+        InjectMinDomains::Always => ctx.eligible_zones() as i64,
+        InjectMinDomains::Auto if ctx.eligibility.template_only_zones == 0 => return None,
+        InjectMinDomains::Auto => ctx.eligible_zones() as i64,
     };
     Some(zones.min(ctx.replicas)).filter(|n| *n > 1)
 }

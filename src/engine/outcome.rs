@@ -166,6 +166,13 @@ fn mutate(mode: Mode, decision: &Decision) -> Outcome<'_> {
                 o.detail = format!("injected {items}");
                 o.audit.push((AuditKey::Injected, items));
             }
+            if !decision.notes.is_empty() {
+                let mut warnings = Warnings::default();
+                for note in &decision.notes {
+                    warnings.push(note.clone());
+                }
+                o.warnings = warnings.finish();
+            }
         }
         Mode::Audit => {
             let mut warnings = Warnings::default();
@@ -177,6 +184,9 @@ fn mutate(mode: Mode, decision: &Decision) -> Outcome<'_> {
             }
             for item in &decision.injected {
                 warnings.push(format!("audit mode: would inject {}", item.as_str()));
+            }
+            for note in &decision.notes {
+                warnings.push(format!("audit mode: {note}"));
             }
             o.warnings = warnings.finish();
             let patch = serde_json::to_string(&decision.patch).unwrap_or_default();
@@ -398,6 +408,7 @@ mod tests {
             injected: Vec::new(),
             considered: Default::default(),
             notices: Vec::new(),
+            notes: Vec::new(),
             placement: None,
             placement_as_written: None,
         }

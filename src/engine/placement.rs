@@ -35,6 +35,8 @@ use super::context::Context;
 use super::mutation::{self, Injection};
 use super::policy::WhenUnsatisfiable;
 use super::rules::own_pods_selected;
+use super::stateful;
+use super::workload::WorkloadKind;
 
 /// One constraint on how replicas lie over zones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +149,10 @@ impl Placement {
     /// The same rules over the same zones for `replicas` pods (the ready pods of a running
     /// workload, say); unconstrained stays unconstrained.
     pub fn for_count(&self, replicas: i64) -> Placement {
+        if replicas == self.replicas {
+            // The same count: this prediction (which may come from bound volumes, not rules).
+            return self.clone();
+        }
         let names: Vec<&str> = self.zones.iter().map(|(z, _)| z.as_str()).collect();
         match self.basis {
             Basis::Unconstrained => Placement {
@@ -405,11 +411,13 @@ pub fn zone_rules(ctx: &Context<'_>, injected: &[Injection]) -> Vec<ZoneRule> {
     for i in injected {
         match i {
             Injection::ZoneSpread => {
-                let hard = policy.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule;
-                // As injected: nodeTaintsPolicy Honor, nodeAffinityPolicy by default.
+                // As injected: hard or soft as `statefulZoneSpread` decides for a StatefulSet,
+                // nodeTaintsPolicy Honor, nodeAffinityPolicy by default.
+                let (when, _) = stateful::zone_spread(ctx);
+                let hard = when == WhenUnsatisfiable::DoNotSchedule;
                 rules.push(ZoneRule::Spread {
                     max_skew: i64::from(policy.max_skew).max(1),
-                    min_domains: mutation::min_domains(ctx),
+                    min_domains: mutation::min_domains(ctx, when),
                     hard,
                     counted: if hard {
                         counted(ctx.topology.zone_key(), true, true)
@@ -425,7 +433,8 @@ pub fn zone_rules(ctx: &Context<'_>, injected: &[Injection]) -> Vec<ZoneRule> {
     rules
 }
 
-/// The predicted placement of the workload in `ctx` once `injected` is added to it.
+/// The predicted placement of the workload in `ctx` once `injected` is added to it. The
+/// eligible zones include those where only a node template the pod fits can add a node.
 pub fn for_workload(ctx: &Context<'_>, injected: &[Injection]) -> Placement {
     let zones: Vec<&str> = ctx
         .eligibility
@@ -433,7 +442,34 @@ pub fn for_workload(ctx: &Context<'_>, injected: &[Injection]) -> Placement {
         .iter()
         .map(String::as_str)
         .collect();
-    place(ctx.replicas, &zones, &zone_rules(ctx, injected))
+    let rules = zone_rules(ctx, injected);
+    pinned_by_volumes(ctx, &zones, &rules).unwrap_or_else(|| place(ctx.replicas, &zones, &rules))
+}
+
+/// A StatefulSet every replica of which has bound volumes that pin it to an eligible zone:
+/// there it runs (the VolumeBinding filter), whatever its constraints say. Guaranteed.
+/// `None` when some replica is not pinned (its zone is then the constraints' to choose).
+fn pinned_by_volumes(ctx: &Context<'_>, zones: &[&str], rules: &[ZoneRule]) -> Option<Placement> {
+    if ctx.workload.kind != WorkloadKind::StatefulSet || ctx.replicas < 1 {
+        return None;
+    }
+    let pinned = &ctx.stateful().pinned;
+    if (pinned.len() as i64) < ctx.replicas {
+        return None;
+    }
+    let mut counts: Vec<(String, i64)> = zones.iter().map(|z| ((*z).to_owned(), 0)).collect();
+    for ordinal in 0..ctx.replicas {
+        let zone = pinned.get(&ordinal)?;
+        counts.iter_mut().find(|(z, _)| z == zone)?.1 += 1;
+    }
+    Some(Placement {
+        replicas: ctx.replicas,
+        zones: counts,
+        pending: 0,
+        basis: Basis::Guaranteed,
+        eligible_zones: zones.len(),
+        rules: rules.to_vec(),
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::exceptions::Exception;
 use super::finding::{RuleId, Severity};
 use super::kinds::CustomKind;
+use super::provisioners::ZonalProvisioners;
+use super::templates::PolicyTemplate;
 use super::well_known::{ENABLED_LABEL, LEGACY_ZONE_KEY, MODE_KEY, STANDARD_ZONE_KEY};
 use super::workload::WorkloadKind;
 
@@ -163,6 +165,13 @@ pub struct Policy {
     pub workload_kinds: Vec<CustomKind>,
     /// Named, reasoned, optionally expiring waivers for chosen workloads.
     pub exceptions: Vec<Exception>,
+    /// `whenUnsatisfiable` of the zone spread injected into StatefulSets whose volumes are
+    /// zonal and bound at first consumer: their first placement decides the data's zones.
+    pub stateful_zone_spread: WhenUnsatisfiable,
+    /// Which provisioners make zonal volumes (laid over the defaults).
+    pub zonal_provisioners: ZonalProvisioners,
+    /// Node pools that can add nodes (scale from zero) but have no Node to read.
+    pub node_templates: Vec<PolicyTemplate>,
 }
 
 impl Default for Policy {
@@ -192,6 +201,9 @@ impl Default for Policy {
             rules: BTreeMap::new(),
             workload_kinds: Vec::new(),
             exceptions: Vec::new(),
+            stateful_zone_spread: WhenUnsatisfiable::DoNotSchedule,
+            zonal_provisioners: ZonalProvisioners::default(),
+            node_templates: Vec::new(),
         }
     }
 }
@@ -276,6 +288,21 @@ impl Policy {
                 return invalid(
                     "exceptions",
                     format!("exceptions[{i}]: the name {:?} is used twice", e.name),
+                );
+            }
+        }
+        if let Err(reason) = self.zonal_provisioners.validate() {
+            return invalid("zonalProvisioners", reason);
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in self.node_templates.iter().enumerate() {
+            if let Err(reason) = t.validate() {
+                return invalid("nodeTemplates", format!("nodeTemplates[{i}]: {reason}"));
+            }
+            if !names.insert(t.name.as_str()) {
+                return invalid(
+                    "nodeTemplates",
+                    format!("nodeTemplates[{i}]: the name {:?} is used twice", t.name),
                 );
             }
         }
@@ -467,6 +494,25 @@ mod tests {
             ),
             ("minReplicas: two\n", "minReplicas"),
             ("defaultedReplicas: info\n", "info"),
+            ("statefulZoneSpread: Always\n", "Always"),
+            (
+                "zonalProvisioners: {ebs.csi.aws.com: {regional: {}}}\n",
+                "regional",
+            ),
+            (
+                "zonalProvisioners: {x.example.com: {regionalParameters: {type: []}}}\n",
+                "zonalProvisioners",
+            ),
+            ("nodeTemplates: [{zone: a}]\n", "name"),
+            (
+                "nodeTemplates: [{name: a, zone: z, taints: [{key: k, effect: Never}]}]\n",
+                "nodeTemplates",
+            ),
+            (
+                "nodeTemplates: [{name: a, zone: z1}, {name: a, zone: z2}]\n",
+                "used twice",
+            ),
+            ("nodeTemplates: [{name: a, zones: [z]}]\n", "zones"),
         ];
         for (yaml, field) in cases {
             let err = Policy::from_yaml(yaml).unwrap_err().to_string();

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::memo::{Memo, SchedulingFields};
 use super::policy::Policy;
+use super::templates::NodeTemplate;
 use super::well_known::{HOSTNAME_KEY, UNSCHEDULABLE_TAINT};
 
 /// A taint that keeps pods off a node (`NoSchedule` or `NoExecute`).
@@ -177,9 +178,20 @@ pub struct Topology {
     keys: HashSet<String>,
     per_node_keys: HashSet<String>,
     groups: Vec<NodeGroup>,
-    /// Zones where node templates (node pools that scale from zero) can add nodes.
-    growable_zones: BTreeSet<String>,
+    /// Possible nodes: node templates, one per zone they can add nodes to.
+    templates: Vec<Possible>,
+    /// The NodePools the templates came from, as read (for rebuilds under a new policy).
+    pools: Vec<NodeTemplate>,
     memo: Memo<Eligibility>,
+}
+
+/// A node template joined to the topology: nodes a pool can add, in one zone (or in a zone
+/// the provisioner picks).
+#[derive(Clone, Debug)]
+struct Possible {
+    template: NodeTemplate,
+    /// Position of its zone in `Topology::zones`.
+    zone_index: Option<usize>,
 }
 
 /// The nodes a workload may land on, summarised. Built on every decision, so it holds
@@ -192,19 +204,43 @@ pub struct Eligibility {
     pub zones: usize,
     /// The zone, when exactly one is eligible (for messages).
     pub sole_zone: Option<String>,
-    /// The eligible zones, in name order (for placement predictions). Eligibility is
+    /// The eligible zones (with eligible nodes, or a node template the pod fits), in name
+    /// order (for placement predictions). Eligibility is
     /// remembered per snapshot, so the names are copied once per node-selection shape.
     pub zone_names: Vec<String>,
     /// Eligible nodes without a zone label.
     pub unzoned_nodes: usize,
     /// For each key asked about: does some eligible node carry it (`None`: unknown).
     pub keys_present: Vec<Option<bool>>,
+    /// Per zone (in the order of [`Topology::zone_names`]): eligible nodes now, and whether
+    /// a node template the pod fits can add nodes there. Empty for an assumed topology.
+    pub per_zone: Vec<ZoneEligibility>,
+    /// Eligible zones with no eligible node now, only a node template that can add one.
+    pub template_only_zones: usize,
+    /// The node templates the pod fits (positions in [`Topology::templates`]): node counts
+    /// are not a ceiling while one of them can add nodes.
+    pub templates: Vec<usize>,
     /// Eligible zones whose every eligible node admits the pod only for a while: it
     /// tolerates a `NoExecute` taint there with `tolerationSeconds`, after which the taint
     /// eviction controller evicts it. They count as eligible zones; messages say so.
     pub short_lived_zones: usize,
     /// One of them, for messages: the zone, the taint and the seconds.
     pub short_lived: Option<ShortLived>,
+}
+
+/// One zone's share of a workload's eligibility.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ZoneEligibility {
+    /// Eligible nodes in the zone now.
+    pub nodes: u32,
+    /// A node template the pod fits can add nodes to the zone.
+    pub can_grow: bool,
+}
+
+impl ZoneEligibility {
+    pub fn eligible(&self) -> bool {
+        self.nodes > 0 || self.can_grow
+    }
 }
 
 /// A zone whose nodes a pod may use only until its `tolerationSeconds` run out.
@@ -256,6 +292,25 @@ pub struct TopologySummary {
     pub zones: BTreeMap<String, usize>,
     pub unzoned_nodes: usize,
     pub nodes: usize,
+    /// Node templates (possible nodes), apart from the nodes: `zones` lists their zones with
+    /// the nodes there now (0 for a zone only a template can add nodes to).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub node_templates: Vec<TemplateSummary>,
+}
+
+/// One node template, for reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateSummary {
+    pub name: String,
+    pub source: super::templates::TemplateSource,
+    /// `None`: a zone the provisioner picks.
+    pub zone: Option<String>,
+    /// `key=value:Effect`.
+    pub taints: Vec<String>,
+    /// It cannot add a node now (a limit of zero).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub exhausted: bool,
 }
 
 /// Zone counts per zone, as `spreadguard topology` prints them.
@@ -273,11 +328,35 @@ impl Topology {
     /// Builds a snapshot from nodes. The zone key is the first of the policy's `zoneLabels`
     /// that any node carries.
     pub fn from_nodes(nodes: impl IntoIterator<Item = NodeInfo>, policy: &Policy) -> Topology {
+        Topology::from_parts(nodes, Vec::new(), policy)
+    }
+
+    /// Builds a snapshot from nodes and the node templates of NodePools; the policy's own
+    /// `nodeTemplates` join them. Templates are possible nodes: their zones count as zones
+    /// of the cluster (with 0 nodes when no node is there now), their nodes are not counted.
+    pub fn from_parts(
+        nodes: impl IntoIterator<Item = NodeInfo>,
+        pools: Vec<NodeTemplate>,
+        policy: &Policy,
+    ) -> Topology {
         let nodes: Vec<NodeInfo> = nodes.into_iter().collect();
         let zone_key = policy
             .zone_labels
             .iter()
             .find(|k| nodes.iter().any(|n| n.labels.contains_key(*k)))
+            .or_else(|| {
+                policy.zone_labels.iter().find(|k| {
+                    pools.iter().any(|p| {
+                        matches!(
+                            p.labels.get(k.as_str()),
+                            Some(
+                                super::templates::LabelValue::Is(_)
+                                    | super::templates::LabelValue::OneOf(_)
+                            )
+                        )
+                    })
+                })
+            })
             .unwrap_or(&policy.zone_labels[0])
             .clone();
         let per_node_keys = per_node_keys(&nodes, policy);
@@ -322,12 +401,37 @@ impl Topology {
             groups[i].member_keys.extend(member.labels.keys().cloned());
             groups[i].members.push(member);
         }
+        let mut possible: Vec<NodeTemplate> = policy
+            .node_templates
+            .iter()
+            .map(NodeTemplate::from_policy)
+            .chain(pools.iter().cloned())
+            .flat_map(|t| t.per_zone(&zone_key))
+            .collect();
+        possible.sort();
+        possible.dedup();
+        for t in &possible {
+            if let Some(z) = &t.zone {
+                zones.entry(z.clone()).or_insert(0);
+            }
+            keys.extend(t.labels.keys().cloned());
+        }
         for g in &mut groups {
             g.zone_index = g
                 .zone
                 .as_ref()
                 .and_then(|z| zones.keys().position(|k| k == z));
         }
+        let templates = possible
+            .into_iter()
+            .map(|template| Possible {
+                zone_index: template
+                    .zone
+                    .as_ref()
+                    .and_then(|z| zones.keys().position(|k| k == z)),
+                template,
+            })
+            .collect();
         Topology {
             source: TopologySource::Nodes,
             zone_key,
@@ -337,7 +441,8 @@ impl Topology {
             keys,
             per_node_keys,
             groups,
-            growable_zones: BTreeSet::new(),
+            templates,
+            pools,
             memo: Memo::default(),
         }
     }
@@ -361,29 +466,10 @@ impl Topology {
             .into(),
             per_node_keys: HashSet::new(),
             groups: Vec::new(),
-            growable_zones: BTreeSet::new(),
+            templates: Vec::new(),
+            pools: Vec::new(),
             memo: Memo::default(),
         }
-    }
-
-    /// The zones where node templates can add nodes. This is the hook for node templates
-    /// (policy `nodeTemplates`, Karpenter NodePools): whoever reads them declares their zones
-    /// here; today nothing does, so the set is empty.
-    pub fn with_growable_zones(mut self, zones: impl IntoIterator<Item = String>) -> Self {
-        self.growable_zones = zones.into_iter().collect();
-        self
-    }
-
-    pub fn growable_zones(&self) -> &BTreeSet<String> {
-        &self.growable_zones
-    }
-
-    /// Zones with no node now that a node template can add nodes to.
-    pub fn zones_without_nodes_that_can_grow(&self) -> usize {
-        self.growable_zones
-            .iter()
-            .filter(|z| !self.zones.contains_key(*z))
-            .count()
     }
 
     pub fn source(&self) -> TopologySource {
@@ -395,9 +481,36 @@ impl Topology {
         &self.zone_key
     }
 
-    /// Zones of the whole cluster (every node counted).
+    /// Zones of the whole cluster (every node counted, and the zones node templates can add
+    /// nodes to).
     pub fn zone_count(&self) -> usize {
         self.zones.len()
+    }
+
+    /// The cluster's zones, in the order [`Eligibility::per_zone`] counts them.
+    pub fn zone_names(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.zones.keys().map(String::as_str)
+    }
+
+    /// The NodePools' templates the snapshot was built with, as read.
+    pub fn node_pools(&self) -> &[NodeTemplate] {
+        &self.pools
+    }
+
+    /// The node templates joined to the snapshot, one per zone they can add nodes to.
+    pub fn templates(&self) -> impl ExactSizeIterator<Item = &NodeTemplate> {
+        self.templates.iter().map(|p| &p.template)
+    }
+
+    /// The zones where node templates (the policy's `nodeTemplates`, Karpenter NodePools:
+    /// node pools that scale from zero) can add nodes, whichever pod asks. What one pod can
+    /// use is [`Eligibility::per_zone`] (`can_grow`: a template that pod fits).
+    pub fn growable_zones(&self) -> BTreeSet<String> {
+        self.templates
+            .iter()
+            .filter(|p| !p.template.exhausted)
+            .filter_map(|p| p.template.zone.clone())
+            .collect()
     }
 
     /// Whether any node carries this label key.
@@ -435,6 +548,17 @@ impl Topology {
             zones: self.zones.clone(),
             unzoned_nodes: self.unzoned_nodes,
             nodes: self.total_nodes,
+            node_templates: self
+                .templates
+                .iter()
+                .map(|p| TemplateSummary {
+                    name: p.template.name.clone(),
+                    source: p.template.source,
+                    zone: p.template.zone.clone(),
+                    taints: p.template.taints.iter().map(Taint::describe).collect(),
+                    exhausted: p.template.exhausted,
+                })
+                .collect(),
         }
     }
 
@@ -527,18 +651,41 @@ impl Topology {
                 None => unzoned += count,
             }
         }
+        let mut per_zone: Vec<ZoneEligibility> = per_zone
+            .into_iter()
+            .map(|n| ZoneEligibility {
+                nodes: u32::try_from(n).unwrap_or(u32::MAX),
+                can_grow: false,
+            })
+            .collect();
+        let mut templates = Vec::new();
+        for (i, p) in self.templates.iter().enumerate() {
+            if !p.template.admits(sched) {
+                continue;
+            }
+            templates.push(i);
+            if let Some(z) = p.zone_index {
+                per_zone[z].can_grow = true;
+            }
+            mark_keys(keys, &mut keys_present, |k| p.template.carries(k));
+        }
+        // Eligible zones: with eligible nodes now, or a node template the pod fits.
         let zone_names: Vec<String> = self
             .zones
             .keys()
             .zip(&per_zone)
-            .filter(|(_, n)| **n > 0)
+            .filter(|(_, z)| z.eligible())
             .map(|(z, _)| z.clone())
             .collect();
         let zones = zone_names.len();
+        let template_only_zones = per_zone
+            .iter()
+            .filter(|z| z.nodes == 0 && z.can_grow)
+            .count();
         let mut short_lived_zones = 0;
         let mut short_lived = None;
         for (i, zone) in self.zones.keys().enumerate() {
-            if per_zone[i] > 0 && lasting[i] == 0 {
+            if per_zone[i].nodes > 0 && lasting[i] == 0 {
                 short_lived_zones += 1;
                 if short_lived.is_none()
                     && let Some((taint, seconds)) = short_lived_example[i].clone()
@@ -563,6 +710,9 @@ impl Topology {
             zone_names,
             unzoned_nodes: unzoned,
             keys_present,
+            per_zone,
+            template_only_zones,
+            templates,
             short_lived_zones,
             short_lived,
         }
@@ -712,6 +862,9 @@ impl Topology {
             zone_names,
             unzoned_nodes: 0,
             keys_present,
+            per_zone: Vec::new(),
+            template_only_zones: 0,
+            templates: Vec::new(),
             short_lived_zones: 0,
             short_lived: None,
         }

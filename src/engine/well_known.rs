@@ -13,6 +13,13 @@ pub const HOSTNAME_KEY: &str = "kubernetes.io/hostname";
 /// tolerate it may still be scheduled on a cordoned node.
 pub const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
 
+/// The label Karpenter sets on every node to the NodePool that launched it.
+pub const KARPENTER_NODEPOOL_LABEL: &str = "karpenter.sh/nodepool";
+/// The annotation that marks the cluster's default StorageClass.
+pub const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
+/// Its beta form, still honoured by the DefaultStorageClass admission plugin.
+pub const BETA_DEFAULT_CLASS_ANNOTATION: &str = "storageclass.beta.kubernetes.io/is-default-class";
+
 /// Labels Kubernetes controllers add to pods, which a selector must not pin.
 pub const HASH_LABELS: &[&str] = &[
     "pod-template-hash",
@@ -21,6 +28,21 @@ pub const HASH_LABELS: &[&str] = &[
     "statefulset.kubernetes.io/pod-name",
     "apps.kubernetes.io/pod-index",
 ];
+
+/// Whether a node-affinity or allowedTopologies key names a zone: the well-known zone labels,
+/// and the CSI drivers' own zone keys (`topology.ebs.csi.aws.com/zone`,
+/// `topology.gke.io/zone`, `topology.disk.csi.azure.com/zone`,
+/// `topology.diskplugin.csi.alibabacloud.com/zone`, `topology.cinder.csi.openstack.org/zone`,
+/// `topology.csi.vmware.com/k8s-zone`) and custom keys such as `avaliable_zone`, whose
+/// values are the zone names the nodes carry.
+pub fn is_zone_like_key(key: &str) -> bool {
+    key == STANDARD_ZONE_KEY
+        || key == LEGACY_ZONE_KEY
+        || key == "zone"
+        || key.ends_with("/zone")
+        || key.ends_with("-zone")
+        || key.ends_with("_zone")
+}
 
 // === spreadguard ===
 

@@ -262,6 +262,10 @@ pub struct Workload<'a> {
     pub pod_spec: &'a Map<String, Value>,
     pub annotations: Option<&'a Map<String, Value>>,
     pub scheduling: PodScheduling,
+    /// A StatefulSet's `spec.volumeClaimTemplates` (empty for other kinds), read as needed.
+    pub claim_templates: &'a [Value],
+    /// A StatefulSet's first ordinal (`spec.ordinals.start`, 0 when unset).
+    pub ordinals_start: i64,
 }
 
 /// The outcome of reading an object.
@@ -457,6 +461,17 @@ fn read<'a>(
         )?
         .unwrap_or_default(),
     };
+    let claim_templates = match kind {
+        WorkloadKind::StatefulSet => at(object, &["spec", "volumeClaimTemplates"])
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+        _ => &[],
+    };
+    let ordinals_start = at(object, &["spec", "ordinals", "start"])
+        .and_then(Value::as_i64)
+        .filter(|n| *n >= 0)
+        .unwrap_or(0);
     Ok(Workload {
         kind,
         object,
@@ -473,6 +488,8 @@ fn read<'a>(
         pod_spec,
         annotations,
         scheduling,
+        claim_templates,
+        ordinals_start,
     })
 }
 

@@ -9,9 +9,9 @@ mod nodes;
 use std::path::{Path, PathBuf};
 
 pub use self::files::{Location, Sourced};
-pub use self::nodes::{NodesError, parse_nodes};
+pub use self::nodes::{Inventory, NodesError, parse_inventory, parse_nodes, take};
+use crate::engine::Topology;
 use crate::engine::policy::{Policy, PolicyError};
-use crate::engine::{NodeInfo, Topology};
 
 /// A file that cannot be used. The message names the file; the source says why.
 #[derive(Debug, thiserror::Error)]
@@ -68,26 +68,48 @@ pub fn policy_from(path: &Path, bytes: &[u8]) -> Result<Policy, LoadError> {
     Policy::from_yaml(text).map_err(policy)
 }
 
-/// The nodes of a nodes file (`kubectl get nodes -o yaml`).
-pub fn nodes_file(path: &Path) -> Result<Vec<NodeInfo>, LoadError> {
+/// The nodes of a nodes file (`kubectl get nodes -o yaml`), and the NodePools, StorageClasses
+/// and PersistentVolumes beside them.
+pub fn nodes_file(path: &Path) -> Result<Inventory, LoadError> {
     nodes_from(path, &read(path)?)
 }
 
 /// Nodes from a file's bytes (read at startup or by a reload).
-pub fn nodes_from(path: &Path, bytes: &[u8]) -> Result<Vec<NodeInfo>, LoadError> {
+pub fn nodes_from(path: &Path, bytes: &[u8]) -> Result<Inventory, LoadError> {
     let text = String::from_utf8_lossy(bytes);
-    parse_nodes(&text).map_err(|source| LoadError::Nodes {
+    parse_inventory(&text).map_err(|source| LoadError::Nodes {
         path: path.to_owned(),
         source,
     })
 }
 
-/// The topology of a nodes file, or without one the policy's assumed zones.
+/// The topology of a nodes file (its nodes and NodePools), or without one the policy's
+/// assumed zones.
 pub fn topology(nodes: Option<&Path>, policy: &Policy) -> Result<Topology, LoadError> {
     Ok(match nodes {
-        Some(path) => Topology::from_nodes(nodes_file(path)?, policy),
+        Some(path) => {
+            let inv = nodes_file(path)?;
+            Topology::from_parts(inv.nodes, inv.pools, policy)
+        }
         None => Topology::assumed(policy),
     })
+}
+
+/// The NodePools and storage objects among manifest documents (workloads and everything
+/// else are left to the report). Fails on the first such object that cannot be read, naming
+/// its document.
+pub fn inventory_of(docs: &[Sourced]) -> Result<Inventory, LoadError> {
+    let mut inventory = Inventory::default();
+    for d in docs {
+        take(&mut inventory, &d.value).map_err(|message| LoadError::Manifest {
+            path: PathBuf::from(&d.source),
+            source: manifests::ParseError {
+                line: None,
+                message: message.to_string(),
+            },
+        })?;
+    }
+    Ok(inventory)
 }
 
 /// Every document of the given manifest files and directories (recursive: .yaml, .yml,

@@ -44,6 +44,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SPREADGUARD_TOPOLOGY_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
     pub topology_debounce: Duration,
 
+    /// Watch StorageClasses, PersistentVolumeClaims and PersistentVolumes (needs get, list
+    /// and watch on them). Without them HA017–HA020 and the stateful zone spread stay silent.
+    #[arg(long, env = "SPREADGUARD_WATCH_STORAGE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch_storage: bool,
+
+    /// How often to ask the API server whether Karpenter's `karpenter.sh/v1` NodePools are
+    /// served, until they are (then they are watched).
+    #[arg(long, env = "SPREADGUARD_DISCOVERY_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub discovery_interval: Duration,
+
     /// Address of the TLS admission port [default: 0.0.0.0:8443, or 127.0.0.1:8443 with --dev].
     #[arg(long, env = "SPREADGUARD_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -205,6 +215,8 @@ impl ServeArgs {
             kubeconfig: None,
             assume_zones: false,
             topology_debounce: Duration::from_millis(200),
+            watch_storage: true,
+            discovery_interval: Duration::from_secs(60),
             listen: None,
             admin_listen: None,
             log_format: LogFormat::Text,

@@ -109,7 +109,12 @@ impl Server {
                 let client = crate::cluster::client(args.kubeconfig.as_deref())
                     .await
                     .map_err(ServeError::Cluster)?;
-                Some((client, crate::cluster::Caches::default()))
+                let mut caches = crate::cluster::Caches::default()
+                    .with_discovery_interval(args.discovery_interval);
+                if !args.watch_storage {
+                    caches = caches.without_storage();
+                }
+                Some((client, caches))
             }
             _ => None,
         };
@@ -124,13 +129,24 @@ impl Server {
             .with_max_body_bytes(args.limits.max_body_bytes)
             .with_max_inflight_body_bytes(args.limits.max_inflight_body_bytes)
             .with_body_read_timeout(args.limits.header_read_timeout);
+        // A nodes file's StorageClasses and PersistentVolumes, reloaded with it.
+        let file_volumes = args
+            .nodes
+            .as_ref()
+            .map(|_| Arc::new(snapshots::FileVolumes::default()));
+        if let Some(v) = &file_volumes {
+            state = state.with_volumes(v.clone());
+        }
         if let Some((_, caches)) = &cluster {
             state = state
                 .with_namespaces(caches.namespaces.clone())
                 .with_readiness_check(
-                    "nodes, namespaces, autoscalers and disruption budgets listed",
+                    "nodes, namespaces, autoscalers, disruption budgets, node pools and storage listed",
                     caches.synced_check(),
                 );
+            if caches.watch_storage {
+                state = state.with_volumes(caches.storage.clone());
+            }
         }
         let state = Arc::new(state);
         state.metrics().config_loaded(Reloaded::policy, true);
@@ -168,7 +184,8 @@ impl Server {
         match (&args.nodes, cluster) {
             (None, Some((client, caches))) => {
                 tracing::info!(
-                    "watching Nodes, Namespaces, HorizontalPodAutoscalers and PodDisruptionBudgets; ready once all are listed"
+                    storage = caches.watch_storage,
+                    "watching Nodes, Namespaces, HorizontalPodAutoscalers, PodDisruptionBudgets, NodePools (when served) and storage; ready once all are listed"
                 );
                 let metrics = state.metrics().clone();
                 // The first lists are a burst of garbage: purge it at once, then serve with
@@ -192,18 +209,24 @@ impl Server {
             }
             (Some(path), _) => {
                 let bytes = load::read(path)?;
-                state
-                    .snapshots
-                    .publish_nodes(&load::nodes_from(path, &bytes)?);
+                let volumes = file_volumes.unwrap_or_default();
+                let publish = {
+                    let snapshots = state.snapshots.clone();
+                    move |inventory: load::Inventory| {
+                        volumes.store(inventory.volumes);
+                        snapshots.publish_node_pools(inventory.pools);
+                        snapshots.publish_nodes(&inventory.nodes);
+                    }
+                };
+                publish(load::nodes_from(path, &bytes)?);
                 state.metrics().config_loaded(Reloaded::nodes, true);
-                let snapshots = state.snapshots.clone();
                 let file = path.clone();
                 watched.push(Watched::new(
                     Reloaded::nodes,
                     vec![path.clone()],
                     vec![bytes],
                     Box::new(move |files| {
-                        snapshots.publish_nodes(&load::nodes_from(&file, &files[0])?);
+                        publish(load::nodes_from(&file, &files[0])?);
                         Ok(())
                     }),
                 ));

@@ -174,14 +174,24 @@ pub async fn scan(state: &State, source: &Source, interval: Duration) -> anyhow:
                 let message = crate::errors::chain(e.as_ref());
                 tracing::warn!(error = %message, "posture scan: the cluster audit failed; trying without the pods");
                 let mut inputs = cluster::load(client, &policy).await?;
-                let nodes = std::mem::take(&mut inputs.nodes);
+                let mut inventory = std::mem::take(&mut inputs.inventory);
                 let report = tokio::task::spawn_blocking(move || {
-                    let topology = Topology::from_nodes(nodes, &policy);
+                    let topology = Topology::from_parts(
+                        std::mem::take(&mut inventory.nodes),
+                        std::mem::take(&mut inventory.pools),
+                        &policy,
+                    );
                     let live = Live {
                         namespaces: &inputs.namespaces,
                         selected_budgets: &HashSet::new(),
                     };
-                    Report::build_live(&inputs.docs, &topology, &policy, &live)
+                    Report::build_live(
+                        &inputs.docs,
+                        &topology,
+                        &policy,
+                        &live,
+                        Some(&inventory.volumes),
+                    )
                 })
                 .await?;
                 (

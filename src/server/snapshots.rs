@@ -1,6 +1,7 @@
-//! What every request decides against: the policy, the topology, the namespace labels and
-//! the autoscalers and disruption budgets, published through `arc_swap` so that a request
-//! takes a snapshot without a lock and a reload never waits for requests.
+//! What every request decides against: the policy, the topology (nodes and node pools), the
+//! namespace labels, the autoscalers and disruption budgets, published through `arc_swap`,
+//! and the storage (read from its caches), so that a request takes a snapshot without a lock
+//! and a reload never waits for requests.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,8 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use crate::admission::{NamespaceLabels, UnknownNamespaces};
 use crate::cluster::{CompanionSink, TopologySink};
 use crate::engine::policy::Policy;
+use crate::engine::storage::{ClaimInfo, StorageClassInfo, VolumeInfo, VolumeSet, Volumes};
+use crate::engine::templates::NodeTemplate;
 use crate::engine::{Autoscalers, Budgets, NodeInfo, Topology};
 use crate::metrics::Metrics;
 
@@ -24,6 +27,10 @@ pub struct Snapshots {
     /// not checked.
     autoscalers: ArcSwapOption<Autoscalers>,
     budgets: ArcSwapOption<Budgets>,
+    /// StorageClasses, claims and volumes, when watched.
+    volumes: Option<Arc<dyn Volumes + Send>>,
+    /// The NodePools' templates, joined to every topology built from nodes.
+    pools: ArcSwap<Vec<NodeTemplate>>,
     /// Held while a new topology is built and stored.
     publishing: Mutex<()>,
     /// Whether the topology was built from nodes (so that a policy reload, which may change
@@ -46,6 +53,8 @@ impl Snapshots {
             namespaces: Arc::new(UnknownNamespaces),
             autoscalers: ArcSwapOption::empty(),
             budgets: ArcSwapOption::empty(),
+            volumes: None,
+            pools: ArcSwap::from_pointee(Vec::new()),
             publishing: Mutex::new(()),
             from_nodes: AtomicBool::new(false),
             loaded: AtomicBool::new(false),
@@ -57,6 +66,10 @@ impl Snapshots {
         self.namespaces = namespaces;
     }
 
+    pub fn set_volumes(&mut self, volumes: Arc<dyn Volumes + Send>) {
+        self.volumes = Some(volumes);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.publishing.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -65,9 +78,26 @@ impl Snapshots {
     /// the nodes is kept: the snapshot holds them.
     pub fn publish_nodes(&self, nodes: &[NodeInfo]) {
         let _turn = self.lock();
-        let topology = Topology::from_nodes(nodes.iter().cloned(), &self.policy.load());
+        let topology = Topology::from_parts(
+            nodes.iter().cloned(),
+            self.pools.load().to_vec(),
+            &self.policy.load(),
+        );
         self.from_nodes.store(true, Ordering::Release);
         self.store(topology);
+    }
+
+    /// Publishes the NodePools' templates, rebuilding the topology with them from the nodes
+    /// of the latest snapshot.
+    pub fn publish_node_pools(&self, pools: Vec<NodeTemplate>) {
+        let _turn = self.lock();
+        self.pools.store(Arc::new(pools));
+        if self.from_nodes.load(Ordering::Acquire) {
+            let nodes: Vec<NodeInfo> = self.topology.load().nodes().collect();
+            let topology =
+                Topology::from_parts(nodes, self.pools.load().to_vec(), &self.policy.load());
+            self.store(topology);
+        }
     }
 
     /// Publishes a topology snapshot; subsequent requests decide against it.
@@ -91,7 +121,11 @@ impl Snapshots {
         let policy = self.policy.load();
         if self.from_nodes.load(Ordering::Acquire) {
             let nodes: Vec<NodeInfo> = self.topology.load().nodes().collect();
-            self.store(Topology::from_nodes(nodes, &policy));
+            self.store(Topology::from_parts(
+                nodes,
+                self.pools.load().to_vec(),
+                &policy,
+            ));
         } else if self.loaded.load(Ordering::Acquire) {
             self.store(Topology::assumed(&policy));
         }
@@ -115,6 +149,10 @@ impl Snapshots {
         &*self.namespaces
     }
 
+    pub fn volumes(&self) -> Option<&dyn Volumes> {
+        self.volumes.as_deref().map(|v| v as &dyn Volumes)
+    }
+
     pub fn autoscalers(&self) -> arc_swap::Guard<Option<Arc<Autoscalers>>> {
         self.autoscalers.load()
     }
@@ -129,9 +167,59 @@ impl Snapshots {
     }
 }
 
+/// The StorageClasses and PersistentVolumes of a nodes file (`serve --nodes`), swapped whole
+/// when the file is reloaded.
+#[derive(Debug, Default)]
+pub struct FileVolumes(ArcSwap<VolumeSet>);
+
+impl FileVolumes {
+    pub fn store(&self, volumes: VolumeSet) {
+        self.0.store(Arc::new(volumes));
+    }
+}
+
+impl Volumes for FileVolumes {
+    fn class(&self, name: &str) -> Option<StorageClassInfo> {
+        self.0.load().class(name)
+    }
+
+    fn default_class(&self) -> Option<StorageClassInfo> {
+        self.0.load().default_class()
+    }
+
+    fn claim(&self, namespace: &str, name: &str) -> Option<ClaimInfo> {
+        self.0.load().claim(namespace, name)
+    }
+
+    fn claims_with_prefix(&self, namespace: &str, prefix: &str, each: &mut dyn FnMut(ClaimInfo)) {
+        self.0.load().claims_with_prefix(namespace, prefix, each)
+    }
+
+    fn volume(&self, name: &str) -> Option<VolumeInfo> {
+        self.0.load().volume(name)
+    }
+
+    fn prebound_volume(&self, namespace: &str, claim: &str) -> Option<VolumeInfo> {
+        self.0.load().prebound_volume(namespace, claim)
+    }
+
+    fn prebound_with_prefix(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        each: &mut dyn FnMut(String, VolumeInfo),
+    ) {
+        self.0.load().prebound_with_prefix(namespace, prefix, each)
+    }
+}
+
 impl TopologySink for Snapshots {
     fn publish_nodes(&self, nodes: Arc<Vec<NodeInfo>>) {
         Snapshots::publish_nodes(self, &nodes)
+    }
+
+    fn publish_node_pools(&self, pools: Arc<Vec<NodeTemplate>>) {
+        Snapshots::publish_node_pools(self, pools.to_vec())
     }
 }
 

@@ -62,6 +62,17 @@ impl State {
         }
     }
 
+    /// Reads storage from `volumes` (the storage caches). Call before the state is shared.
+    pub fn with_volumes(
+        mut self,
+        volumes: Arc<dyn crate::engine::storage::Volumes + Send>,
+    ) -> Self {
+        Arc::get_mut(&mut self.snapshots)
+            .expect("volumes are set before the snapshots are shared")
+            .set_volumes(volumes);
+        self
+    }
+
     /// Reads namespace labels from `namespaces` (the namespace cache). Call before the state
     /// is shared.
     pub fn with_namespaces(mut self, namespaces: Arc<dyn NamespaceLabels>) -> Self {
@@ -151,6 +162,7 @@ impl State {
             namespaces: self.snapshots.namespaces(),
             autoscalers: autoscalers.as_deref(),
             budgets: budgets.as_deref(),
+            volumes: self.snapshots.volumes(),
             metrics: &self.metrics,
             decide: self.decide,
         };

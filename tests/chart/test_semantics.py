@@ -403,17 +403,21 @@ def test_offline_renders_generate_fresh_certificates(render, chart):
 # === RBAC ===
 
 
-def test_rbac_is_read_only_on_what_the_caches_watch(case):
+def test_rbac_is_read_only_on_exactly_what_the_caches_watch(case):
+    """get/list/watch on Nodes and Namespaces (the topology and the modes), on
+    HorizontalPodAutoscalers and PodDisruptionBudgets (the replica and budget caches), on
+    the storage placement reads (StorageClasses, PersistentVolumeClaims,
+    PersistentVolumes) and on Karpenter's NodePools; nothing else, and no write."""
     role = case.one("ClusterRole")
     rules = [(tuple(r.get("apiGroups", [])), tuple(sorted(r["resources"])),
               tuple(sorted(r["verbs"]))) for r in role["rules"]]
-    # Exactly get/list/watch: Nodes and Namespaces for the topology and the modes,
-    # HorizontalPodAutoscalers and PodDisruptionBudgets for the replica and budget caches.
-    assert rules == [
-        (("",), ("namespaces", "nodes"), ("get", "list", "watch")),
-        (("autoscaling",), ("horizontalpodautoscalers",), ("get", "list", "watch")),
-        (("policy",), ("poddisruptionbudgets",), ("get", "list", "watch")),
-    ]
+    read = ("get", "list", "watch")
+    assert rules == [(("",), ("namespaces", "nodes"), read),
+                     (("autoscaling",), ("horizontalpodautoscalers",), read),
+                     (("policy",), ("poddisruptionbudgets",), read),
+                     (("",), ("persistentvolumeclaims", "persistentvolumes"), read),
+                     (("storage.k8s.io",), ("storageclasses",), read),
+                     (("karpenter.sh",), ("nodepools",), read)]
     assert not any(r.get("resourceNames") or r.get("nonResourceURLs") for r in role["rules"])
     assert not case.has("Role") and not case.has("RoleBinding")
     binding = case.one("ClusterRoleBinding")
@@ -613,8 +617,8 @@ def test_policy_file_holds_only_fields_the_server_knows(case):
     known = {"mode", "scope", "minReplicas", "minSurvivingReplicas", "zoneLabels", "maxSkew", "whenUnsatisfiable",
              "matchPodTemplateHash", "antiAffinityWeight", "spreadAcrossNodes",
              "rewriteLegacyZoneKey", "exemptNamespaces", "allowWorkloadOverride",
-             "assumedZones", "failOpen", "defaultedReplicas", "rules", "injectMinDomains",
-             "workloadKinds"}
+             "assumedZones", "failOpen", "defaultedReplicas", "rules", "statefulZoneSpread",
+             "zonalProvisioners", "nodeTemplates", "injectMinDomains", "workloadKinds"}
     assert set(case.policy) <= known
 
 

@@ -7,7 +7,9 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 use spreadguard::engine::exceptions::Day;
 use spreadguard::engine::policy::Policy;
+use spreadguard::engine::storage::VolumeSet;
 use spreadguard::engine::{Autoscaler, Autoscalers, Budget, Budgets, NodeInfo, Topology};
+use spreadguard::load::Inventory;
 
 use super::{compact_nodes, nodes_file, yaml_documents};
 
@@ -20,8 +22,8 @@ pub const SCENARIO_KEYS: &[&str] = &[
     "pdbs",
     "namespaceLabels",
     "peers",
-    "growableZones",
     "today",
+    "objects",
     "object",
     "oldObject",
     "expect",
@@ -32,6 +34,7 @@ pub const EXPECT_KEYS: &[&str] = &[
     "injected",
     "patch",
     "notices",
+    "notes",
     "placement",
     "placementAsWritten",
 ];
@@ -55,6 +58,11 @@ pub struct Scenario {
     /// The day (UTC) the decision is made, for exceptions that expire.
     pub today: Option<Day>,
     pub expect: Map<String, Value>,
+    /// The scenario's StorageClasses, claims and volumes (`objects`), as the webhook's caches
+    /// would hold them; `None` without `objects`.
+    pub volumes: Option<VolumeSet>,
+    /// The raw `objects` (StorageClasses, claims, volumes, NodePools), for the audit.
+    pub objects: Vec<Value>,
 }
 
 impl Scenario {
@@ -125,25 +133,27 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         (None, Some(file)) => Some(nodes_file(file.as_str().ok_or("nodesFile: a path")?)),
         (None, None) => None,
     };
+    // StorageClasses, claims, volumes and NodePools, read by the loader the webhook's
+    // caches and audit's files share.
+    let objects: Vec<Value> = match doc.get("objects") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items.clone(),
+        Some(_) => return Err("objects must be a list".into()),
+    };
+    let mut inventory = Inventory::default();
+    for o in &objects {
+        if !spreadguard::load::take(&mut inventory, o).map_err(|e| e.to_string())? {
+            return Err(format!(
+                "objects: a {}, not a StorageClass, claim, volume or NodePool",
+                o.get("kind").and_then(Value::as_str).unwrap_or("?")
+            ));
+        }
+    }
     let topology = match nodes {
-        Some(nodes) => Topology::from_nodes(nodes, &policy),
+        Some(nodes) => Topology::from_parts(nodes, inventory.pools, &policy),
         None => Topology::assumed(&policy),
     };
-    // Zones a node template can add nodes to: the hook node templates will fill.
-    let topology = match doc.get("growableZones") {
-        None => topology,
-        Some(Value::Array(zones)) => topology.with_growable_zones(
-            zones
-                .iter()
-                .map(|z| {
-                    z.as_str()
-                        .map(str::to_owned)
-                        .ok_or("growableZones: strings")
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        Some(_) => return Err("growableZones must be a list".into()),
-    };
+    let volumes = doc.get("objects").map(|_| inventory.volumes);
     let namespace_labels = match doc.get("namespaceLabels") {
         None => None,
         Some(v) => Some(
@@ -205,5 +215,7 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
         peers,
         today,
         expect,
+        volumes,
+        objects,
     })
 }

@@ -1,6 +1,8 @@
-//! A small fake Kubernetes API server for Nodes and Namespaces, speaking plain HTTP on
-//! 127.0.0.1: list with a resourceVersion, watch (chunked JSON lines) from a resourceVersion
-//! with bookmarks, `410 Gone` for compacted versions, and test controls to drop every watch
+//! A small fake Kubernetes API server for Nodes and Namespaces (and the storage objects and
+//! NodePools spreadguard also watches), speaking plain HTTP on 127.0.0.1: list with a
+//! resourceVersion and `limit`/`continue` pages, watch (chunked JSON lines) from a
+//! resourceVersion with bookmarks, `410 Gone` for compacted versions, discovery of
+//! `karpenter.sh/v1` when NodePools are served, and test controls to drop every watch
 //! connection, hold lists, or fail every request.
 //!
 //! It implements the part of the list/watch protocol that kube-runtime's watcher uses, with
@@ -42,6 +44,8 @@ struct Inner {
     watches: HashMap<&'static str, usize>,
     gone: HashMap<&'static str, usize>,
     failing: bool,
+    /// Whether `karpenter.sh/v1` NodePools are served (discovery answers 404 otherwise).
+    node_pools: bool,
     /// resource → items already serialised (without `kind` and `apiVersion`), listed after
     /// `objects`: how the server holds 150,000 pods without building a `Value` per request.
     bulk: HashMap<&'static str, Vec<Arc<str>>>,
@@ -76,6 +80,10 @@ fn resource_kind(resource: &str) -> Option<(&'static str, &'static str)> {
         "replicasets" => Some(("replicasets", "ReplicaSet")),
         "horizontalpodautoscalers" => Some(("horizontalpodautoscalers", "HorizontalPodAutoscaler")),
         "poddisruptionbudgets" => Some(("poddisruptionbudgets", "PodDisruptionBudget")),
+        "storageclasses" => Some(("storageclasses", "StorageClass")),
+        "persistentvolumeclaims" => Some(("persistentvolumeclaims", "PersistentVolumeClaim")),
+        "persistentvolumes" => Some(("persistentvolumes", "PersistentVolume")),
+        "nodepools" => Some(("nodepools", "NodePool")),
         _ => None,
     }
 }
@@ -97,6 +105,7 @@ impl FakeApiServer {
         };
         let app = Router::new()
             .route("/api/v1/{resource}", get(handle))
+            .route("/apis/{group}/{version}", get(discovery))
             .route("/apis/{group}/{version}/{resource}", get(handle_group))
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -192,6 +201,53 @@ impl FakeApiServer {
         let _ = self.changes.send(change);
     }
 
+    /// Serves `karpenter.sh/v1` NodePools (discovery finds them) or not.
+    pub fn serve_node_pools(&self, served: bool) {
+        self.inner.lock().unwrap().node_pools = served;
+    }
+
+    /// Adds or replaces a watched object of `resource` (storageclasses, persistentvolumes,
+    /// persistentvolumeclaims, nodepools) as given, keyed by `namespace/name` or `name`; its
+    /// watchers see the change.
+    pub fn apply(&self, resource: &'static str, object: Value) {
+        let (_, kind) = resource_kind(resource).expect("a resource the fake serves");
+        let name = match object["metadata"]["namespace"].as_str() {
+            Some(ns) => format!(
+                "{ns}/{}",
+                object["metadata"]["name"].as_str().unwrap_or_default()
+            ),
+            None => object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        let api_version = object["apiVersion"].as_str().unwrap_or("v1").to_owned();
+        self.put_as(resource, kind, &api_version, &name, object);
+    }
+
+    /// Adds many objects at once without recording their history (a cluster's initial
+    /// contents, for scale tests): watches see none of them, lists all of them.
+    pub fn bulk(&self, resource: &'static str, objects: impl IntoIterator<Item = Value>) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.rv += 1;
+        let rv = inner.rv.to_string();
+        let map = inner.objects.entry(resource).or_default();
+        for mut object in objects {
+            object["metadata"]["resourceVersion"] = json!(rv);
+            let name = match object["metadata"]["namespace"].as_str() {
+                Some(ns) => format!(
+                    "{ns}/{}",
+                    object["metadata"]["name"].as_str().unwrap_or_default()
+                ),
+                None => object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            };
+            map.insert(name, object);
+        }
+    }
+
     /// Adds many objects of a resource at once, already serialised as list items (no
     /// `kind` or `apiVersion`); they are listed, paginated, after the objects `put_object`
     /// added, and never watched.
@@ -205,13 +261,26 @@ impl FakeApiServer {
             .extend(items.into_iter().map(Arc::from));
     }
 
-    fn put(&self, resource: &'static str, kind: &'static str, name: &str, mut object: Value) {
+    fn put(&self, resource: &'static str, kind: &'static str, name: &str, object: Value) {
+        self.put_as(resource, kind, "v1", name, object);
+    }
+
+    fn put_as(
+        &self,
+        resource: &'static str,
+        kind: &'static str,
+        api_version: &str,
+        name: &str,
+        mut object: Value,
+    ) {
         let mut inner = self.inner.lock().unwrap();
         inner.rv += 1;
         let rv = inner.rv;
-        object["apiVersion"] = json!("v1");
+        object["apiVersion"] = json!(api_version);
         object["kind"] = json!(kind);
-        object["metadata"]["name"] = json!(name);
+        if object["metadata"]["name"].is_null() {
+            object["metadata"]["name"] = json!(name);
+        }
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
         let objects = inner.objects.entry(resource).or_default();
         let change = if objects.insert(name.to_owned(), object.clone()).is_some() {
@@ -251,15 +320,21 @@ impl FakeApiServer {
     }
 
     pub fn delete_node(&self, name: &str) {
+        self.delete("nodes", name);
+    }
+
+    /// Deletes an object of `resource` by its key (`name`, or `namespace/name`); its watchers
+    /// see the deletion.
+    pub fn delete(&self, resource: &'static str, key: &str) {
         let mut inner = self.inner.lock().unwrap();
-        let Some(mut object) = inner.objects.entry("nodes").or_default().remove(name) else {
+        let Some(mut object) = inner.objects.entry(resource).or_default().remove(key) else {
             return;
         };
         inner.rv += 1;
         object["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
         let change = Change {
             rv: inner.rv,
-            resource: "nodes",
+            resource,
             kind: "DELETED",
             object,
         };
@@ -358,17 +433,53 @@ async fn handle_group(
     Path((group, version, resource)): Path<(String, String, String)>,
     query: RawQuery,
 ) -> Response {
-    // Only the built-in groups: `apps.kruise.io/v1beta1/statefulsets` is another resource.
+    if group == "karpenter.sh" && !shared.inner.lock().unwrap().node_pools {
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+    }
+    // Only the built-in groups (and what this fake adds): `apps.kruise.io/v1beta1/statefulsets`
+    // is another resource.
     let served = match resource.as_str() {
         "deployments" | "statefulsets" | "replicasets" => "apps/v1",
         "horizontalpodautoscalers" => "autoscaling/v2",
         "poddisruptionbudgets" => "policy/v1",
+        "storageclasses" => "storage.k8s.io/v1",
+        "nodepools" => "karpenter.sh/v1",
         _ => "",
     };
     if served != format!("{group}/{version}") {
         return (StatusCode::NOT_FOUND, "no such resource").into_response();
     }
     handle(shared, Path(resource), query).await
+}
+
+/// `/apis/{group}/{version}`: the resources of a group version (only `karpenter.sh/v1` is
+/// asked for, and only served when NodePools are).
+async fn discovery(
+    State(shared): State<Shared>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
+    let served = shared.inner.lock().unwrap().node_pools;
+    if group != "karpenter.sh" || version != "v1" || !served {
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+    }
+    let body = json!({
+        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "karpenter.sh/v1",
+        "resources": [{"name": "nodepools", "singularName": "nodepool", "namespaced": false,
+                       "kind": "NodePool", "verbs": ["get", "list", "watch"]}],
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn handle(
@@ -410,6 +521,8 @@ async fn handle(
         "deployments" | "statefulsets" | "replicasets" => "apps/v1",
         "horizontalpodautoscalers" => "autoscaling/v2",
         "poddisruptionbudgets" => "policy/v1",
+        "storageclasses" => "storage.k8s.io/v1",
+        "nodepools" => "karpenter.sh/v1",
         _ => "v1",
     };
     let strip = !matches!(resource, "nodes" | "namespaces");

@@ -95,11 +95,12 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
             out.push(Finding::deny(
                 RuleId::HA002,
                 format!(
-                    "{}, {}: {} stay{} Pending, as required zone anti-affinity ({key}) allows one pod per zone",
+                    "{}, {}: {} stay{} Pending, as required zone anti-affinity ({key}) allows one pod per zone{}",
                     plural(replicas, "replica", "replicas"),
                     plural(zones, "eligible zone", "eligible zones"),
                     plural(replicas - zones, "pod", "pods"),
                     if replicas - zones == 1 { "s" } else { "" },
+                    ctx.template_zones_suffix(),
                 ),
             )
             .about(format!("{}|replicas={replicas}", about())));
@@ -108,7 +109,21 @@ fn check_term(ctx: &Context<'_>, t: &AntiAffinityTerm<'_>, out: &mut Vec<Finding
         && let Some(nodes) = ctx.eligible_nodes()
     {
         let nodes = nodes as i64;
-        if nodes > 0 && replicas > nodes {
+        let pools = ctx.fitting_templates();
+        if replicas > nodes && !pools.is_empty() {
+            // A node pool adds a node for each pod that finds none: node counts are no ceiling.
+            out.push(Finding::info(
+                RuleId::HA003,
+                format!(
+                    "{}, {} now: required hostname anti-affinity allows one pod per node, and {} can add nodes, so {} for a new node rather than staying Pending",
+                    plural(replicas, "replica", "replicas"),
+                    plural(nodes, "eligible node", "eligible nodes"),
+                    pools.join(", "),
+                    plural(replicas - nodes, "pod waits", "pods wait"),
+                ),
+            )
+            .about(format!("{}|replicas={replicas}", about())));
+        } else if nodes > 0 && replicas > nodes {
             out.push(Finding::deny(
                 RuleId::HA003,
                 format!(

@@ -6,6 +6,7 @@ pub mod disruption;
 pub mod replicas;
 pub mod rollout;
 pub mod spread;
+pub mod volumes;
 pub mod zone_loss;
 pub mod zones;
 

@@ -113,9 +113,9 @@ fn min_domains_cap(
     if !ctx.policy.is_zone_key(&c.topology_key) {
         return;
     }
-    // A zone a node template can add nodes to will be a domain once the autoscaler adds one:
-    // that is what minDomains waits for.
-    let zones = (ctx.eligible_zones() + ctx.topology.zones_without_nodes_that_can_grow()) as i64;
+    // A zone a node template the pod fits can add nodes to will be a domain once the
+    // autoscaler adds one (that is what minDomains waits for): the eligible zones count it.
+    let zones = ctx.eligible_zones() as i64;
     let Some(min_domains) = c.min_domains.map(i64::from) else {
         return;
     };

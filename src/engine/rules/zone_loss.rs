@@ -8,12 +8,15 @@ use crate::engine::placement::{Basis, Placement};
 
 /// HA021 (warn unless the policy's `rules` say otherwise). A single replica is HA001's
 /// business and a single eligible zone HA006's or HA009's; replicas gathered in one zone by
-/// affinity to their own pods are HA024's.
+/// affinity to their own pods are HA024's, and by their bound volumes HA019's (no spread
+/// can move those).
 pub fn check(ctx: &Context<'_>, placement: &Placement, out: &mut Vec<Finding>) {
     let min = i64::from(ctx.policy.min_surviving_replicas);
     if ctx.replicas < 2
         || placement.eligible_zones < 2
-        || out.iter().any(|f| f.rule == RuleId::HA024)
+        || out
+            .iter()
+            .any(|f| matches!(f.rule, RuleId::HA024 | RuleId::HA019))
     {
         return;
     }

@@ -24,12 +24,22 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     }
 
     let eligible_zones = ctx.eligible_zones();
-    if known_nodes && topo.summary().nodes == 0 {
+    // Node templates the pod fits can add nodes where there are none now (a pool scaling
+    // from zero): then the cluster is not out of nodes for it.
+    let fits_template = !ctx.eligibility.templates.is_empty();
+    if known_nodes && topo.summary().nodes == 0 && !fits_template {
         out.push(Finding::warn(
             RuleId::HA006,
-            "no node to run on: the cluster has 0 nodes, so pods stay Pending until nodes join and no zone spread can be computed",
+            format!(
+                "no node to run on: the cluster has 0 nodes{}, so pods stay Pending until nodes join and no zone spread can be computed",
+                if topo.templates().len() > 0 {
+                    " and no node template the pod fits"
+                } else {
+                    ""
+                }
+            ),
         ));
-    } else if ctx.eligible_nodes() == Some(0) {
+    } else if ctx.eligible_nodes() == Some(0) && eligible_zones == 0 && !fits_template {
         out.push(Finding::warn(
             RuleId::HA006,
             format!(
@@ -43,9 +53,10 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         out.push(Finding::deny(
             RuleId::HA006,
             format!(
-                "1 of {cluster_zones} zones eligible: losing {zone} takes down all {}; pinned by {}",
+                "1 of {cluster_zones} zones eligible: losing {zone} takes down all {}; pinned by {}{}",
                 plural(ctx.replicas.max(1), "replica", "replicas"),
                 ctx.placement_causes(),
+                ctx.template_zones_suffix(),
             ),
         )
         .about(format!("zone={zone}")));
