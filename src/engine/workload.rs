@@ -429,9 +429,7 @@ fn read<'a>(
     let pod_spec = match at_tokens(spec_path) {
         Some(Value::Object(map)) => map,
         None | Some(Value::Null) => {
-            return Err(FieldError::Missing {
-                field: spec_name,
-            });
+            return Err(FieldError::Missing { field: spec_name });
         }
         Some(other) => {
             return Err(FieldError::WrongType {
