@@ -89,19 +89,27 @@ pub const DEMO_WORKLOADS: &[(&str, &str)] = &[
     ),
     (
         "ha017-statefulset-zonal-volumes-bound-immediately.yaml",
-        include_str!("../../examples/workloads/ha017-statefulset-zonal-volumes-bound-immediately.yaml"),
+        include_str!(
+            "../../examples/workloads/ha017-statefulset-zonal-volumes-bound-immediately.yaml"
+        ),
     ),
     (
         "ha018-statefulset-class-allows-volumes-in-one-zone.yaml",
-        include_str!("../../examples/workloads/ha018-statefulset-class-allows-volumes-in-one-zone.yaml"),
+        include_str!(
+            "../../examples/workloads/ha018-statefulset-class-allows-volumes-in-one-zone.yaml"
+        ),
     ),
     (
         "ha019-statefulset-bound-volumes-all-in-one-zone.yaml",
-        include_str!("../../examples/workloads/ha019-statefulset-bound-volumes-all-in-one-zone.yaml"),
+        include_str!(
+            "../../examples/workloads/ha019-statefulset-bound-volumes-all-in-one-zone.yaml"
+        ),
     ),
     (
         "ha020-deployment-replicas-share-read-write-once-claim.yaml",
-        include_str!("../../examples/workloads/ha020-deployment-replicas-share-read-write-once-claim.yaml"),
+        include_str!(
+            "../../examples/workloads/ha020-deployment-replicas-share-read-write-once-claim.yaml"
+        ),
     ),
     (
         "ha023-deployment-node-spread-counts-tainted-gpu-node.yaml",

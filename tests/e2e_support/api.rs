@@ -263,6 +263,17 @@ pub async fn apply(client: &Client, object: &Value) {
         "Service" => ("/api/v1".to_owned(), "services", true),
         "ClusterRole" => (format!("/apis/{api_version}"), "clusterroles", false),
         "ClusterRoleBinding" => (format!("/apis/{api_version}"), "clusterrolebindings", false),
+        "RoleBinding" => (format!("/apis/{api_version}"), "rolebindings", true),
+        "ValidatingAdmissionPolicy" => (
+            format!("/apis/{api_version}"),
+            "validatingadmissionpolicies",
+            false,
+        ),
+        "ValidatingAdmissionPolicyBinding" => (
+            format!("/apis/{api_version}"),
+            "validatingadmissionpolicybindings",
+            false,
+        ),
         "MutatingWebhookConfiguration" => (
             format!("/apis/{api_version}"),
             "mutatingwebhookconfigurations",

@@ -43,6 +43,11 @@ pub struct BedOptions {
     pub audit_log: bool,
     /// Extra kube-apiserver flags.
     pub apiserver_args: Vec<String>,
+    /// The controller manager's controllers act as their own ServiceAccounts in kube-system
+    /// (`system:serviceaccount:kube-system:replicaset-controller`, ...), each with the
+    /// bootstrap RBAC role Kubernetes gives it, as in a real cluster; otherwise they act as the
+    /// bed's admin (`system:masters`).
+    pub controller_service_accounts: bool,
 }
 
 impl BedOptions {
@@ -57,6 +62,7 @@ impl BedOptions {
             controllers: true,
             audit_log: true,
             apiserver_args: Vec::new(),
+            controller_service_accounts: false,
         }
     }
 }
@@ -296,6 +302,10 @@ impl Bed {
                 .arg("--controllers=deployment-controller,replicaset-controller,statefulset-controller,taint-eviction-controller,clusterrole-aggregation-controller")
                 .arg("--bind-address=127.0.0.1")
                 .arg(format!("--secure-port={}", free_port()));
+            if options.controller_service_accounts {
+                // Each controller gets a token for its ServiceAccount through TokenRequest.
+                kcm.arg("--use-service-account-credentials=true");
+            }
             procs.push(Proc::spawn(
                 "kube-controller-manager",
                 kcm,
