@@ -11,6 +11,9 @@
 //! of each shape's two dimensions is in `sizes`: the square root split was the worst for the
 //! products, the extreme splits for the others.
 //!
+//! Beside each review, the cost of decoding its body into a `serde_json::Value` alone: the
+//! floor for any handler that holds the object in memory.
+//!
 //! `cargo bench --bench worst_review` measures (release) and fails when a bound is exceeded;
 //! `cargo test` runs every shape once (debug) and checks the memory bound only.
 //! `-- --size BYTES` changes the body size (to measure a slow engine on smaller bodies).
@@ -188,12 +191,17 @@ fn tolerations(n: usize) -> Value {
     )
 }
 
-fn nested(depth: usize) -> Value {
-    let mut v = json!(1);
-    for _ in 0..depth {
-        v = json!([v]);
-    }
-    v
+/// A review whose object carries `depth` nested arrays at `place` in the pod spec, built as
+/// bytes: a `Value` that deep would overflow this thread's stack when serialized or dropped
+/// (the server never builds one: serde_json's recursion limit stops it at 128 levels).
+fn nested_review(containers: &Value, place: &str, depth: usize) -> Vec<u8> {
+    const MARK: &str = "@@nested@@";
+    let spec = json!({"containers": containers, place: MARK});
+    let text =
+        String::from_utf8(review("CREATE", deployment(labels(1), spec), Value::Null)).unwrap();
+    let nested = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    text.replacen(&format!("\"{MARK}\""), &nested, 1)
+        .into_bytes()
 }
 
 const CONTAINERS: &str = r#"[{"name": "c", "image": "nginx"}]"#;
@@ -243,7 +251,7 @@ fn shapes(size: usize, emit: &mut dyn FnMut(Shape)) {
             };
             let (n, body) = fit(size, &build);
             add(
-                format!("labels x constraints {what} (n={n})"),
+                format!("labels x constraints {what} (n={n}), {}", endpoint.as_str()),
                 endpoint,
                 body,
             );
@@ -294,10 +302,7 @@ fn shapes(size: usize, emit: &mut dyn FnMut(Shape)) {
     ] {
         // Deeper than serde_json's recursion limit is as deep as matters; 100,000 levels
         // (what tests/hostile_requests.rs sends) keeps building the body cheap.
-        let (d, body) = fit(size.min(200_000), &|d| {
-            let spec = json!({"containers": containers.clone(), place: nested(d)});
-            review("CREATE", deployment(labels(1), spec), Value::Null)
-        });
+        let (d, body) = fit(size.min(200_000), &|d| nested_review(&containers, place, d));
         add(format!("{name} ({d} levels)"), Endpoint::Validate, body);
     }
     // UPDATE: object and stored object, each half the body, labels × constraints.
@@ -334,6 +339,17 @@ fn measure(state: &State, shape: &Shape) -> Measured {
     }
 }
 
+/// The floor under a review: decoding its body into a `serde_json::Value` and dropping it.
+fn measure_parse(body: &[u8]) -> (Duration, usize) {
+    let baseline = CURRENT.load(Ordering::Relaxed);
+    PEAK.store(baseline, Ordering::Relaxed);
+    let started = thread_cpu();
+    let parsed = serde_json::from_slice::<Value>(body).ok();
+    drop(parsed);
+    let cpu = thread_cpu() - started;
+    (cpu, PEAK.load(Ordering::Relaxed) - baseline)
+}
+
 const MAX_CPU: Duration = Duration::from_millis(50);
 const MAX_EXTRA: usize = 64 * 1024 * 1024;
 
@@ -354,8 +370,8 @@ fn main() {
     let mut worst_cpu = (Duration::ZERO, String::new());
     let mut worst_mem = (0, String::new());
     println!(
-        "{:<62} {:>9} {:>10} {:>11} {:>10}",
-        "shape", "body KiB", "CPU ms", "extra MiB", "answer KiB"
+        "{:<62} {:>9} {:>10} {:>11} {:>10} {:>14} {:>15}",
+        "shape", "body KiB", "CPU ms", "extra MiB", "answer KiB", "parse CPU ms", "parse extra MiB"
     );
     shapes(size, &mut |shape| {
         let mut cpu = Vec::new();
@@ -369,14 +385,24 @@ fn main() {
         }
         cpu.sort();
         let median = cpu[cpu.len() / 2];
+        let mut parse_cpu: Vec<Duration> = Vec::new();
+        let mut parse_extra = 0;
+        for _ in 0..runs {
+            let (cpu, extra) = measure_parse(&shape.body);
+            parse_cpu.push(cpu);
+            parse_extra = parse_extra.max(extra);
+        }
+        parse_cpu.sort();
         use std::io::Write as _;
         println!(
-            "{:<62} {:>9} {:>10.2} {:>11.1} {:>10}",
+            "{:<62} {:>9} {:>10.2} {:>11.1} {:>10} {:>14.2} {:>15.1}",
             shape.name,
             shape.body.len() / 1024,
             median.as_secs_f64() * 1000.0,
             extra as f64 / (1024.0 * 1024.0),
-            answer / 1024
+            answer / 1024,
+            parse_cpu[parse_cpu.len() / 2].as_secs_f64() * 1000.0,
+            parse_extra as f64 / (1024.0 * 1024.0)
         );
         let _ = std::io::stdout().flush();
         if median > worst_cpu.0 {
