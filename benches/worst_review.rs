@@ -352,6 +352,7 @@ fn measure_parse(body: &[u8]) -> (Duration, usize) {
 
 const MAX_CPU: Duration = Duration::from_millis(50);
 const MAX_EXTRA: usize = 64 * 1024 * 1024;
+const SMOKE_EXTRA_PER_BYTE: usize = 64;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -361,7 +362,14 @@ fn main() {
         .position(|a| a == "--size")
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
-        .unwrap_or(spreadguard::server::args::DEFAULT_MAX_BODY_BYTES - 4096);
+        // Under `cargo test` (no --bench) a 256 KiB smoke run in the debug build: the same
+        // shapes, held to a bound linear in the body (below), not to the absolute
+        // figures, which the release build measures at the full body limit.
+        .unwrap_or(if bench {
+            spreadguard::server::args::DEFAULT_MAX_BODY_BYTES - 4096
+        } else {
+            256 * 1024
+        });
     let policy = Policy::default();
     let state = State::new(policy.clone());
     state.publish_topology(topology(&policy));
@@ -420,7 +428,17 @@ fn main() {
         worst_mem.1
     );
     let mut failed = false;
-    if worst_mem.0 > MAX_EXTRA {
+    // Any shape: extra memory at most SMOKE_EXTRA_PER_BYTE times the body (at 8 MiB the worst
+    // measured is about 33 bytes per body byte, decoding included). Growth with a product of
+    // the input's dimensions breaks it at any size.
+    if !bench && worst_mem.0 > SMOKE_EXTRA_PER_BYTE * size {
+        eprintln!(
+            "FAIL: {} takes more than {SMOKE_EXTRA_PER_BYTE} bytes of extra memory per body byte",
+            worst_mem.1
+        );
+        failed = true;
+    }
+    if bench && worst_mem.0 > MAX_EXTRA {
         eprintln!(
             "FAIL: {} takes more than 64 MiB of extra memory",
             worst_mem.1
