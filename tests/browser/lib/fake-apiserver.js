@@ -16,6 +16,10 @@ const PATHS = {
   '/apis/apps/v1/replicasets': 'ReplicaSet',
   '/apis/autoscaling/v2/horizontalpodautoscalers': 'HorizontalPodAutoscaler',
   '/apis/policy/v1/poddisruptionbudgets': 'PodDisruptionBudget',
+  // Storage, which every cluster serves (spreadguard's caches and audit --cluster read it).
+  '/apis/storage.k8s.io/v1/storageclasses': 'StorageClass',
+  '/api/v1/persistentvolumeclaims': 'PersistentVolumeClaim',
+  '/api/v1/persistentvolumes': 'PersistentVolume',
 };
 
 /// Starts the fake with `objects` (each with its `kind`); `forbid` lists paths answered 403 (as
