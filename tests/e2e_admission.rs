@@ -462,8 +462,21 @@ async fn scale_and_label_edits_create_no_replicaset_and_a_template_change_is_mut
     let mut manifest = deployment(&ns, "web", Some(6));
     manifest["spec"]["template"]["spec"]["containers"][0]["image"] =
         json!("registry.k8s.io/pause:3.9");
-    manifest["metadata"]["resourceVersion"] = labelled.body["metadata"]["resourceVersion"].clone();
-    let replaced = api::replace(&client, &manifest).await.expect_ok("replace");
+    // As `kubectl replace` does, at the stored object's current resourceVersion; the
+    // controllers may write its status in between (409), and then it is read again.
+    let mut replaced = None;
+    for _ in 0..10 {
+        let current = api::get(&client, &manifest)
+            .await
+            .expect("stored Deployment");
+        manifest["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+        let answer = api::replace(&client, &manifest).await;
+        if answer.status != 409 {
+            replaced = Some(answer.expect_ok("replace"));
+            break;
+        }
+    }
+    let replaced = replaced.expect("replace kept conflicting with the controllers");
     assert_eq!(
         objects::spread_keys(&replaced.body),
         [ZONE_KEY, HOSTNAME_KEY]
