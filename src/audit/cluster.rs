@@ -12,13 +12,16 @@ use anyhow::Context as _;
 use kube::Client;
 use serde_json::Value;
 
+use super::zone_loss::{Actual, BelowBudget, BudgetView, WorkloadRef, ZoneSummary};
 use crate::engine::budget::is_budget;
+use crate::engine::policy::Mode;
 use crate::engine::policy::Policy;
+use crate::engine::rules;
 use crate::engine::templates::NodeTemplate;
 use crate::engine::{Budget, Budgets, NodeInfo, Topology};
 use crate::load::{Inventory, Sourced};
 
-use super::{Live, Report, pods, zone_loss};
+use super::{Live, Report, pods};
 
 /// The whole report over a live cluster, as `audit --cluster` prints it and `serve
 /// --reports` writes it: its objects listed, its pods counted as they stream (`progress`
@@ -68,7 +71,7 @@ pub async fn report(
         },
         Some(&inventory.volumes),
     );
-    zone_loss::attach(&mut report, &counted, policy);
+    attach_zone_loss(&mut report, &counted, policy);
     Ok(report)
 }
 
@@ -276,7 +279,7 @@ async fn list_each(
         let mut uri = format!("{path}?limit=500");
         if let Some(token) = &next {
             uri.push_str("&continue=");
-            uri.push_str(&percent_encode(token));
+            uri.push_str(&pods::percent_encode(token));
         }
         let request = axum::http::Request::get(&uri)
             .body(Vec::new())
@@ -317,10 +320,76 @@ fn not_served(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Continue tokens are base64: only `+`, `/` and `=` need escaping in a query.
-pub(crate) fn percent_encode(token: &str) -> String {
-    token
-        .replace('+', "%2B")
-        .replace('/', "%2F")
-        .replace('=', "%3D")
+/// Sets `results[].actual` from the counted pods (with the budget's view of a zone drain),
+/// adds HA022 where the ready pods lie worse than the constraints promise, and builds the
+/// per-zone summary.
+fn attach_zone_loss(report: &mut Report, pods: &pods::PodCounts, policy: &Policy) {
+    let mut summary: BTreeMap<String, ZoneSummary> = pods
+        .zones
+        .iter()
+        .map(|z| (z.clone(), ZoneSummary::default()))
+        .collect();
+    for e in &mut report.results {
+        let ns = e.namespace.as_deref().unwrap_or_default();
+        let mut actual = match pods.get(ns, &e.kind, &e.name) {
+            Some(t) => Actual::from_tally(&pods.zones, t),
+            None => Actual::none(&pods.zones),
+        };
+        let replicas = e.placement_as_written.as_ref().map(|p| p.replicas);
+        if let ([budget], Some(replicas)) = (e.disruption_budgets.as_slice(), replicas) {
+            actual.budget = Some(BudgetView::new(budget, replicas, &actual));
+        }
+        if e.mode != Mode::Off
+            && let Some(placement) = &e.placement_as_written
+        {
+            let ready: Vec<(&str, i64)> = actual
+                .zones
+                .iter()
+                .map(|(z, n)| (z.as_str(), i64::from(*n)))
+                .collect();
+            if let Some(mut f) = rules::zone_loss::running(placement, &ready)
+                && let Some(severity) = policy.severity_for(f.rule, f.severity)
+            {
+                f.severity = severity;
+                *report.summary.findings.entry(severity).or_insert(0) += 1;
+                e.findings.push(f);
+            }
+        }
+        if let Some(b) = &actual.budget {
+            for (zone, drain) in &b.zones {
+                if drain.below_budget && drain.left > 0 {
+                    summary
+                        .entry(zone.clone())
+                        .or_default()
+                        .below_budget
+                        .push(BelowBudget {
+                            kind: e.kind.clone(),
+                            namespace: e.namespace.clone(),
+                            name: e.name.clone(),
+                            budget: b.name.clone(),
+                            left: drain.left,
+                            desired_healthy: b.desired_healthy,
+                        });
+                }
+            }
+        }
+        for (zone, n) in &actual.zones {
+            if *n == 0 {
+                continue;
+            }
+            let s = summary.entry(zone.clone()).or_default();
+            s.workloads += 1;
+            s.ready_pods += u64::from(*n);
+            if *n == actual.ready {
+                s.lose_all.push(WorkloadRef {
+                    kind: e.kind.clone(),
+                    namespace: e.namespace.clone(),
+                    name: e.name.clone(),
+                    ready: *n,
+                });
+            }
+        }
+        e.actual = Some(actual);
+    }
+    report.zone_loss = Some(summary);
 }

@@ -312,7 +312,7 @@ pub async fn count(
         let mut uri = format!("/api/v1/pods?limit={PAGE_SIZE}");
         if let Some(token) = &next {
             uri.push_str("&continue=");
-            uri.push_str(&super::cluster::percent_encode(token));
+            uri.push_str(&percent_encode(token));
         }
         let request = axum::http::Request::get(&uri)
             .body(Vec::new())
@@ -334,6 +334,14 @@ pub async fn count(
             return Ok(counts);
         }
     }
+}
+
+/// Continue tokens are base64: only `+`, `/` and `=` need escaping in a query.
+pub(crate) fn percent_encode(token: &str) -> String {
+    token
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
 }
 
 #[cfg(test)]

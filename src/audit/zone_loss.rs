@@ -8,12 +8,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::pods::{PodCounts, Tally};
-use super::report::{Entry, Report};
+use super::pods::Tally;
 use crate::engine::BudgetSeen;
 use crate::engine::placement::{Basis, PlacementReport};
-use crate::engine::policy::{Mode, Policy};
-use crate::engine::rules;
 
 /// The replicas the loss of one zone takes and leaves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -190,108 +187,6 @@ pub struct BelowBudget {
     /// Ready pods left after the zone's loss.
     pub left: i64,
     pub desired_healthy: i64,
-}
-
-/// Sets `results[].actual` from the counted pods (with the budget's view of a zone drain),
-/// adds HA022 where the ready pods lie worse than the constraints promise, and builds the
-/// per-zone summary.
-pub fn attach(report: &mut Report, pods: &PodCounts, policy: &Policy) {
-    let mut summary: BTreeMap<String, ZoneSummary> = pods
-        .zones
-        .iter()
-        .map(|z| (z.clone(), ZoneSummary::default()))
-        .collect();
-    for e in &mut report.results {
-        let ns = e.namespace.as_deref().unwrap_or_default();
-        let mut actual = match pods.get(ns, &e.kind, &e.name) {
-            Some(t) => Actual::from_tally(&pods.zones, t),
-            None => Actual::none(&pods.zones),
-        };
-        let replicas = e.placement_as_written.as_ref().map(|p| p.replicas);
-        if let ([budget], Some(replicas)) = (e.disruption_budgets.as_slice(), replicas) {
-            actual.budget = Some(BudgetView::new(budget, replicas, &actual));
-        }
-        if e.mode != Mode::Off
-            && let Some(placement) = &e.placement_as_written
-        {
-            let ready: Vec<(&str, i64)> = actual
-                .zones
-                .iter()
-                .map(|(z, n)| (z.as_str(), i64::from(*n)))
-                .collect();
-            if let Some(mut f) = rules::zone_loss::running(placement, &ready)
-                && let Some(severity) = policy.severity_for(f.rule, f.severity)
-            {
-                f.severity = severity;
-                *report.summary.findings.entry(severity).or_insert(0) += 1;
-                e.findings.push(f);
-            }
-        }
-        if let Some(b) = &actual.budget {
-            for (zone, drain) in &b.zones {
-                if drain.below_budget && drain.left > 0 {
-                    summary
-                        .entry(zone.clone())
-                        .or_default()
-                        .below_budget
-                        .push(BelowBudget {
-                            kind: e.kind.clone(),
-                            namespace: e.namespace.clone(),
-                            name: e.name.clone(),
-                            budget: b.name.clone(),
-                            left: drain.left,
-                            desired_healthy: b.desired_healthy,
-                        });
-                }
-            }
-        }
-        for (zone, n) in &actual.zones {
-            if *n == 0 {
-                continue;
-            }
-            let s = summary.entry(zone.clone()).or_default();
-            s.workloads += 1;
-            s.ready_pods += u64::from(*n);
-            if *n == actual.ready {
-                s.lose_all.push(WorkloadRef {
-                    kind: e.kind.clone(),
-                    namespace: e.namespace.clone(),
-                    name: e.name.clone(),
-                    ready: *n,
-                });
-            }
-        }
-        e.actual = Some(actual);
-    }
-    report.zone_loss = Some(summary);
-}
-
-/// The zone-loss figures of a result as report properties (string values, as the policy
-/// report CRDs require).
-pub fn properties(entry: &Entry) -> BTreeMap<String, String> {
-    let mut p = BTreeMap::new();
-    if let Some(pl) = &entry.placement {
-        p.insert("placement".to_owned(), pl.basis.as_str().to_owned());
-        if pl.basis != Basis::Unconstrained {
-            p.insert("predictedPerZone".to_owned(), per_zone(&pl.zones));
-        }
-        let w = &pl.worst_zone_loss;
-        if let Some(zone) = &w.zone {
-            p.insert("predictedWorstZone".to_owned(), zone.clone());
-        }
-        p.insert("predictedLostWithWorstZone".to_owned(), w.lost.to_string());
-        p.insert("predictedLeftAfterWorstZone".to_owned(), w.left.to_string());
-    }
-    if let Some(a) = &entry.actual {
-        p.insert("readyPods".to_owned(), a.ready.to_string());
-        p.insert("readyPerZone".to_owned(), per_zone(&a.zones));
-        if let Some(w) = &a.worst_zone_loss {
-            p.insert("actualWorstZone".to_owned(), w.zone.clone());
-            p.insert("actualLostWithWorstZone".to_owned(), w.lost.to_string());
-            p.insert("actualLeftAfterWorstZone".to_owned(), w.left.to_string());
-        }
-    }
-    p
 }
 
 /// The predicted placement of one workload as the table prints it under its verdict:

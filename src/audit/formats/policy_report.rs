@@ -310,6 +310,40 @@ fn properties(entry: &Entry) -> BTreeMap<String, String> {
     p.insert("mode".to_owned(), entry.mode.as_str().to_owned());
     p.insert("allowed".to_owned(), entry.outcome.allowed.to_string());
     p.insert("source".to_owned(), entry.source.clone());
-    p.extend(crate::audit::zone_loss::properties(entry));
+    p.extend(zone_loss_properties(entry));
+    p
+}
+
+/// The zone-loss figures of a result as report properties (string values, as the policy
+/// report CRDs require).
+fn zone_loss_properties(entry: &Entry) -> BTreeMap<String, String> {
+    let mut p = BTreeMap::new();
+    if let Some(pl) = &entry.placement {
+        p.insert("placement".to_owned(), pl.basis.as_str().to_owned());
+        if pl.basis != crate::engine::placement::Basis::Unconstrained {
+            p.insert(
+                "predictedPerZone".to_owned(),
+                crate::audit::zone_loss::per_zone(&pl.zones),
+            );
+        }
+        let w = &pl.worst_zone_loss;
+        if let Some(zone) = &w.zone {
+            p.insert("predictedWorstZone".to_owned(), zone.clone());
+        }
+        p.insert("predictedLostWithWorstZone".to_owned(), w.lost.to_string());
+        p.insert("predictedLeftAfterWorstZone".to_owned(), w.left.to_string());
+    }
+    if let Some(a) = &entry.actual {
+        p.insert("readyPods".to_owned(), a.ready.to_string());
+        p.insert(
+            "readyPerZone".to_owned(),
+            crate::audit::zone_loss::per_zone(&a.zones),
+        );
+        if let Some(w) = &a.worst_zone_loss {
+            p.insert("actualWorstZone".to_owned(), w.zone.clone());
+            p.insert("actualLostWithWorstZone".to_owned(), w.lost.to_string());
+            p.insert("actualLeftAfterWorstZone".to_owned(), w.left.to_string());
+        }
+    }
     p
 }
