@@ -161,7 +161,7 @@ async fn check(shape: Shape) {
             json!({"nodeSelector": {"pool": shape.name}}),
         );
         object = with_pod_spec(object, named(&shape.pod_spec, &app));
-        let decision = decide(Input::new(&object), &topo, &policy);
+        let decision = decide(Input::new(&object).reporting_considered(), &topo, &policy);
         let placement = match variant {
             "written" => decision.placement_as_written.clone(),
             _ => {

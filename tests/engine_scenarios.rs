@@ -77,6 +77,10 @@ fn decide_scenario(s: &Scenario, object: &Value) -> Decision {
     if let Some(today) = s.today {
         input = input.with_today(today);
     }
+    // The placement as written is computed for reports only.
+    if s.expect.get("placementAsWritten").is_some() {
+        input = input.reporting_considered();
+    }
     decide(input, &s.topology, &s.policy)
 }
 

@@ -390,10 +390,14 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         }
         notices = applied.notices;
     }
-    let as_written = if injected.is_empty() {
-        placement.clone()
+    // The placement of the object as written only serves reports (HA022 over running pods):
+    // the webhook does not pay for it.
+    let as_written = if !input.report_considered {
+        None
+    } else if injected.is_empty() {
+        Some(placement.clone())
     } else {
-        placement::for_workload(&ctx, &[])
+        Some(placement::for_workload(&ctx, &[]))
     };
     Decision {
         subject: Subject::Workload(workload.kind),
@@ -403,7 +407,7 @@ pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decisio
         considered,
         notices,
         notes,
-        placement_as_written: Some(as_written),
+        placement_as_written: as_written,
         placement: Some(placement),
     }
 }
