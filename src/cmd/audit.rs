@@ -125,15 +125,20 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let text = match args.output {
-        Format::Json => crate::posture::document(&report),
-        Format::Html => crate::posture::html(&report),
-        Format::Openreports => {
-            policy_report::to_yaml(&policy_report::objects(&report, Flavour::OpenReports, now))
-        }
-        Format::Policyreport => {
-            policy_report::to_yaml(&policy_report::objects(&report, Flavour::PolicyReport, now))
-        }
-        Format::Sarif => sarif::to_json(&report),
+        // Written as it is serialised: a cluster's report can be tens of MB.
+        Format::Json => None,
+        Format::Html => Some(crate::posture::html(&report)),
+        Format::Openreports => Some(policy_report::to_yaml(&policy_report::objects(
+            &report,
+            Flavour::OpenReports,
+            now,
+        ))),
+        Format::Policyreport => Some(policy_report::to_yaml(&policy_report::objects(
+            &report,
+            Flavour::PolicyReport,
+            now,
+        ))),
+        Format::Sarif => Some(sarif::to_json(&report)),
         Format::Table => {
             let color = match args.color {
                 Color::Always => true,
@@ -142,10 +147,13 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
                 }
             };
-            report.to_table(color)
+            Some(report.to_table(color))
         }
     };
-    crate::output::print(&text)?;
+    match &text {
+        Some(text) => crate::output::print(text)?,
+        None => crate::output::print_with(|out| crate::posture::write_document(&report, out))?,
+    }
     let denies = report.denies();
     // The process ends now: freeing thousands of documents one by one is wasted time.
     std::mem::forget(report);

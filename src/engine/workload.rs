@@ -340,6 +340,15 @@ pub fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(value, |v, key| v.get(*key))
 }
 
+/// Whether [`classify`] skips the object as [`Skip::Controlled`] (unless it is being
+/// deleted): its controller is judged instead, so nothing but its identity and owner is
+/// ever read.
+pub fn controlled(object: &Value, policy: &Policy) -> bool {
+    let str_at = |k: &str| object.get(k).and_then(Value::as_str).unwrap_or_default();
+    WorkloadKind::from_type(str_at("apiVersion"), str_at("kind"), policy)
+        .is_some_and(|kind| controlled_by_judged_kind(kind, object, policy))
+}
+
 /// Controllers whose children are judged through them: a ReplicaSet of a Deployment, a Pod
 /// of a ReplicaSet, StatefulSet, Job or DaemonSet (`apiVersion` group, kind). Any other
 /// controller (a tenant's ConfigMap, say) leaves its child to be judged on its own.

@@ -32,6 +32,11 @@ pub fn document(report: &Report) -> String {
     report.to_json()
 }
 
+/// [`document`], written to `out` as it is serialised.
+pub fn write_document(report: &Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    report.write_json(out)
+}
+
 /// The page without data: it reads `api/posture` (relative, so that it also works behind
 /// `kubectl proxy` or a path-rewriting ingress). `serve --ui` serves it at `/`.
 pub fn page() -> String {
