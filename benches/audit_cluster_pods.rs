@@ -71,7 +71,14 @@ fn measure(bin: &str, kubeconfig: &str, out: &str) {
         reason = "reaped by wait4 below, which also reads its resource usage"
     )]
     let child = std::process::Command::new(bin)
-        .args(["audit", "--cluster", "-o", "json", "--kubeconfig", kubeconfig])
+        .args([
+            "audit",
+            "--cluster",
+            "-o",
+            "json",
+            "--kubeconfig",
+            kubeconfig,
+        ])
         .stdout(std::fs::File::create(out).unwrap())
         .stderr(std::process::Stdio::inherit())
         .spawn()

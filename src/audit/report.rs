@@ -303,7 +303,8 @@ impl Report {
 
     pub fn to_json(&self) -> String {
         let mut out = Vec::new();
-        self.write_json(&mut out).expect("writing to memory cannot fail");
+        self.write_json(&mut out)
+            .expect("writing to memory cannot fail");
         String::from_utf8(out).expect("serde_json writes UTF-8")
     }
 
