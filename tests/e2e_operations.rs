@@ -360,6 +360,207 @@ async fn controller_work_never_reaches_spreadguard_and_goes_on_while_it_is_down_
     bed.assert_running();
 }
 
+// === item 1: scale requests, and what a scale makes the controllers send ===
+
+/// One audited write (`update` or `patch`) of a `resource` in `ns`: verb, subresource (`""`
+/// for the object itself), user and response code.
+#[derive(Debug)]
+struct Write {
+    verb: String,
+    subresource: String,
+    user: String,
+    code: i64,
+}
+
+fn audited_writes(bed: &Bed, resource: &str, ns: &str) -> Vec<Write> {
+    bed.audit_events()
+        .into_iter()
+        .filter(|e| {
+            e["stage"] == "ResponseComplete"
+                && (e["verb"] == "update" || e["verb"] == "patch")
+                && e["objectRef"]["resource"] == resource
+                && e["objectRef"]["namespace"] == ns
+        })
+        .map(|e| Write {
+            verb: e["verb"].as_str().unwrap_or_default().to_owned(),
+            subresource: e["objectRef"]["subresource"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            user: e["user"]["username"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            code: e["responseStatus"]["code"].as_i64().unwrap_or_default(),
+        })
+        .collect()
+}
+
+const DEPLOYMENT_CONTROLLER: &str = "system:serviceaccount:kube-system:deployment-controller";
+
+/// The ReplicaSet's `spec.replicas` once it equals `want`.
+async fn replicaset_scaled_to(client: &kube::Client, rs: &Value, want: i64) {
+    until(
+        Duration::from_secs(60),
+        &format!("ReplicaSet spec.replicas {want}"),
+        || async {
+            let now = api::get(client, rs).await.unwrap_or_default();
+            if now["spec"]["replicas"] == want {
+                Ok(())
+            } else {
+                Err(format!("{}", now["spec"]["replicas"]))
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn kubectl_scale_of_a_deployments_replicaset_is_judged_but_the_controllers_scaling_is_not() {
+    let _one = ONE_BED.lock().await;
+    let bed = bed("scale");
+    let client = bed.client().await;
+    let values = json!({"webhooks": {"optOutLabel": LABEL}});
+    let sg = Spreadguard::start(&bed, Options::new("spreadguard").values(values)).await;
+    sg.register(&bed).await;
+    let ns = api::namespace(&client, "scale", &opted_in("enforce")).await;
+    sg.wait_mode(&bed, &ns, "enforce").await;
+    let web = deployment(&ns, "web", Some(3));
+    api::create(&client, &web, false).await.expect_ok("create");
+    rolled_out(&client, &web, 3).await;
+    let mut rs = current_replicaset(&client, &web).await.unwrap();
+    rs["apiVersion"] = json!("apps/v1");
+    rs["kind"] = json!("ReplicaSet");
+    let rs_name = rs["metadata"]["name"].as_str().unwrap().to_owned();
+    let kubectl = |args: &[&str]| {
+        let mut all = vec!["-n", ns.as_str()];
+        all.extend_from_slice(args);
+        kubectl::run(&bed.kubeconfig, &all, "")
+    };
+    let validated = |metrics: &str, kind: &str| {
+        let label = format!("kind=\"{kind}\"");
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("spreadguard_admission_requests_total{")
+                    && l.contains(&label)
+                    && l.contains("webhook=\"validate\"")
+                    && l.contains("operation=\"UPDATE\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    assert_eq!(requests_for(&sg.metrics(), "ReplicaSet"), 0.0);
+
+    // `kubectl scale deployment` goes through the Deployment's scale subresource: sent to
+    // /validate. The deployment controller then scales the ReplicaSet with an UPDATE of the
+    // ReplicaSet itself (not of its scale subresource), which the chart's matchConditions skip.
+    let before = validated(&sg.metrics(), "Deployment");
+    let out = kubectl(&["scale", "deployment/web", "--replicas=4"]);
+    assert!(out.success, "{out:?}");
+    rolled_out(&client, &web, 4).await;
+    assert_eq!(validated(&sg.metrics(), "Deployment"), before + 1.0);
+    let writes = audited_writes(&bed, "deployments", &ns);
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.subresource == "scale" && w.user == "e2e-admin" && w.code == 200),
+        "{writes:?}"
+    );
+    let by_controller: Vec<Write> = audited_writes(&bed, "replicasets", &ns)
+        .into_iter()
+        .filter(|w| w.user == DEPLOYMENT_CONTROLLER)
+        .collect();
+    assert!(
+        by_controller
+            .iter()
+            .any(|w| w.verb == "update" && w.subresource.is_empty() && w.code == 200),
+        "{by_controller:?}"
+    );
+    assert!(
+        by_controller.iter().all(|w| w.subresource != "scale"),
+        "{by_controller:?}"
+    );
+    assert_eq!(requests_for(&sg.metrics(), "ReplicaSet"), 0.0);
+
+    // `kubectl scale` of that ReplicaSet directly is sent to /validate: the request's object
+    // is an autoscaling/v1 Scale, without the ownerReferences the matchConditions look at, and
+    // spreadguard judges it like the scale of a bare ReplicaSet: below minReplicas, denied...
+    let rs_ref = format!("replicaset/{rs_name}");
+    let out = kubectl(&["scale", &rs_ref, "--replicas=1"]);
+    assert!(!out.success, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "admission webhook \"validate.spreadguard.io\" denied the request: \
+             spreadguard: HA001: scale to 1 replica, policy requires at least 2"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(validated(&sg.metrics(), "ReplicaSet"), 1.0);
+    // ...otherwise admitted, and the deployment controller sets it back to the Deployment's
+    // count with an UPDATE of the ReplicaSet (not sent).
+    let out = kubectl(&["scale", &rs_ref, "--replicas=6"]);
+    assert!(out.success, "{out:?}");
+    assert_eq!(validated(&sg.metrics(), "ReplicaSet"), 2.0);
+    replicaset_scaled_to(&client, &rs, 4).await;
+    rolled_out(&client, &web, 4).await;
+    assert_eq!(requests_for(&sg.metrics(), "ReplicaSet"), 2.0);
+    let by_user = |user: &str| -> Vec<Write> {
+        audited_writes(&bed, "replicasets", &ns)
+            .into_iter()
+            .filter(|w| w.user == user)
+            .collect()
+    };
+    let direct = by_user("e2e-admin");
+    assert_eq!(direct.len(), 2, "{direct:?}");
+    assert!(direct.iter().all(|w| w.subresource == "scale"));
+    assert_eq!(
+        direct.iter().map(|w| w.code).collect::<Vec<_>>(),
+        [403, 200]
+    );
+    assert!(
+        by_user(DEPLOYMENT_CONTROLLER)
+            .iter()
+            .all(|w| w.subresource != "scale")
+    );
+
+    // The opt-out label does not exempt a scale either: the webhooks' objectSelector is matched
+    // against the Scale, which carries no labels.
+    let exempt = labelled(deployment(&ns, "exempt", Some(3)));
+    let created = api::create(&client, &exempt, false)
+        .await
+        .expect_ok("a labelled Deployment");
+    assert!(
+        objects::spread_constraints(&created.body).is_empty(),
+        "not sent to spreadguard"
+    );
+    rolled_out(&client, &exempt, 3).await;
+    let out = kubectl(&["scale", "deployment/exempt", "--replicas=1"]);
+    assert!(!out.success, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "admission webhook \"validate.spreadguard.io\" denied the request: \
+             spreadguard: HA001: scale to 1 replica"
+        ),
+        "{}",
+        out.stderr
+    );
+
+    // While spreadguard is down, under Fail, the direct scale is refused, like a scale of the
+    // Deployment.
+    sg.stop();
+    let out = kubectl(&["scale", &rs_ref, "--replicas=5"]);
+    assert!(!out.success, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("failed calling webhook \"validate.spreadguard.io\""),
+        "{}",
+        out.stderr
+    );
+    bed.assert_running();
+}
+
 // === item 4: the opt-out label's ValidatingAdmissionPolicy ===
 
 const LABEL: &str = "spreadguard.io/ignore";
@@ -589,4 +790,31 @@ async fn the_opt_out_label_policy_lets_controllers_and_a_helm_upgrade_through_an
     let stored = api::get(&admin, &plain).await.unwrap();
     assert!(stored["metadata"]["labels"][LABEL].is_null());
     bed.assert_running();
+}
+
+// === by hand ===
+
+/// Not a check: a bed for running docs/operations.md by hand. Starts one (controllers acting
+/// as their kube-system ServiceAccounts), copies its admin kubeconfig to
+/// `<target>/tmp/by-hand.kubeconfig` and keeps it up until `<target>/tmp/by-hand.stop`
+/// exists.
+///
+///     cargo test --test e2e_operations -- --ignored --nocapture a_bed_to_run_the_guide_by_hand
+#[test]
+#[ignore = "runs until stopped"]
+fn a_bed_to_run_the_guide_by_hand() {
+    let bed = bed("by-hand");
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let stop = tmp.join("by-hand.stop");
+    let _ = std::fs::remove_file(&stop);
+    std::fs::copy(&bed.kubeconfig, tmp.join("by-hand.kubeconfig")).unwrap();
+    eprintln!(
+        "kubeconfig: {}; stop with: touch {}",
+        tmp.join("by-hand.kubeconfig").display(),
+        stop.display()
+    );
+    while !stop.exists() {
+        bed.assert_running();
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }

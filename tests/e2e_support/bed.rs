@@ -520,7 +520,7 @@ impl Drop for Bed {
     }
 }
 
-/// Audit policy: workloads and webhook configurations at Metadata level (where webhook audit
+/// Audit policy: workloads and their scale subresource at Metadata level (where webhook audit
 /// annotations appear), nothing else.
 const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -529,7 +529,8 @@ rules:
   - level: Metadata
     resources:
       - group: apps
-        resources: ["deployments", "statefulsets", "replicasets"]
+        resources: ["deployments", "statefulsets", "replicasets",
+                    "deployments/scale", "statefulsets/scale", "replicasets/scale"]
   - level: None
 "#;
 
