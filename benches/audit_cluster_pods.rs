@@ -6,7 +6,8 @@
 //! /dev/null) and its peak resident memory (`ru_maxrss` from `wait4`). Targets: < 10 s and
 //! < 250 MB.
 //!
-//! Run: `cargo build --release && cargo bench --bench audit_cluster_pods`. Under `cargo test`
+//! Run: `cargo build --release && cargo bench --bench audit_cluster_pods` (with
+//! `BASELINE_BIN=old/spreadguard`, an older build is measured in the same run). Under `cargo test`
 //! it runs a small smoke version with the debug binary.
 
 #[path = "../tests/support/fake_apiserver.rs"]
@@ -178,6 +179,29 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
     let out = dir.path().join("report.json");
+    // `BASELINE_BIN=path/to/old/spreadguard`: an older build measured against the same server
+    // in the same run, interleaved with this one (the machine is shared and noisy).
+    if let Some(baseline) = std::env::var_os("BASELINE_BIN").map(PathBuf::from) {
+        let base_out = dir.path().join("baseline.json");
+        for _ in 0..3 {
+            let r = run(&baseline, &kubeconfig, &base_out);
+            println!(
+                "  baseline: wall {:.2} s, CPU {:.2} s, peak RSS {:.1} MB, exit {}",
+                r.wall.as_secs_f64(),
+                r.cpu.as_secs_f64(),
+                r.max_rss_kb as f64 / 1024.0,
+                r.exit
+            );
+            let r = run(&bin, &kubeconfig, &out);
+            println!(
+                "  this build: wall {:.2} s, CPU {:.2} s, peak RSS {:.1} MB, exit {}",
+                r.wall.as_secs_f64(),
+                r.cpu.as_secs_f64(),
+                r.max_rss_kb as f64 / 1024.0,
+                r.exit
+            );
+        }
+    }
     let mut runs = Vec::new();
     for _ in 0..if full { 3 } else { 1 } {
         let r = run(&bin, &kubeconfig, &out);

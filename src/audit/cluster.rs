@@ -10,9 +10,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context as _;
 use kube::Client;
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::zone_loss::{Actual, BelowBudget, BudgetView, WorkloadRef, ZoneSummary};
+use crate::engine::WorkloadKind;
 use crate::engine::budget::is_budget;
 use crate::engine::policy::Mode;
 use crate::engine::policy::Policy;
@@ -72,6 +75,7 @@ pub async fn report(
         },
         Some(&inventory.volumes),
     );
+    drop(inputs);
     attach_zone_loss(&mut report, &counted, policy);
     Ok(report)
 }
@@ -110,16 +114,11 @@ pub async fn node_pools(client: &Client) -> anyhow::Result<Vec<NodeTemplate>> {
         return Ok(Vec::new());
     }
     let mut inventory = Inventory::default();
-    list_each(
-        client,
-        "/apis/karpenter.sh/v1/nodepools",
-        "karpenter.sh/v1",
-        "NodePool",
-        &mut |item| {
-            crate::load::take(&mut inventory, &item).map_err(anyhow::Error::msg)?;
-            Ok(())
-        },
-    )
+    list_each(client, "/apis/karpenter.sh/v1/nodepools", &mut |raw| {
+        let item = typed(raw, "karpenter.sh/v1", "NodePool")?;
+        crate::load::take(&mut inventory, &item).map_err(anyhow::Error::msg)?;
+        Ok(())
+    })
     .await?;
     Ok(inventory.pools)
 }
@@ -175,7 +174,8 @@ pub async fn load(client: &Client, policy: &Policy) -> anyhow::Result<ClusterInp
     inputs.inventory.pools = node_pools(client).await?;
     for (path, api_version, kind) in STORAGE {
         let inventory = &mut inputs.inventory;
-        list_each(client, path, api_version, kind, &mut |item| {
+        list_each(client, path, &mut |raw| {
+            let item = typed(raw, api_version, kind)?;
             crate::load::take(inventory, &item).map_err(anyhow::Error::msg)?;
             Ok(())
         })
@@ -228,12 +228,17 @@ pub async fn load(client: &Client, policy: &Policy) -> anyhow::Result<ClusterInp
         .chain(optional.map(|(p, a, k)| (p, a, k, true)));
     for (path, api_version, kind, optional) in all {
         let resource = path.rsplit('/').next().unwrap_or_default();
-        let objects = match list(client, path, api_version, kind).await {
-            Ok(objects) => objects,
-            Err(e) if optional && not_served(&e) => continue,
-            Err(e) => return Err(e),
-        };
-        for mut object in objects {
+        // Workloads are decoded as admission decodes a CREATE: without containers, status
+        // and the rest that no decision reads (most of a real Deployment's bytes).
+        let pruned = WorkloadKind::from_type(api_version, kind, policy);
+        let docs = &mut inputs.docs;
+        let listed = list_each(client, path, &mut |raw| {
+            let mut object = match pruned {
+                Some(k) => crate::admission::prune::parse(raw.get(), k),
+                None => serde_json::from_str(raw.get()),
+            }
+            .with_context(|| format!("reading a listed {kind}"))?;
+            with_type(&mut object, api_version, kind);
             if controlled(&object, policy) {
                 object = identity_only(object);
             }
@@ -245,9 +250,14 @@ pub async fn load(client: &Client, policy: &Policy) -> anyhow::Result<ClusterInp
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            inputs
-                .docs
-                .push(Sourced::new(format!("{resource}/{ns}/{name}"), object));
+            docs.push(Sourced::new(format!("{resource}/{ns}/{name}"), object));
+            Ok(())
+        })
+        .await;
+        match listed {
+            Ok(()) => {}
+            Err(e) if optional && not_served(&e) => continue,
+            Err(e) => return Err(e),
         }
     }
     Ok(inputs)
@@ -289,22 +299,52 @@ async fn list(
     kind: &str,
 ) -> anyhow::Result<Vec<Value>> {
     let mut items = Vec::new();
-    list_each(client, path, api_version, kind, &mut |item| {
-        items.push(item);
+    list_each(client, path, &mut |raw| {
+        items.push(typed(raw, api_version, kind)?);
         Ok(())
     })
     .await?;
     Ok(items)
 }
 
-/// Each item of a list, page by page, with the `apiVersion` and `kind` the API server leaves
-/// out of items; a page is dropped before the next is asked for.
+/// A listed item decoded whole, with its `apiVersion` and `kind`.
+fn typed(raw: &RawValue, api_version: &str, kind: &str) -> anyhow::Result<Value> {
+    let mut object =
+        serde_json::from_str(raw.get()).with_context(|| format!("reading a listed {kind}"))?;
+    with_type(&mut object, api_version, kind);
+    Ok(object)
+}
+
+/// Sets the `apiVersion` and `kind` the API server leaves out of list items.
+fn with_type(object: &mut Value, api_version: &str, kind: &str) {
+    if let Some(map) = object.as_object_mut() {
+        map.entry("apiVersion")
+            .or_insert_with(|| Value::from(api_version));
+        map.entry("kind").or_insert_with(|| Value::from(kind));
+    }
+}
+
+/// A page of a list, its items left undecoded.
+#[derive(Deserialize)]
+struct Page<'a> {
+    #[serde(default)]
+    metadata: PageMeta,
+    #[serde(borrow, default)]
+    items: Vec<&'a RawValue>,
+}
+
+#[derive(Default, Deserialize)]
+struct PageMeta {
+    #[serde(default, rename = "continue")]
+    next: Option<String>,
+}
+
+/// Each item of a list as its raw JSON, page by page; a page is dropped before the next is
+/// asked for.
 async fn list_each(
     client: &Client,
     path: &str,
-    api_version: &str,
-    kind: &str,
-    each: &mut (dyn FnMut(Value) -> anyhow::Result<()> + Send),
+    each: &mut (dyn FnMut(&RawValue) -> anyhow::Result<()> + Send),
 ) -> anyhow::Result<()> {
     let mut next: Option<String> = None;
     loop {
@@ -316,28 +356,16 @@ async fn list_each(
         let request = axum::http::Request::get(&uri)
             .body(Vec::new())
             .context("building a list request")?;
-        let mut page: Value = client
-            .request(request)
+        let text = client
+            .request_text(request)
             .await
             .with_context(|| format!("listing {path}"))?;
-        next = page
-            .pointer("/metadata/continue")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        let items = match page.get_mut("items").map(Value::take) {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        };
-        drop(page);
-        for mut item in items {
-            if let Some(map) = item.as_object_mut() {
-                map.entry("apiVersion")
-                    .or_insert_with(|| Value::from(api_version));
-                map.entry("kind").or_insert_with(|| Value::from(kind));
-            }
-            each(item)?;
+        let page: Page<'_> =
+            serde_json::from_str(&text).with_context(|| format!("reading a page of {path}"))?;
+        for raw in page.items {
+            each(raw)?;
         }
+        next = page.metadata.next.filter(|t| !t.is_empty());
         if next.is_none() {
             return Ok(());
         }
@@ -424,4 +452,52 @@ fn attach_zone_loss(report: &mut Report, pods: &pods::PodCounts, policy: &Policy
         e.actual = Some(actual);
     }
     report.zone_loss = Some(summary);
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::workload::{Classified, Skip, classify};
+
+    fn replica_set(owner_api: &str, owner_kind: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "web-5d9", "namespace": "shop", "uid": "u1",
+                "labels": {"app": "web"},
+                "ownerReferences": [{"apiVersion": owner_api, "kind": owner_kind, "name": "web",
+                    "uid": "u0", "controller": true}]},
+            "spec": {"replicas": 1, "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": "x"}]}}},
+            "status": {"replicas": 1},
+        })
+    }
+
+    #[test]
+    fn only_objects_whose_controller_is_judged_are_kept_as_identity() {
+        let policy = Policy::default();
+        let owned = replica_set("apps/v1", "Deployment");
+        assert!(controlled(&owned, &policy));
+        // A tenant's ConfigMap as controller: judged like a bare ReplicaSet, so kept whole.
+        assert!(!controlled(&replica_set("v1", "ConfigMap"), &policy));
+        let reduced = identity_only(owned.clone());
+        assert_eq!(
+            reduced,
+            json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": "web-5d9", "namespace": "shop", "uid": "u1",
+                    "ownerReferences": owned["metadata"]["ownerReferences"]}})
+        );
+        // The engine skips the reduced object for the reason it skips the whole one, and
+        // the pods of the ReplicaSet still map to its Deployment.
+        assert!(matches!(
+            classify(&reduced, &policy),
+            Classified::Skip(Skip::Controlled)
+        ));
+        let owners = pods::Owners::replica_sets_of(&[Sourced::new("rs", reduced)]);
+        assert_eq!(
+            owners.get(&("shop".to_owned(), "web-5d9".to_owned())),
+            Some(&("Deployment".to_owned(), "web".to_owned()))
+        );
+    }
 }

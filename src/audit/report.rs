@@ -227,8 +227,9 @@ impl Report {
             namespaces: &labels,
             peers: &DocPeers(docs),
         };
-        let mut judged: Vec<Result<Entry, &'static str>> =
-            crate::parallel::map(docs, |d| judge(d, &known, topology, policy));
+        // Boxed: an entry is large, and `results` holds each a second time while it fills.
+        let mut judged: Vec<Result<Box<Entry>, &'static str>> =
+            crate::parallel::map(docs, |d| judge(d, &known, topology, policy).map(Box::new));
         if !budgets.is_empty() {
             unmatched_budgets(
                 &mut judged,
@@ -241,7 +242,7 @@ impl Report {
         let mut skipped: Vec<SkippedKind> = Vec::new();
         for (d, j) in docs.iter().zip(judged) {
             match j {
-                Ok(entry) => results.push(entry),
+                Ok(entry) => results.push(*entry),
                 Err(reason) => {
                     let field = |f: &str| {
                         d.value
@@ -640,7 +641,7 @@ fn declared_namespaces(docs: &[Sourced]) -> Vec<(&str, BTreeMap<String, String>)
 /// which sees every document at once, can tell; the finding is reported, but it is not
 /// part of what the webhook answers (`outcome`), which cannot know.
 fn unmatched_budgets(
-    entries: &mut [Result<Entry, &'static str>],
+    entries: &mut [Result<Box<Entry>, &'static str>],
     docs: &[Sourced],
     budgets: &Budgets,
     selected_by_pods: Option<&HashSet<(String, String)>>,

@@ -77,7 +77,11 @@ pub mod exit {
 /// Runs the audit and prints the report; returns the process exit code. Errors (exit 2)
 /// happen before anything is printed.
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
-    crate::allocator::keep_freed_memory();
+    if args.cluster {
+        crate::allocator::purge_eagerly();
+    } else {
+        crate::allocator::keep_freed_memory();
+    }
     let policy = load::policy_file(args.config.as_deref())?;
     let report = if args.cluster {
         let runtime = tokio::runtime::Builder::new_current_thread()
