@@ -178,10 +178,13 @@ pub enum Rejection {
     not_json,
     /// 503: the bodies in flight would exceed `--max-inflight-body-bytes`.
     body_budget,
+    /// 503: a review of at least `--heavy-review-bytes` waited longer than the read timeout
+    /// for the one heavy review before it.
+    heavy_review_busy,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 7] = [
+    pub const ALL: [Rejection; 8] = [
         Rejection::bad_review,
         Rejection::incomplete_body,
         Rejection::not_found,
@@ -189,6 +192,7 @@ impl Rejection {
         Rejection::too_large,
         Rejection::not_json,
         Rejection::body_budget,
+        Rejection::heavy_review_busy,
     ];
 
     pub fn code(self) -> u16 {
@@ -198,7 +202,7 @@ impl Rejection {
             Rejection::body_timeout => 408,
             Rejection::too_large => 413,
             Rejection::not_json => 415,
-            Rejection::body_budget => 503,
+            Rejection::body_budget | Rejection::heavy_review_busy => 503,
         }
     }
 
@@ -211,6 +215,7 @@ impl Rejection {
             Rejection::too_large => "too_large",
             Rejection::not_json => "not_json",
             Rejection::body_budget => "body_budget",
+            Rejection::heavy_review_busy => "heavy_review_busy",
         }
     }
 }

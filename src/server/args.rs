@@ -138,9 +138,13 @@ pub enum ReportsFormat {
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// The default `--max-inflight-body-bytes`: eight bodies of the largest size at once, or
-/// thousands of ordinary ones, with room beside it in the chart's 256 MiB memory limit for
-/// what decoding them takes (a few times the body) and the caches.
+/// thousands of ordinary ones. Decoding and judging takes up to about 33 times a body, which
+/// is why large ones are judged one at a time (`--heavy-review-bytes`): the bodies, the one
+/// large review and the caches fit the chart's 512 MiB memory limit.
 pub const DEFAULT_MAX_INFLIGHT_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// The default `--heavy-review-bytes`.
+pub const DEFAULT_HEAVY_REVIEW_BYTES: usize = 256 * 1024;
 
 /// Transport limits and life-cycle timings.
 #[derive(Clone, Debug, clap::Args)]
@@ -159,6 +163,15 @@ pub struct Limits {
     /// does not fit is answered 503 at once (`spreadguard_http_rejections_total{reason="body_budget"}`).
     #[arg(long, env = "SPREADGUARD_MAX_INFLIGHT_BODY_BYTES", default_value_t = DEFAULT_MAX_INFLIGHT_BODY_BYTES)]
     pub max_inflight_body_bytes: usize,
+
+    /// Reviews with a body at least this large are judged one at a time, on a blocking
+    /// thread: decoding and judging the worst body of the largest size takes hundreds of MB
+    /// and of ms (README, "Performance"), so two at once must neither exceed the memory limit
+    /// nor hold every async worker (`/livez`, small reviews). A review that cannot start
+    /// within --header-read-timeout is answered 503
+    /// (`spreadguard_http_rejections_total{reason="heavy_review_busy"}`).
+    #[arg(long, env = "SPREADGUARD_HEAVY_REVIEW_BYTES", default_value_t = DEFAULT_HEAVY_REVIEW_BYTES)]
+    pub heavy_review_bytes: usize,
 
     /// Time a new connection has, from the moment it is accepted, to finish the TLS handshake
     /// and send its first request's headers, all together; and again, once a request's
@@ -193,6 +206,7 @@ impl Default for Limits {
             max_connections: 1024,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_inflight_body_bytes: DEFAULT_MAX_INFLIGHT_BODY_BYTES,
+            heavy_review_bytes: DEFAULT_HEAVY_REVIEW_BYTES,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),

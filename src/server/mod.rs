@@ -128,7 +128,8 @@ impl Server {
         let mut state = State::new(policy)
             .with_max_body_bytes(args.limits.max_body_bytes)
             .with_max_inflight_body_bytes(args.limits.max_inflight_body_bytes)
-            .with_body_read_timeout(args.limits.header_read_timeout);
+            .with_body_read_timeout(args.limits.header_read_timeout)
+            .with_heavy_review_bytes(args.limits.heavy_review_bytes);
         // A nodes file's StorageClasses and PersistentVolumes, reloaded with it.
         let file_volumes = args
             .nodes

@@ -49,7 +49,7 @@ async fn not_found(Extract(state): Extract<Arc<State>>) -> Response {
     )
 }
 
-async fn handle(endpoint: Endpoint, state: &State, request: Request) -> Response {
+async fn handle(endpoint: Endpoint, state: &Arc<State>, request: Request) -> Response {
     if !is_json(request.headers()) {
         return reject(
             state,
@@ -143,13 +143,63 @@ async fn handle(endpoint: Endpoint, state: &State, request: Request) -> Response
             return response;
         }
     }
-    let answer = match state.review(endpoint, &buf) {
+    let reviewed = if buf.len() >= state.http.heavy_review_bytes {
+        match heavy_review(endpoint, state, buf, deadline).await {
+            Some(reviewed) => reviewed,
+            None => {
+                let mut response = reject(
+                    state,
+                    Rejection::heavy_review_busy,
+                    "another large review is being judged (--heavy-review-bytes); retry",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+        }
+    } else {
+        let reviewed = state.review(endpoint, &buf);
+        drop(buf);
+        reviewed
+    };
+    let answer = match reviewed {
         Ok(review) => json(StatusCode::OK, Bytes::from(review)),
         Err(bad) => reject(state, Rejection::bad_review, &crate::errors::chain(&bad)),
     };
-    drop(buf);
     drop(reserved);
     answer
+}
+
+/// Judges a large body in the heavy lane: after the one before it (waiting at most
+/// `wait`), on a blocking thread, so that the memory of two worst-case reviews is never
+/// held at once and the async workers stay free. `None`: the lane stayed busy.
+async fn heavy_review(
+    endpoint: Endpoint,
+    state: &Arc<State>,
+    buf: Vec<u8>,
+    wait: Duration,
+) -> Option<Result<Vec<u8>, crate::admission::BadReview>> {
+    let lane = state.http.heavy_lane.clone();
+    let permit = tokio::time::timeout(wait, lane.acquire_owned())
+        .await
+        .ok()?
+        .ok()?;
+    let state = Arc::clone(state);
+    let judged = tokio::task::spawn_blocking(move || {
+        let reviewed = state.review(endpoint, &buf);
+        drop(buf);
+        drop(permit);
+        reviewed
+    })
+    .await;
+    match judged {
+        Ok(reviewed) => Some(reviewed),
+        // The review catches the engine's panics; anything else is a bug to surface.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled: the runtime is shutting down.
+        Err(_) => None,
+    }
 }
 
 /// How reading a body ended.

@@ -23,6 +23,10 @@ pub struct HttpLimits {
     pub body_read_timeout: Duration,
     /// Bytes of bodies held across all requests.
     pub body_budget: Arc<BodyBudget>,
+    /// Bodies at least this large are judged one at a time, off the async workers.
+    pub heavy_review_bytes: usize,
+    /// The one heavy review being judged.
+    pub heavy_lane: Arc<tokio::sync::Semaphore>,
 }
 
 impl Default for HttpLimits {
@@ -33,6 +37,8 @@ impl Default for HttpLimits {
             body_budget: Arc::new(BodyBudget::new(
                 super::args::DEFAULT_MAX_INFLIGHT_BODY_BYTES,
             )),
+            heavy_review_bytes: super::args::DEFAULT_HEAVY_REVIEW_BYTES,
+            heavy_lane: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 }
@@ -89,6 +95,11 @@ impl State {
 
     pub fn with_max_inflight_body_bytes(mut self, bytes: usize) -> Self {
         self.http.body_budget = Arc::new(BodyBudget::new(bytes));
+        self
+    }
+
+    pub fn with_heavy_review_bytes(mut self, bytes: usize) -> Self {
+        self.http.heavy_review_bytes = bytes;
         self
     }
 
