@@ -18,12 +18,11 @@
 mod e2e_support;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use e2e_support::api;
 use e2e_support::bed::{Bed, ZONE_KEY, create_node};
 use e2e_support::objects::{self, deployment, with_pod_spec};
-use e2e_support::wait::until;
+use e2e_support::wait::settled;
 use serde_json::{Value, json};
 use spreadguard::engine::placement::{Basis, Placement};
 use spreadguard::engine::policy::Policy;
@@ -109,25 +108,6 @@ async fn topology(client: &kube::Client) -> Topology {
         .map(|n| NodeInfo::from_json(n).unwrap())
         .collect();
     Topology::from_nodes(nodes, &Policy::default())
-}
-
-/// Waits until the Deployment's pods all exist and each is bound or found unschedulable.
-async fn settled(client: &kube::Client, ns: &str, name: &str, replicas: usize) -> Vec<Value> {
-    until(
-        Duration::from_secs(120),
-        &format!("{replicas} pods of {ns}/{name} settled"),
-        || async {
-            let pods = api::pods(client, ns).await;
-            let mine = objects::named(&pods, &format!("{name}-"));
-            let settled = objects::bound(&mine) + objects::unschedulable(&mine);
-            if mine.len() == replicas && settled == replicas {
-                Ok(mine.into_iter().cloned().collect())
-            } else {
-                Err(format!("{} pods, {settled} settled", mine.len()))
-            }
-        },
-    )
-    .await
 }
 
 /// The prediction as the scheduler's result reads: sorted non-zero counts, and Pending.

@@ -19,7 +19,7 @@ use std::time::Duration;
 use e2e_support::api;
 use e2e_support::bed::{Bed, ZONE_KEY, create_node};
 use e2e_support::objects::{self, deployment, with_pod_spec};
-use e2e_support::wait::until;
+use e2e_support::wait::{settled, until};
 use serde_json::{Value, json};
 use spreadguard::engine::policy::Policy;
 use spreadguard::engine::{Decision, Input, NodeInfo, RuleId, Severity, Topology, decide};
@@ -102,26 +102,6 @@ fn finding(d: &Decision, rule: RuleId) -> Option<(Severity, String)> {
         .iter()
         .find(|f| f.rule == rule)
         .map(|f| (f.severity, f.message.clone()))
-}
-
-/// Waits until the Deployment's `replicas` pods exist and each is bound or found
-/// unschedulable by the scheduler; returns them.
-async fn settled(client: &kube::Client, ns: &str, name: &str, replicas: usize) -> Vec<Value> {
-    until(
-        Duration::from_secs(90),
-        &format!("{replicas} pods of {ns}/{name} settled"),
-        || async {
-            let pods = api::pods(client, ns).await;
-            let mine = objects::named(&pods, &format!("{name}-"));
-            let settled = objects::bound(&mine) + objects::unschedulable(&mine);
-            if mine.len() == replicas && settled == replicas {
-                Ok(mine.into_iter().cloned().collect())
-            } else {
-                Err(format!("{} pods, {settled} settled", mine.len()))
-            }
-        },
-    )
-    .await
 }
 
 fn refs(pods: &[Value]) -> Vec<&Value> {

@@ -233,172 +233,196 @@ impl Volumes for StorageCache {
 
 // === The watches ===
 
-/// Watches StorageClasses until the process ends, republishing them whole on every change
-/// (a cluster has a handful).
-pub async fn run_classes(client: Client, cache: Arc<StorageCache>, health: Arc<CacheHealth>) {
-    let mut current: BTreeMap<String, StorageClassInfo> = BTreeMap::new();
-    let mut relisting: BTreeMap<String, StorageClassInfo> = BTreeMap::new();
-    let events =
-        watcher(Api::<StorageClass>::all(client), watcher::Config::default()).default_backoff();
-    events
+/// Where a watch puts what it keeps of each object: `reduce` interprets an object once, a
+/// complete (re)list replaces everything at once, and later events change one entry.
+trait Sink<K> {
+    type Value;
+    fn reduce(&self, object: &K) -> (Box<str>, Self::Value);
+    /// The key of a deleted object (nothing else of it is read).
+    fn key(&self, object: &K) -> Box<str>;
+    fn replace(&mut self, all: BTreeMap<Box<str>, Self::Value>);
+    fn apply(&mut self, key: Box<str>, value: Self::Value);
+    fn delete(&mut self, key: &str);
+}
+
+/// Watches every `K` until the process ends, keeping `sink` up to date. A relist builds its
+/// map beside the current contents and hands it over when complete.
+async fn watch_into<K, S>(client: Client, health: &CacheHealth, mut sink: S)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + 'static,
+    S: Sink<K>,
+{
+    let mut relisting: Option<BTreeMap<Box<str>, S::Value>> = None;
+    watcher(Api::<K>::all(client), watcher::Config::default())
+        .default_backoff()
         .for_each(|event| {
             match event {
                 Ok(watcher::Event::Init) => {
                     health.ok();
-                    relisting.clear();
+                    relisting = Some(BTreeMap::new());
                 }
-                Ok(watcher::Event::InitApply(c)) => {
+                Ok(watcher::Event::InitApply(o)) => {
                     health.ok();
-                    let info = StorageClassInfo::from_typed(&c);
-                    relisting.insert(info.name.clone(), info);
+                    let (k, v) = sink.reduce(&o);
+                    relisting.get_or_insert_with(BTreeMap::new).insert(k, v);
                 }
                 Ok(watcher::Event::InitDone) => {
                     health.ok();
-                    current = std::mem::take(&mut relisting);
-                    cache.classes.store(Arc::new(current.clone()));
+                    sink.replace(relisting.take().unwrap_or_default());
                     health.mark_synced();
                 }
-                Ok(watcher::Event::Apply(c)) => {
+                Ok(watcher::Event::Apply(o)) => {
                     health.ok();
-                    let info = StorageClassInfo::from_typed(&c);
-                    current.insert(info.name.clone(), info);
-                    cache.classes.store(Arc::new(current.clone()));
+                    let (k, v) = sink.reduce(&o);
+                    sink.apply(k, v);
                 }
-                Ok(watcher::Event::Delete(c)) => {
+                Ok(watcher::Event::Delete(o)) => {
                     health.ok();
-                    current.remove(&c.name_any());
-                    cache.classes.store(Arc::new(current.clone()));
+                    let k = sink.key(&o);
+                    sink.delete(&k);
                 }
                 Err(e) => health.failed(&e),
             }
             std::future::ready(())
         })
         .await;
+}
+
+/// StorageClasses, republished whole on every change (a cluster has a handful).
+struct ClassSink {
+    cache: Arc<StorageCache>,
+    current: BTreeMap<String, StorageClassInfo>,
+}
+
+impl ClassSink {
+    fn publish(&self) {
+        self.cache.classes.store(Arc::new(self.current.clone()));
+    }
+}
+
+impl Sink<StorageClass> for ClassSink {
+    type Value = StorageClassInfo;
+    fn reduce(&self, c: &StorageClass) -> (Box<str>, StorageClassInfo) {
+        let info = StorageClassInfo::from_typed(c);
+        (Box::from(info.name.as_str()), info)
+    }
+    fn key(&self, c: &StorageClass) -> Box<str> {
+        c.name_any().into_boxed_str()
+    }
+    fn replace(&mut self, all: BTreeMap<Box<str>, StorageClassInfo>) {
+        self.current = all.into_iter().map(|(k, v)| (k.into_string(), v)).collect();
+        self.publish();
+    }
+    fn apply(&mut self, key: Box<str>, value: StorageClassInfo) {
+        self.current.insert(key.into_string(), value);
+        self.publish();
+    }
+    fn delete(&mut self, key: &str) {
+        self.current.remove(key);
+        self.publish();
+    }
+}
+
+/// Claims, compacted, by `namespace/name`.
+struct ClaimSink(Arc<StorageCache>);
+
+impl Sink<PersistentVolumeClaim> for ClaimSink {
+    type Value = Claim;
+    fn reduce(&self, c: &PersistentVolumeClaim) -> (Box<str>, Claim) {
+        let info = ClaimInfo::from_typed(c);
+        (
+            key(&info.namespace, &info.name),
+            self.0.compact_claim(&info),
+        )
+    }
+    fn key(&self, c: &PersistentVolumeClaim) -> Box<str> {
+        key(&c.namespace().unwrap_or_default(), &c.name_any())
+    }
+    fn replace(&mut self, all: BTreeMap<Box<str>, Claim>) {
+        if let Ok(mut claims) = self.0.claims.write() {
+            *claims = all;
+        }
+    }
+    fn apply(&mut self, key: Box<str>, value: Claim) {
+        if let Ok(mut claims) = self.0.claims.write() {
+            claims.insert(key, value);
+        }
+    }
+    fn delete(&mut self, key: &str) {
+        if let Ok(mut claims) = self.0.claims.write() {
+            claims.remove(key);
+        }
+    }
+}
+
+/// Volumes, compacted, by name; with the index of those pre-bound by hand.
+struct VolumeSink(Arc<StorageCache>);
+
+impl Sink<PersistentVolume> for VolumeSink {
+    type Value = Volume;
+    fn reduce(&self, v: &PersistentVolume) -> (Box<str>, Volume) {
+        let info = VolumeInfo::from_typed(v);
+        (Box::from(info.name.as_str()), self.0.compact_volume(&info))
+    }
+    fn key(&self, v: &PersistentVolume) -> Box<str> {
+        v.name_any().into_boxed_str()
+    }
+    fn replace(&mut self, all: BTreeMap<Box<str>, Volume>) {
+        let prebound: BTreeMap<Box<str>, Box<str>> = all
+            .iter()
+            .filter(|(_, v)| v.prebound)
+            .filter_map(|(name, v)| Some((v.claim.clone()?, name.clone())))
+            .collect();
+        if let Ok(mut volumes) = self.0.volumes.write() {
+            *volumes = all;
+        }
+        if let Ok(mut p) = self.0.prebound.write() {
+            *p = prebound;
+        }
+    }
+    fn apply(&mut self, key: Box<str>, value: Volume) {
+        let previous = self
+            .0
+            .volumes
+            .write()
+            .ok()
+            .and_then(|mut m| m.insert(key.clone(), value.clone()));
+        self.0.set_prebound(&key, &value, previous.as_ref());
+    }
+    fn delete(&mut self, key: &str) {
+        let previous = self.0.volumes.write().ok().and_then(|mut m| m.remove(key));
+        if let Some(old) = previous {
+            let gone = Volume {
+                prebound: false,
+                ..old.clone()
+            };
+            self.0.set_prebound(key, &gone, Some(&old));
+        }
+    }
+}
+
+/// Watches StorageClasses until the process ends.
+pub async fn run_classes(client: Client, cache: Arc<StorageCache>, health: Arc<CacheHealth>) {
+    let sink = ClassSink {
+        cache,
+        current: BTreeMap::new(),
+    };
+    watch_into::<StorageClass, _>(client, &health, sink).await;
 }
 
 /// Watches PersistentVolumeClaims until the process ends.
 pub async fn run_claims(client: Client, cache: Arc<StorageCache>, health: Arc<CacheHealth>) {
-    let mut relisting: Option<BTreeMap<Box<str>, Claim>> = None;
-    let events = watcher(
-        Api::<PersistentVolumeClaim>::all(client),
-        watcher::Config::default(),
-    )
-    .default_backoff();
-    events
-        .for_each(|event| {
-            match event {
-                Ok(watcher::Event::Init) => {
-                    health.ok();
-                    relisting = Some(BTreeMap::new());
-                }
-                Ok(watcher::Event::InitApply(c)) => {
-                    health.ok();
-                    let info = ClaimInfo::from_typed(&c);
-                    let compact = cache.compact_claim(&info);
-                    relisting
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert(key(&info.namespace, &info.name), compact);
-                }
-                Ok(watcher::Event::InitDone) => {
-                    health.ok();
-                    let fresh = relisting.take().unwrap_or_default();
-                    if let Ok(mut claims) = cache.claims.write() {
-                        *claims = fresh;
-                    }
-                    health.mark_synced();
-                }
-                Ok(watcher::Event::Apply(c)) => {
-                    health.ok();
-                    let info = ClaimInfo::from_typed(&c);
-                    let compact = cache.compact_claim(&info);
-                    if let Ok(mut claims) = cache.claims.write() {
-                        claims.insert(key(&info.namespace, &info.name), compact);
-                    }
-                }
-                Ok(watcher::Event::Delete(c)) => {
-                    health.ok();
-                    let k = key(&c.namespace().unwrap_or_default(), &c.name_any());
-                    if let Ok(mut claims) = cache.claims.write() {
-                        claims.remove(&k);
-                    }
-                }
-                Err(e) => health.failed(&e),
-            }
-            std::future::ready(())
-        })
-        .await;
+    watch_into::<PersistentVolumeClaim, _>(client, &health, ClaimSink(cache)).await;
 }
 
 /// Watches PersistentVolumes until the process ends.
 pub async fn run_volumes(client: Client, cache: Arc<StorageCache>, health: Arc<CacheHealth>) {
-    let mut relisting: Option<BTreeMap<Box<str>, Volume>> = None;
-    let events = watcher(
-        Api::<PersistentVolume>::all(client),
-        watcher::Config::default(),
-    )
-    .default_backoff();
-    events
-        .for_each(|event| {
-            match event {
-                Ok(watcher::Event::Init) => {
-                    health.ok();
-                    relisting = Some(BTreeMap::new());
-                }
-                Ok(watcher::Event::InitApply(v)) => {
-                    health.ok();
-                    let info = VolumeInfo::from_typed(&v);
-                    let compact = cache.compact_volume(&info);
-                    relisting
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert(Box::from(info.name.as_str()), compact);
-                }
-                Ok(watcher::Event::InitDone) => {
-                    health.ok();
-                    let fresh = relisting.take().unwrap_or_default();
-                    let prebound: BTreeMap<Box<str>, Box<str>> = fresh
-                        .iter()
-                        .filter(|(_, v)| v.prebound)
-                        .filter_map(|(name, v)| Some((v.claim.clone()?, name.clone())))
-                        .collect();
-                    if let Ok(mut volumes) = cache.volumes.write() {
-                        *volumes = fresh;
-                    }
-                    if let Ok(mut p) = cache.prebound.write() {
-                        *p = prebound;
-                    }
-                    health.mark_synced();
-                }
-                Ok(watcher::Event::Apply(v)) => {
-                    health.ok();
-                    let info = VolumeInfo::from_typed(&v);
-                    let compact = cache.compact_volume(&info);
-                    let previous =
-                        cache.volumes.write().ok().and_then(|mut m| {
-                            m.insert(Box::from(info.name.as_str()), compact.clone())
-                        });
-                    cache.set_prebound(&info.name, &compact, previous.as_ref());
-                }
-                Ok(watcher::Event::Delete(v)) => {
-                    health.ok();
-                    let name = v.name_any();
-                    let previous = cache
-                        .volumes
-                        .write()
-                        .ok()
-                        .and_then(|mut m| m.remove(name.as_str()));
-                    if let Some(old) = previous {
-                        let gone = Volume {
-                            prebound: false,
-                            ..old.clone()
-                        };
-                        cache.set_prebound(&name, &gone, Some(&old));
-                    }
-                }
-                Err(e) => health.failed(&e),
-            }
-            std::future::ready(())
-        })
-        .await;
+    watch_into::<PersistentVolume, _>(client, &health, VolumeSink(cache)).await;
 }
 
 #[cfg(test)]

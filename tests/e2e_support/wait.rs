@@ -81,3 +81,28 @@ where
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
+
+/// Waits until the Deployment `name`'s `replicas` pods exist and each is bound or found
+/// unschedulable by the scheduler; returns them.
+pub async fn settled(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    replicas: usize,
+) -> Vec<serde_json::Value> {
+    until(
+        Duration::from_secs(120),
+        &format!("{replicas} pods of {ns}/{name} settled"),
+        || async {
+            let pods = super::api::pods(client, ns).await;
+            let mine = super::objects::named(&pods, &format!("{name}-"));
+            let settled = super::objects::bound(&mine) + super::objects::unschedulable(&mine);
+            if mine.len() == replicas && settled == replicas {
+                Ok(mine.into_iter().cloned().collect())
+            } else {
+                Err(format!("{} pods, {settled} settled", mine.len()))
+            }
+        },
+    )
+    .await
+}
