@@ -453,31 +453,40 @@ async fn a_volume_prebound_to_ordinal_0_places_pod_0_in_its_zone_and_audit_repor
         create_volume(&client, &volume(&pv, "zone-b", &class, Some((&ns, &claim)))).await;
         create_prebound_claim(&client, &ns, &claim, &class, &pv).await;
     }
+    // `restored`: ordinals 0 and 1 restored into zone-b, ordinal 2 new.
+    for i in 0..2 {
+        let (pv, claim) = (format!("{ns}-restored-{i}"), format!("data-restored-{i}"));
+        create_volume(&client, &volume(&pv, "zone-b", &class, Some((&ns, &claim)))).await;
+        create_prebound_claim(&client, &ns, &claim, &class, &pv).await;
+    }
     let volumes = play_volumes(&ns);
     // A restored volume is reserved before its StatefulSet exists: wait until the reservation
     // is complete (bound both ways). Until then kube-scheduler's VolumeBinding takes a claim
     // that names a volume for an unbound immediate one and sets pod 0 aside, so that pods 1
     // and 2 (Parallel) could take zone-c first and leave pod 0, pinned there, no room under
     // the hard spread.
-    until(
-        Duration::from_secs(30),
-        &format!("{ns}/data-db-0 bound to {db0}"),
-        || async {
-            let claim = api::get_path(
-                &client,
-                &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/data-db-0"),
-            )
-            .await;
-            if claim["status"]["phase"] == "Bound"
-                && claim["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"].is_string()
-            {
-                Ok(())
-            } else {
-                Err(format!("{}", claim["status"]))
-            }
-        },
-    )
-    .await;
+    for claim_name in ["data-db-0", "data-restored-0", "data-restored-1"] {
+        until(
+            Duration::from_secs(30),
+            &format!("{ns}/{claim_name} bound"),
+            || async {
+                let claim = api::get_path(
+                    &client,
+                    &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim_name}"),
+                )
+                .await;
+                if claim["status"]["phase"] == "Bound"
+                    && claim["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"]
+                        .is_string()
+                {
+                    Ok(())
+                } else {
+                    Err(format!("{}", claim["status"]))
+                }
+            },
+        )
+        .await;
+    }
 
     // `db` gets the injected hard spread (one pinned replica is no skew yet).
     let db = api::create(&client, &statefulset(&ns, "db", 3, &class), false)
@@ -497,6 +506,15 @@ async fn a_volume_prebound_to_ordinal_0_places_pod_0_in_its_zone_and_audit_repor
     api::create(&client, &legacy, false)
         .await
         .expect_ok("create legacy");
+    let restored = with_pod_spec(
+        statefulset(&ns, "restored", 3, &class),
+        json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": ZONE_KEY,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": {"app": "restored"}}}]}),
+    );
+    api::create(&client, &restored, false)
+        .await
+        .expect_ok("create restored");
 
     // The scheduler follows the volumes: pod 0 in zone-c, the other two in the other zones;
     // every legacy pod in zone-b.
@@ -510,6 +528,14 @@ async fn a_volume_prebound_to_ordinal_0_places_pod_0_in_its_zone_and_audit_repor
         legacy_placed.values().all(|z| z == "zone-b"),
         "{legacy_placed:?}"
     );
+    // The restored two stay in zone-b; the soft spread sends the new one elsewhere.
+    let restored_placed = placed(&client, &ns, "restored", 3).await;
+    assert_eq!(
+        (&restored_placed[&0], &restored_placed[&1]),
+        (&"zone-b".to_owned(), &"zone-b".to_owned()),
+        "{restored_placed:?}"
+    );
+    assert_ne!(restored_placed[&2], "zone-b", "{restored_placed:?}");
 
     // An UPDATE (a label, no new pod template) of legacy: the webhook warns from its caches.
     let answer = api::merge_patch(
@@ -574,7 +600,34 @@ async fn a_volume_prebound_to_ordinal_0_places_pod_0_in_its_zone_and_audit_repor
             format!("{ns}/data-legacy-2")
         ])
     );
+    // The predicted placement counts the pinned replicas where they are and the free ones
+    // where the constraints send them: what the scheduler did (sorted counts).
+    let sorted_counts = |zones: &Value| {
+        let mut c: Vec<i64> = zones
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_i64().unwrap())
+            .filter(|n| *n > 0)
+            .collect();
+        c.sort_unstable_by(|a, b| b.cmp(a));
+        c
+    };
+    let restored_entry = entry("restored");
+    assert_eq!(
+        sorted_counts(&restored_entry["placement"]["zones"]),
+        [2, 1],
+        "{restored_entry}"
+    );
+    assert_eq!(restored_entry["placement"]["zones"]["zone-b"], 2);
+    assert_eq!(
+        restored_entry["placement"]["worstZoneLoss"],
+        json!({"zone": "zone-b", "lost": 2, "left": 1})
+    );
     let db_entry = entry("db");
+    assert_eq!(db_entry["placement"]["zones"]["zone-c"], 1, "{db_entry}");
+    assert_eq!(sorted_counts(&db_entry["placement"]["zones"]), [1, 1, 1]);
+    assert_eq!(db_entry["placement"]["guaranteed"], true, "{db_entry}");
     assert!(
         ha019(&db_entry).is_empty(),
         "one volume per zone: {db_entry}"

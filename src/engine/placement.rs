@@ -236,33 +236,8 @@ pub fn place(replicas: i64, zones: &[&str], rules: &[ZoneRule]) -> Placement {
     if z == 0 {
         return unconstrained;
     }
-    let hard_anti = rules
-        .iter()
-        .any(|r| matches!(r, ZoneRule::AntiAffinity { hard: true }));
     let together = rules.contains(&ZoneRule::Together);
-    // The tightest hard skew, and the per-zone cap when the global minimum stays 0.
-    let mut cap: Option<i64> = hard_anti.then_some(1);
-    let mut skew: Option<i64> = hard_anti.then_some(1);
-    for r in rules {
-        if let ZoneRule::Spread {
-            max_skew,
-            min_domains,
-            hard: true,
-            counted,
-        } = *r
-        {
-            let k = max_skew.max(1);
-            let counted = counted.map_or(z, |c| (c as i64).max(z));
-            skew = Some(skew.map_or(k, |s| s.min(k)));
-            // Fewer counted domains than minDomains, or a counted domain the pod cannot
-            // use (it keeps 0 pods): the global minimum is 0, so no zone passes k.
-            // Gathered in one zone, the empty others do the same.
-            if min_domains.is_some_and(|m| m > counted) || counted > z || (together && counted > 1)
-            {
-                cap = Some(cap.map_or(k, |c| c.min(k)));
-            }
-        }
-    }
+    let HardLimits { cap, skew } = hard_limits(rules, z);
     if together {
         let placed = cap.map_or(replicas, |c| replicas.min(c));
         let counts = zones
@@ -327,6 +302,44 @@ pub fn place(replicas: i64, zones: &[&str], rules: &[ZoneRule]) -> Placement {
         eligible_zones: zones.len(),
         rules: rules.to_vec(),
     }
+}
+
+/// What the hard rules allow per zone.
+struct HardLimits {
+    /// The most pods one zone may hold (when the global minimum stays 0).
+    cap: Option<i64>,
+    /// The tightest hard skew.
+    skew: Option<i64>,
+}
+
+fn hard_limits(rules: &[ZoneRule], z: i64) -> HardLimits {
+    let hard_anti = rules
+        .iter()
+        .any(|r| matches!(r, ZoneRule::AntiAffinity { hard: true }));
+    let together = rules.contains(&ZoneRule::Together);
+    let mut cap: Option<i64> = hard_anti.then_some(1);
+    let mut skew: Option<i64> = hard_anti.then_some(1);
+    for r in rules {
+        if let ZoneRule::Spread {
+            max_skew,
+            min_domains,
+            hard: true,
+            counted,
+        } = *r
+        {
+            let k = max_skew.max(1);
+            let counted = counted.map_or(z, |c| (c as i64).max(z));
+            skew = Some(skew.map_or(k, |s| s.min(k)));
+            // Fewer counted domains than minDomains, or a counted domain the pod cannot
+            // use (it keeps 0 pods): the global minimum is 0, so no zone passes k.
+            // Gathered in one zone, the empty others do the same.
+            if min_domains.is_some_and(|m| m > counted) || counted > z || (together && counted > 1)
+            {
+                cap = Some(cap.map_or(k, |c| c.min(k)));
+            }
+        }
+    }
+    HardLimits { cap, skew }
 }
 
 /// `n` spread as evenly as possible over `parts`, the larger shares first.
@@ -446,30 +459,84 @@ pub fn for_workload(ctx: &Context<'_>, injected: &[Injection]) -> Placement {
     pinned_by_volumes(ctx, &zones, &rules).unwrap_or_else(|| place(ctx.replicas, &zones, &rules))
 }
 
-/// A StatefulSet every replica of which has bound volumes that pin it to an eligible zone:
-/// there it runs (the VolumeBinding filter), whatever its constraints say. Guaranteed.
-/// `None` when some replica is not pinned (its zone is then the constraints' to choose).
+/// A StatefulSet some replicas of which have bound volumes that pin them to an eligible
+/// zone: there they run (the VolumeBinding filter), whatever the constraints say.
+/// `None` when no replica is pinned, or when a pinned zone is not eligible.
 fn pinned_by_volumes(ctx: &Context<'_>, zones: &[&str], rules: &[ZoneRule]) -> Option<Placement> {
     if ctx.workload.kind != WorkloadKind::StatefulSet || ctx.replicas < 1 {
         return None;
     }
-    let pinned = &ctx.stateful().pinned;
-    if (pinned.len() as i64) < ctx.replicas {
+    let by_ordinal = &ctx.stateful().pinned;
+    let pinned: Vec<&str> = (0..ctx.replicas)
+        .filter_map(|ordinal| by_ordinal.get(&ordinal).map(String::as_str))
+        .collect();
+    let first = (0..pinned.len() as i64).all(|o| by_ordinal.contains_key(&o));
+    beside_pinned(ctx.replicas, &pinned, first, zones, rules)
+}
+
+/// The placement of `replicas` of which those in `pinned` (a zone each) are bound there:
+/// every one pinned is guaranteed; otherwise the free ones go where the constraints send
+/// them beside the pinned ones, one by one into the emptiest zone the hard rules still
+/// allow (what PodTopologySpread's filter and score, and zone anti-affinity, do given the
+/// pods already there). `None` (the constraints alone decide) when nothing is pinned, a
+/// pinned zone is not eligible, the pinned replicas alone already break a hard rule (which
+/// of them stays Pending is the order of creation's), nothing constrains the free ones,
+/// or the hard rules allow several answers (`maxSkew` above 1 without scores, pods
+/// gathered by affinity). `first`: the pinned replicas are the lowest ordinals, so they run
+/// before the free ones are scheduled; otherwise a free one may take the room a pinned one
+/// needs under a hard rule, and the counts are only expected.
+pub fn beside_pinned(
+    replicas: i64,
+    pinned: &[&str],
+    first: bool,
+    zones: &[&str],
+    rules: &[ZoneRule],
+) -> Option<Placement> {
+    if pinned.is_empty() {
         return None;
     }
     let mut counts: Vec<(String, i64)> = zones.iter().map(|z| ((*z).to_owned(), 0)).collect();
-    for ordinal in 0..ctx.replicas {
-        let zone = pinned.get(&ordinal)?;
+    for zone in pinned {
         counts.iter_mut().find(|(z, _)| z == zone)?.1 += 1;
     }
-    Some(Placement {
-        replicas: ctx.replicas,
+    let free = replicas - pinned.len() as i64;
+    let placement = |counts, pending, basis| Placement {
+        replicas,
         zones: counts,
-        pending: 0,
-        basis: Basis::Guaranteed,
+        pending,
+        basis,
         eligible_zones: zones.len(),
         rules: rules.to_vec(),
-    })
+    };
+    if free <= 0 {
+        return Some(placement(counts, 0, Basis::Guaranteed));
+    }
+    let basis = match place(replicas, zones, rules).basis {
+        Basis::Guaranteed if first => Basis::Guaranteed,
+        Basis::Guaranteed | Basis::Expected => Basis::Expected,
+        Basis::Bounded | Basis::Unconstrained => return None,
+    };
+    if rules.contains(&ZoneRule::Together) {
+        return None;
+    }
+    let HardLimits { cap, skew } = hard_limits(rules, zones.len() as i64);
+    let most = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    let least = counts.iter().map(|(_, n)| *n).min().unwrap_or(0);
+    if skew.is_some_and(|k| most - least > k) || cap.is_some_and(|c| most > c) {
+        return None;
+    }
+    let mut pending = 0;
+    for _ in 0..free {
+        let emptiest = counts
+            .iter_mut()
+            .filter(|(_, n)| cap.is_none_or(|c| *n < c))
+            .min_by_key(|(_, n)| *n);
+        match emptiest {
+            Some((_, n)) => *n += 1,
+            None => pending += 1,
+        }
+    }
+    Some(placement(counts, pending, basis))
 }
 
 #[cfg(test)]
@@ -477,6 +544,59 @@ mod tests {
     use super::*;
 
     const ABC: &[&str] = &["a", "b", "c"];
+
+    #[test]
+    fn free_replicas_fill_the_emptiest_zones_beside_the_pinned_ones() {
+        let soft = spread(1, None, false);
+        let hard = spread(1, None, true);
+        let anti = ZoneRule::AntiAffinity { hard: true };
+        // (replicas, pinned, pinned first, rules) → (zone counts, pending, basis); None: the
+        // constraints alone decide.
+        type Case = (i64, &'static [&'static str], bool, Vec<ZoneRule>);
+        let cases: Vec<(Case, Option<(Vec<i64>, i64, Basis)>)> = vec![
+            // Two restored into b: a soft spread sends the third elsewhere, b keeps two.
+            (
+                (3, &["b", "b"], true, vec![soft]),
+                Some((vec![1, 2, 0], 0, Basis::Expected)),
+            ),
+            // One pinned to c, hard skew 1: one per zone, forced.
+            (
+                (3, &["c"], true, vec![hard]),
+                Some((vec![1, 1, 1], 0, Basis::Guaranteed)),
+            ),
+            // The same with the pinned replica created last: a free one may take its room.
+            (
+                (3, &["c"], false, vec![hard]),
+                Some((vec![1, 1, 1], 0, Basis::Expected)),
+            ),
+            // Two pinned to b already break skew 1: which stays Pending is the order's.
+            ((3, &["b", "b"], true, vec![hard]), None),
+            // Every replica pinned: there they run, whatever the rules.
+            (
+                (2, &["a", "a"], true, vec![hard]),
+                Some((vec![2, 0, 0], 0, Basis::Guaranteed)),
+            ),
+            // Nothing places the free ones.
+            ((3, &["a"], true, vec![]), None),
+            // Hard zone anti-affinity: one per zone, the fourth Pending.
+            (
+                (4, &["a"], true, vec![anti]),
+                Some((vec![1, 1, 1], 1, Basis::Guaranteed)),
+            ),
+            // A pinned zone that is not eligible.
+            ((3, &["d"], true, vec![soft]), None),
+            // Nothing pinned.
+            ((3, &[], true, vec![soft]), None),
+        ];
+        for ((replicas, pinned, first, rules), want) in cases {
+            let got = beside_pinned(replicas, pinned, first, ABC, &rules)
+                .map(|p| (counts(&p), p.pending, p.basis));
+            assert_eq!(
+                got, want,
+                "{replicas} replicas, pinned {pinned:?}, {rules:?}"
+            );
+        }
+    }
 
     fn counts(p: &Placement) -> Vec<i64> {
         p.zones.iter().map(|(_, n)| *n).collect()
