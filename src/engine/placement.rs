@@ -553,7 +553,8 @@ mod tests {
         // (replicas, pinned, pinned first, rules) → (zone counts, pending, basis); None: the
         // constraints alone decide.
         type Case = (i64, &'static [&'static str], bool, Vec<ZoneRule>);
-        let cases: Vec<(Case, Option<(Vec<i64>, i64, Basis)>)> = vec![
+        type Want = Option<(Vec<i64>, i64, Basis)>;
+        let cases: Vec<(Case, Want)> = vec![
             // Two restored into b: a soft spread sends the third elsewhere, b keeps two.
             (
                 (3, &["b", "b"], true, vec![soft]),
