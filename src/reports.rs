@@ -2,13 +2,16 @@
 //!
 //! Every interval the replica holding the `coordination.k8s.io` Lease (kube-lease-manager:
 //! one holder at a time, taken over by another replica when the holder stops renewing)
-//! judges the live cluster as `audit --cluster` does, writes one report object per namespace
+//! judges the live cluster as `audit --cluster` does, from watches it keeps while it holds
+//! the Lease (every list the audit reads, pods reduced as they arrive: nothing is listed
+//! again per round), writes one report object per namespace
 //! by server-side apply with the field manager `spreadguard`, and deletes the objects it
 //! wrote before that the new report no longer has (a namespace whose workloads are gone).
 //! A replica that stops releases the Lease, so another takes over at once.
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
@@ -17,8 +20,9 @@ use kube::api::{
 };
 use kube_lease_manager::LeaseManagerBuilder;
 
-use crate::audit::cluster;
+use crate::audit::cluster::{self, Source};
 use crate::audit::formats::policy_report::{self, Flavour, SOURCE};
+use crate::audit::watched::{Watched, Watches};
 use crate::load;
 
 /// The field manager of every report written, and the value of their
@@ -71,6 +75,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(options.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stop = std::pin::pin!(stop);
+    let mut watching: Option<Watching> = None;
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -82,13 +87,16 @@ pub async fn run(
                 let holds = *leader.borrow_and_update();
                 tracing::info!(holds, lease = LEASE_NAME, "reports Lease changed hands");
                 if holds {
-                    write_once(&client, &options).await;
+                    write_once(&client, &options, &mut watching).await;
                     tick.reset();
+                } else {
+                    // Only the writer watches the cluster.
+                    watching = None;
                 }
             }
             _ = tick.tick() => {
                 if *leader.borrow() {
-                    write_once(&client, &options).await;
+                    write_once(&client, &options, &mut watching).await;
                 }
             }
         }
@@ -106,10 +114,46 @@ pub async fn run(
     Ok(())
 }
 
-/// One round, its failure logged (the next interval tries again).
-async fn write_once(client: &Client, options: &Options) {
+/// The watches the writer judges from, and the workload kinds they were started for.
+struct Watching {
+    watched: Arc<Watched>,
+    _tasks: Watches,
+    kinds: Vec<crate::engine::kinds::CustomKind>,
+}
+
+/// How long a round waits for new watches to list the cluster once.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One round, its failure logged (the next interval tries again). Starts the watches on the
+/// first round (and again when the policy declares other workload kinds).
+async fn write_once(client: &Client, options: &Options, watching: &mut Option<Watching>) {
     let started = std::time::Instant::now();
-    match write(client, options).await {
+    let result = async {
+        let policy = load::policy_file(options.policy.as_deref())?;
+        if watching
+            .as_ref()
+            .is_none_or(|w| w.kinds != policy.workload_kinds)
+        {
+            *watching = None;
+            let (watched, tasks) = Watched::start(client, &policy).await?;
+            *watching = Some(Watching {
+                watched,
+                _tasks: tasks,
+                kinds: policy.workload_kinds.clone(),
+            });
+        }
+        let watched = &watching.as_ref().expect("started above").watched;
+        let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT;
+        while !watched.synced() {
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("the watches have not listed the cluster within {SYNC_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        write(client, options, &policy, watched).await
+    }
+    .await;
+    match result {
         Ok((written, deleted)) => tracing::info!(
             written,
             deleted,
@@ -120,11 +164,15 @@ async fn write_once(client: &Client, options: &Options) {
     }
 }
 
-/// Judges the cluster, applies the report objects and deletes the stale ones; returns how
-/// many were written and deleted.
-pub async fn write(client: &Client, options: &Options) -> anyhow::Result<(usize, usize)> {
-    let policy = load::policy_file(options.policy.as_deref())?;
-    let report = cluster::report(client, &policy, None, |_, _| {}).await?;
+/// Judges the cluster as `watched` holds it, applies the report objects and deletes the
+/// stale ones; returns how many were written and deleted.
+pub async fn write(
+    client: &Client,
+    options: &Options,
+    policy: &crate::engine::policy::Policy,
+    watched: &Watched,
+) -> anyhow::Result<(usize, usize)> {
+    let report = cluster::report_from(&Source::Watched(watched), policy, None, |_, _| {}).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

@@ -25,6 +25,7 @@ use crate::engine::workload::controlled;
 use crate::engine::{Budget, Budgets, NodeInfo, Topology};
 use crate::load::{Inventory, Sourced};
 
+use super::watched::Watched;
 use super::{Live, Report, pods};
 
 /// The whole report over a live cluster, as `audit --cluster` prints it and `serve
@@ -38,7 +39,18 @@ pub async fn report(
     nodes_file: Option<Inventory>,
     progress: impl FnMut(usize, Option<u64>),
 ) -> anyhow::Result<Report> {
-    let mut inputs = load(client, policy).await?;
+    report_from(&Source::Lists(client), policy, nodes_file, progress).await
+}
+
+/// [`report`] over what `source` holds: the API server's lists, or the watches of
+/// `serve --reports`.
+pub async fn report_from(
+    source: &Source<'_>,
+    policy: &Policy,
+    nodes_file: Option<Inventory>,
+    progress: impl FnMut(usize, Option<u64>),
+) -> anyhow::Result<Report> {
+    let mut inputs = load_from(source, policy).await?;
     let mut inventory = std::mem::take(&mut inputs.inventory);
     if let Some(file) = nodes_file {
         inventory.nodes = file.nodes;
@@ -63,7 +75,10 @@ pub async fn report(
         ),
     }
     .with_nodes(&topology);
-    let mut counted = pods::count(client, &owners, progress).await?;
+    let mut counted = match source {
+        Source::Lists(client) => pods::count(client, &owners, progress).await?,
+        Source::Watched(watched) => pods::count_each(&owners, |each| watched.each(PODS, each))?,
+    };
     inputs.docs.append(&mut counted.bare);
     let mut report = Report::build_live(
         &inputs.docs,
@@ -78,6 +93,104 @@ pub async fn report(
     drop(inputs);
     attach_zone_loss(&mut report, &counted, policy);
     Ok(report)
+}
+
+/// Where the cluster's objects are read from.
+pub enum Source<'a> {
+    /// Paginated lists, read once.
+    Lists(&'a Client),
+    /// The watches `serve --reports` keeps.
+    Watched(&'a Watched),
+}
+
+impl Source<'_> {
+    /// Each object of the list at `path`, as the raw JSON of a list item.
+    async fn each(
+        &self,
+        path: &str,
+        each: &mut (dyn FnMut(&RawValue) -> anyhow::Result<()> + Send),
+    ) -> anyhow::Result<()> {
+        match self {
+            Source::Lists(client) => list_each(client, path, each).await,
+            Source::Watched(watched) => watched.each(path, each),
+        }
+    }
+}
+
+/// One list the audit reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub path: String,
+    pub api_version: String,
+    pub kind: String,
+}
+
+const PODS: &str = "/api/v1/pods";
+const NODES: &str = "/api/v1/nodes";
+const NAMESPACES: &str = "/api/v1/namespaces";
+const NODE_POOLS: &str = "/apis/karpenter.sh/v1/nodepools";
+
+/// Every list the audit reads under `policy`, the optional kinds only where served: what
+/// `serve --reports` watches.
+pub async fn listed_paths(client: &Client, policy: &Policy) -> anyhow::Result<Vec<Listed>> {
+    let listed = |p: &str, a: &str, k: &str| Listed {
+        path: p.to_owned(),
+        api_version: a.to_owned(),
+        kind: k.to_owned(),
+    };
+    let mut out = vec![
+        listed(NODES, "v1", "Node"),
+        listed(NAMESPACES, "v1", "Namespace"),
+        listed(PODS, "v1", "Pod"),
+    ];
+    if crate::cluster::node_pools::served(client)
+        .await
+        .context("discovering karpenter.sh/v1")?
+    {
+        out.push(listed(NODE_POOLS, "karpenter.sh/v1", "NodePool"));
+    }
+    out.extend(STORAGE.iter().map(|(p, a, k)| listed(p, a, k)));
+    for (path, api_version, kind, optional) in workload_lists(policy) {
+        if optional {
+            let probe = axum::http::Request::get(format!("{path}?limit=1"))
+                .body(Vec::new())
+                .context("building a list request")?;
+            match client.request_text(probe).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => continue,
+                Err(e) => return Err(e).with_context(|| format!("listing {path}")),
+            }
+        }
+        out.push(listed(&path, &api_version, &kind));
+    }
+    Ok(out)
+}
+
+/// (path, apiVersion, kind, optional) of every workload list: the built-in kinds, those
+/// whose controller may not be installed, and the kinds the policy declares.
+fn workload_lists(policy: &Policy) -> Vec<(String, String, String, bool)> {
+    let declared = policy.workload_kinds.iter().map(|k| {
+        let base = if k.group.is_empty() {
+            format!("/api/{}", k.version)
+        } else {
+            format!("/apis/{}/{}", k.group, k.version)
+        };
+        (
+            format!("{base}/{}", k.resource),
+            k.api_version(),
+            k.kind.clone(),
+            true,
+        )
+    });
+    let fixed = |list: &[(&str, &str, &str)], optional: bool| {
+        list.iter()
+            .map(|(p, a, k)| ((*p).to_owned(), (*a).to_owned(), (*k).to_owned(), optional))
+            .collect::<Vec<_>>()
+    };
+    let mut out = fixed(WORKLOADS, false);
+    out.extend(fixed(OPTIONAL_WORKLOADS, true));
+    out.extend(declared);
+    out
 }
 
 /// What an audit of a live cluster judges.
@@ -114,7 +227,7 @@ pub async fn node_pools(client: &Client) -> anyhow::Result<Vec<NodeTemplate>> {
         return Ok(Vec::new());
     }
     let mut inventory = Inventory::default();
-    list_each(client, "/apis/karpenter.sh/v1/nodepools", &mut |raw| {
+    list_each(client, NODE_POOLS, &mut |raw| {
         let item = typed(raw, "karpenter.sh/v1", "NodePool")?;
         crate::load::take(&mut inventory, &item).map_err(anyhow::Error::msg)?;
         Ok(())
@@ -164,96 +277,95 @@ const OPTIONAL_WORKLOADS: &[(&str, &str, &str)] = &[
 /// Lists everything the audit needs, page by page: the built-in kinds, the optional ones
 /// where installed, and the kinds the policy declares.
 pub async fn load(client: &Client, policy: &Policy) -> anyhow::Result<ClusterInputs> {
+    load_from(&Source::Lists(client), policy).await
+}
+
+/// [`load`] from `source`.
+pub async fn load_from(source: &Source<'_>, policy: &Policy) -> anyhow::Result<ClusterInputs> {
     let mut inputs = ClusterInputs::default();
-    for node in list(client, "/api/v1/nodes", "v1", "Node").await? {
-        inputs
-            .inventory
-            .nodes
-            .push(NodeInfo::from_json(&node).context("reading a Node")?);
-    }
-    inputs.inventory.pools = node_pools(client).await?;
-    for (path, api_version, kind) in STORAGE {
-        let inventory = &mut inputs.inventory;
-        list_each(client, path, &mut |raw| {
-            let item = typed(raw, api_version, kind)?;
-            crate::load::take(inventory, &item).map_err(anyhow::Error::msg)?;
+    let nodes = &mut inputs.inventory.nodes;
+    source
+        .each(NODES, &mut |raw| {
+            let node = typed(raw, "v1", "Node")?;
+            nodes.push(NodeInfo::from_json(&node).context("reading a Node")?);
             Ok(())
         })
         .await?;
-    }
-    for ns in list(client, "/api/v1/namespaces", "v1", "Namespace").await? {
-        let name = ns
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let labels = ns
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect()
+    inputs.inventory.pools = match source {
+        Source::Lists(client) => node_pools(client).await?,
+        Source::Watched(_) => {
+            let mut inventory = Inventory::default();
+            source
+                .each(NODE_POOLS, &mut |raw| {
+                    let item = typed(raw, "karpenter.sh/v1", "NodePool")?;
+                    crate::load::take(&mut inventory, &item).map_err(anyhow::Error::msg)?;
+                    Ok(())
+                })
+                .await?;
+            inventory.pools
+        }
+    };
+    for (path, api_version, kind) in STORAGE {
+        let inventory = &mut inputs.inventory;
+        source
+            .each(path, &mut |raw| {
+                let item = typed(raw, api_version, kind)?;
+                crate::load::take(inventory, &item).map_err(anyhow::Error::msg)?;
+                Ok(())
             })
-            .unwrap_or_default();
-        inputs.namespaces.insert(name, labels);
+            .await?;
     }
-    let declared: Vec<(String, String, String)> = policy
-        .workload_kinds
-        .iter()
-        .map(|k| {
-            let base = if k.group.is_empty() {
-                format!("/api/{}", k.version)
-            } else {
-                format!("/apis/{}/{}", k.group, k.version)
-            };
-            (
-                format!("{base}/{}", k.resource),
-                k.api_version(),
-                k.kind.clone(),
-            )
+    let namespaces = &mut inputs.namespaces;
+    source
+        .each(NAMESPACES, &mut |raw| {
+            let ns = typed(raw, "v1", "Namespace")?;
+            let name = ns
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let labels = ns
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            namespaces.insert(name, labels);
+            Ok(())
         })
-        .collect();
-    let optional = OPTIONAL_WORKLOADS
-        .iter()
-        .map(|(p, a, k)| (*p, *a, *k))
-        .chain(
-            declared
-                .iter()
-                .map(|(p, a, k)| (p.as_str(), a.as_str(), k.as_str())),
-        );
-    let all = WORKLOADS
-        .iter()
-        .map(|(p, a, k)| (*p, *a, *k, false))
-        .chain(optional.map(|(p, a, k)| (p, a, k, true)));
-    for (path, api_version, kind, optional) in all {
+        .await?;
+    for (path, api_version, kind, optional) in workload_lists(policy) {
         let resource = path.rsplit('/').next().unwrap_or_default();
         // Workloads are decoded as admission decodes a CREATE: without containers, status
         // and the rest that no decision reads (most of a real Deployment's bytes).
-        let pruned = WorkloadKind::from_type(api_version, kind, policy);
+        let pruned = WorkloadKind::from_type(&api_version, &kind, policy);
         let docs = &mut inputs.docs;
-        let listed = list_each(client, path, &mut |raw| {
-            let mut object = match pruned {
-                Some(k) => crate::admission::prune::parse(raw.get(), k),
-                None => serde_json::from_str(raw.get()),
-            }
-            .with_context(|| format!("reading a listed {kind}"))?;
-            with_type(&mut object, api_version, kind);
-            if controlled(&object, policy) {
-                object = identity_only(object);
-            }
-            let ns = object
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let name = object
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            docs.push(Sourced::new(format!("{resource}/{ns}/{name}"), object));
-            Ok(())
-        })
-        .await;
+        let listed = source
+            .each(&path, &mut |raw| {
+                let mut object = match pruned {
+                    Some(k) => crate::admission::prune::parse(raw.get(), k),
+                    None => serde_json::from_str(raw.get()),
+                }
+                .with_context(|| format!("reading a listed {kind}"))?;
+                with_type(&mut object, &api_version, &kind);
+                if controlled(&object, policy) {
+                    object = identity_only(object);
+                }
+                let ns = object
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let name = object
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                docs.push(Sourced::new(format!("{resource}/{ns}/{name}"), object));
+                Ok(())
+            })
+            .await;
         match listed {
             Ok(()) => {}
             Err(e) if optional && not_served(&e) => continue,
@@ -289,22 +401,6 @@ fn identity_only(mut object: Value) -> Value {
         kept.insert("metadata".to_owned(), Value::Object(meta));
     }
     Value::Object(kept)
-}
-
-/// All items of a list, with the `apiVersion` and `kind` the API server leaves out of items.
-async fn list(
-    client: &Client,
-    path: &str,
-    api_version: &str,
-    kind: &str,
-) -> anyhow::Result<Vec<Value>> {
-    let mut items = Vec::new();
-    list_each(client, path, &mut |raw| {
-        items.push(typed(raw, api_version, kind)?);
-        Ok(())
-    })
-    .await?;
-    Ok(items)
 }
 
 /// A listed item decoded whole, with its `apiVersion` and `kind`.

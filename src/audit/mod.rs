@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod formats;
 pub mod pods;
 mod report;
+pub mod watched;
 pub mod zone_loss;
 
 pub use self::report::{Entry, Live, Origin, Report, Scan, SkippedKind, Summary, Verdict};

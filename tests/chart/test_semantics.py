@@ -695,3 +695,21 @@ def test_existing_secret_mode_takes_several_cas_for_a_rotation(render):
         "name": "my-serving-cert", "caBundle": other + EXAMPLE_CA_PEM}}})
     (bundle,) = ca_bundles(rendered)
     assert base64.b64decode(bundle).decode() == other + EXAMPLE_CA_PEM
+
+
+def test_reports_watch_what_audit_reads_write_their_reports_and_hold_a_lease(render):
+    off = render()
+    assert not any(a.startswith("--reports") for a in off.container["args"])
+    on = render({"reports": {"enabled": True, "interval": "1m"}})
+    args = on.container["args"]
+    assert "--reports=1m" in args and "--reports-format=openreports" in args
+    rules = {(tuple(r["apiGroups"]), tuple(sorted(r["resources"]))): tuple(r["verbs"])
+             for r in on.one("ClusterRole")["rules"]}
+    # The writer judges from watches: list and watch on what `audit --cluster` reads.
+    assert rules[(("",), ("pods",))] == ("list", "watch")
+    assert rules[(("apps",), ("deployments", "replicasets", "statefulsets"))] == ("list", "watch")
+    assert rules[(("openreports.io",), ("reports",))] == (
+        "get", "list", "create", "patch", "delete")
+    role = on.one("Role")
+    assert [r["resources"] for r in role["rules"]] == [["leases"]]
+    assert on.one("RoleBinding")["roleRef"]["name"] == role["metadata"]["name"]
