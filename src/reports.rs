@@ -87,7 +87,12 @@ pub async fn run(
                 let holds = *leader.borrow_and_update();
                 tracing::info!(holds, lease = LEASE_NAME, "reports Lease changed hands");
                 if holds {
-                    write_once(&client, &options, &mut watching).await;
+                    // A round (which may wait for new watches to list the cluster) gives
+                    // way to `stop`.
+                    tokio::select! {
+                        _ = &mut stop => break,
+                        _ = write_once(&client, &options, &mut watching) => {}
+                    }
                     tick.reset();
                 } else {
                     // Only the writer watches the cluster.
@@ -96,7 +101,10 @@ pub async fn run(
             }
             _ = tick.tick() => {
                 if *leader.borrow() {
-                    write_once(&client, &options, &mut watching).await;
+                    tokio::select! {
+                        _ = &mut stop => break,
+                        _ = write_once(&client, &options, &mut watching) => {}
+                    }
                 }
             }
         }
