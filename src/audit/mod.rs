@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod formats;
+pub mod lists;
 pub mod pods;
 mod report;
 pub mod watched;

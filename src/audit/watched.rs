@@ -19,7 +19,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::task::JoinHandle;
 
-use super::cluster::{Listed, listed_paths};
+use super::lists::{Listed, listed_paths};
 use super::pods;
 use crate::engine::WorkloadKind;
 use crate::engine::policy::Policy;
