@@ -261,3 +261,44 @@ fn audit_exits_1_exactly_when_some_outcome_is_not_allowed() {
         assert_eq!(run(mode), (Some(0), json!(true)), "{mode}");
     }
 }
+
+/// HA028: past [`MAX_READ_VALUES`] values where decisions read, the webhook stops building the
+/// object and refuses it by its size alone, and the audit counts the same values: both agree
+/// one label under the limit (judged as usual), at it, and one over (refused, in every mode
+/// as its mode says).
+#[tokio::test]
+async fn audit_and_webhook_agree_at_the_size_limit() {
+    use spreadguard::engine::read_fields::{At, MAX_READ_VALUES, count};
+    use spreadguard::engine::WorkloadKind;
+    let path = repo_path("tests/fixtures/engine/placement-injected-soft-spread-5-replicas-expected-not-guaranteed.yaml");
+    let base = load(&path).unwrap();
+    let held = count(
+        &base.object,
+        At::root(WorkloadKind::Deployment),
+        usize::MAX,
+    );
+    // The annotations map itself is one value more.
+    let room = MAX_READ_VALUES - held - 1;
+    for (extra, refused) in [(room - 1, false), (room, false), (room + 1, true)] {
+        let mut s = load(&path).unwrap();
+        let labels = s.object["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .entry("annotations")
+            .or_insert(json!({}));
+        for i in 0..extra {
+            labels[format!("example.com/a{i}")] = json!("v");
+        }
+        for mode in [Mode::Enforce, Mode::Warn, Mode::Audit] {
+            let hook = webhook(&s, mode).await;
+            let audited = audit(&s, mode).expect("judged or refused, never skipped");
+            assert_eq!(hook, audited, "{extra} annotations in {}", mode.as_str());
+            let ha028 = hook.warnings.iter().any(|w| w.contains("HA028"))
+                || (mode == Mode::Enforce && !hook.allowed);
+            assert_eq!(ha028, refused, "{extra} annotations in {}: {hook:?}", mode.as_str());
+            if refused {
+                assert!(!hook.patched, "nothing is injected into an object not judged");
+            }
+        }
+    }
+}

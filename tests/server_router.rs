@@ -340,6 +340,44 @@ async fn update_that_changes_the_template_is_patched() {
     apply_and_check(&review["request"]["object"], &patch);
 }
 
+/// HA028: an object holding more values than decisions judge is refused by its size alone
+/// (nothing is injected), and an UPDATE of one that was too large already only warns.
+#[tokio::test]
+async fn objects_too_large_to_judge_are_refused_by_their_size_and_ratchet() {
+    use spreadguard::engine::read_fields::MAX_READ_VALUES;
+    let inflate = |r: &mut Value, which: &str| {
+        let many: serde_json::Map<String, Value> = (0..MAX_READ_VALUES)
+            .map(|i| (format!("example.com/a{i}"), json!("v")))
+            .collect();
+        r["request"][which]["metadata"]["annotations"] = Value::Object(many);
+    };
+    let create = with(fixture("deployment-create.json"), |r| inflate(r, "object"));
+    let validated = send(state(""), "/validate", &create).await;
+    assert!(!validated.allowed());
+    assert!(validated.body.to_string().contains("HA028"), "{}", validated.body);
+    let mutated = send(state(""), "/mutate", &create).await;
+    assert_eq!(mutated.patch(), None, "nothing is injected into what is not judged");
+
+    let grown = with(fixture("deployment-update-template-unchanged.json"), |r| {
+        inflate(r, "object")
+    });
+    assert!(!send(state(""), "/validate", &grown).await.allowed());
+
+    let both = with(fixture("deployment-update-template-unchanged.json"), |r| {
+        inflate(r, "object");
+        inflate(r, "oldObject");
+    });
+    let validated = send(state(""), "/validate", &both).await;
+    assert!(validated.allowed(), "{}", validated.body);
+    let warnings = validated.warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("HA028") && w.contains("already present")),
+        "{warnings:?}"
+    );
+}
+
 /// `kubectl scale` and autoscalers change replicas through the `scale` subresource: the
 /// validating webhook judges the Scale against minReplicas; the mutating one has nothing to
 /// inject into a Scale.
@@ -932,7 +970,7 @@ fn pruned_objects_decide_like_full_ones() {
         {"name": "scratch", "emptyDir": {}},
     ]);
     let text = serde_json::to_string(&shares_a_claim).unwrap();
-    let pruned = prune::parse(&text, WorkloadKind::Deployment).unwrap();
+    let pruned = prune::parse_value(&text, Some(WorkloadKind::Deployment)).unwrap();
     assert_eq!(
         pruned["spec"]["template"]["spec"]["volumes"],
         json!([{"name": "content", "persistentVolumeClaim": {"claimName": "web-content"}}])
@@ -953,7 +991,9 @@ fn pruned_objects_decide_like_full_ones() {
     let mut ha020 = 0;
     for (object, kind) in objects {
         let text = serde_json::to_string(&object).unwrap();
-        let pruned = prune::parse(&text, kind).unwrap();
+        let decoded = prune::parse(&text, Some(kind)).unwrap();
+        assert!(!decoded.too_large, "{kind:?}");
+        let pruned = decoded.value;
         assert!(pruned.pointer("/status").is_none());
         let full = decide(
             Input::new(&object).with_volumes(Some(volumes)),

@@ -8,7 +8,6 @@ use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::prune;
@@ -118,7 +117,7 @@ pub enum Embedded<'a> {
     /// Came before the fields that say whether it is needed, or could not be decoded in one
     /// pass.
     Raw(&'a RawValue),
-    Decoded(Value),
+    Decoded(prune::Decoded<'a>),
 }
 
 /// How much of an embedded object to decode.
@@ -126,8 +125,9 @@ pub enum Embedded<'a> {
 enum Want {
     Unknown,
     Nothing,
-    Whole,
-    Pruned(WorkloadKind),
+    /// Decoded as [`prune`] does: as a workload of the kind, or whole (`None`); on UPDATE
+    /// with the pod template's raw text.
+    Decode(Option<WorkloadKind>, bool),
 }
 
 /// What spreadguard judges at admission: workloads, their scale subresource, and the
@@ -153,8 +153,8 @@ impl Handled {
         }
     }
 
-    /// The workload kind to decode a CREATE's object as, leaving out what no decision
-    /// reads; `None` decodes it whole (autoscalers and budgets are small, a Scale is small,
+    /// The workload kind to decode the object as, leaving out what no decision reads;
+    /// `None` decodes it whole (autoscalers and budgets are small, a Scale is small,
     /// and a declared kind keeps its pod template where the pruning does not know it).
     pub fn prune_as(self) -> Option<WorkloadKind> {
         match self {
@@ -195,10 +195,10 @@ impl Request<'_> {
         }
         match self.handled() {
             None => Want::Nothing,
-            Some(Handled::Scale(_)) => Want::Whole,
-            Some(_) if self.is_update() => Want::Whole,
+            Some(Handled::Scale(_)) => Want::Decode(None, false),
+            Some(h) if self.is_update() => Want::Decode(h.prune_as(), true),
             Some(_) if old => Want::Nothing,
-            Some(h) => h.prune_as().map_or(Want::Whole, Want::Pruned),
+            Some(h) => Want::Decode(h.prune_as(), false),
         }
     }
 
@@ -214,19 +214,26 @@ impl Request<'_> {
     }
 }
 
-impl Embedded<'_> {
-    /// The object as JSON: `None` when absent or null. `prune_as` decodes a raw object
-    /// without what no decision reads (CREATE).
-    pub fn into_value(self, prune_as: Option<WorkloadKind>) -> serde_json::Result<Option<Value>> {
-        let value = match self {
+impl<'a> Embedded<'a> {
+    /// The object decoded: `None` when absent or null. A raw object is decoded as a
+    /// `kind` workload (`None`: whole), on UPDATE (`template`) with its template's raw text;
+    /// it is decoded so already when the request said in time what it needs.
+    pub fn decode(
+        self,
+        kind: Option<WorkloadKind>,
+        template: bool,
+    ) -> serde_json::Result<Option<prune::Decoded<'a>>> {
+        let decoded = match self {
             Embedded::Absent | Embedded::Skipped => return Ok(None),
-            Embedded::Decoded(v) => v,
-            Embedded::Raw(raw) => match prune_as {
-                Some(kind) => prune::parse(raw.get(), kind)?,
-                None => serde_json::from_str(raw.get())?,
-            },
+            Embedded::Decoded(d) => d,
+            Embedded::Raw(raw) => {
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                let decoded = prune::Seed::new(kind, template).deserialize(&mut de)?;
+                de.end()?;
+                decoded
+            }
         };
-        Ok(Some(value).filter(|v| !v.is_null()))
+        Ok(Some(decoded).filter(|d| d.too_large || !d.value.is_null()))
     }
 }
 
@@ -457,8 +464,9 @@ impl<'de> DeserializeSeed<'de> for EmbeddedSeed {
                 IgnoredAny::deserialize(de)?;
                 Embedded::Skipped
             }
-            Want::Whole => Embedded::Decoded(Value::deserialize(de)?),
-            Want::Pruned(kind) => Embedded::Decoded(prune::seed(kind).deserialize(de)?),
+            Want::Decode(kind, template) => {
+                Embedded::Decoded(prune::Seed::new(kind, template).deserialize(de)?)
+            }
         })
     }
 }

@@ -15,7 +15,8 @@ use crate::engine::outcome::Outcome;
 use crate::engine::policy::Mode;
 use crate::engine::well_known::MODE_KEY;
 use crate::engine::workload::at;
-use crate::engine::{Decision, Input, RuleId, decide_scale};
+use crate::engine::size;
+use crate::engine::{Decision, Input, RuleId, Subject, decide_scale};
 
 /// What judging a request came to.
 pub enum Judged {
@@ -138,11 +139,11 @@ fn judge_in(
         return Judged::allow(Some(Mode::Off));
     }
 
-    // On UPDATE the engine compares the whole pod template (an image change is a rollout), so
-    // both objects are read in full; a CREATE is read without what no decision reads.
+    // Decoded without what no decision reads and no more of the rest than decisions judge;
+    // on UPDATE with the pod templates' raw text, to tell whether the template changed (an
+    // image change is a rollout) without decoding containers.
     let update = request.is_update();
-    let prune = handled.prune_as().filter(|_| !update);
-    let object = match std::mem::take(&mut request.object).into_value(prune) {
+    let object = match std::mem::take(&mut request.object).decode(handled.prune_as(), update) {
         Ok(Some(object)) => object,
         Ok(None) => {
             return Judged::warn(format!(
@@ -154,16 +155,37 @@ fn judge_in(
     };
     let old = if update {
         std::mem::take(&mut request.old_object)
-            .into_value(None)
+            .decode(handled.prune_as(), true)
             .ok()
             .flatten()
     } else {
         None
     };
+    let template_changed = match (&object.template, old.as_ref().and_then(|o| o.template)) {
+        (Some(new), Some(old)) => Some(*new != old),
+        _ => None,
+    };
+    let old_too_large = old.as_ref().is_some_and(|o| o.too_large);
+    let old = old.filter(|o| !o.too_large).map(|o| o.value);
+    let too_large = object.too_large;
+    let object = object.value;
     let annotations = at(&object, &["metadata", "annotations"]).and_then(Value::as_object);
     let mode = policy.resolve_mode(namespace, ns_labels, annotations);
     if mode == Mode::Off {
         return Judged::allow(Some(mode));
+    }
+
+    if too_large {
+        // Judged by its size alone: nothing of it was built past the budget.
+        let subject = match handled {
+            Handled::Workload(kind) | Handled::Scale(kind) => Subject::Workload(kind),
+            Handled::Autoscaler => Subject::Autoscaler,
+            Handled::DisruptionBudget => Subject::DisruptionBudget,
+        };
+        return Judged::Decided {
+            mode,
+            decision: Box::new(size::decision(subject, old_too_large, policy)),
+        };
     }
 
     let decide = ctx.decide;
@@ -171,6 +193,8 @@ fn judge_in(
         .with_old(old.as_ref())
         .with_namespace_labels(ns_labels)
         .with_volumes(ctx.volumes);
+    input.template_changed = template_changed;
+    input.read_values_bounded = true;
     input.autoscalers = ctx.autoscalers;
     input.budgets = ctx.budgets;
     if !policy.exceptions.is_empty() {

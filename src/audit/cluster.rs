@@ -218,7 +218,7 @@ pub async fn load_from(source: &Source<'_>, policy: &Policy) -> anyhow::Result<C
         let listed = source
             .each(&path, &mut |raw| {
                 let mut object = match pruned {
-                    Some(k) => crate::admission::prune::parse(raw.get(), k),
+                    Some(k) => crate::admission::prune::parse_value(raw.get(), Some(k)),
                     None => serde_json::from_str(raw.get()),
                 }
                 .with_context(|| format!("reading a listed {kind}"))?;

@@ -169,7 +169,8 @@ fn compact(listed: &Listed, o: &DynamicObject, policy: &Policy) -> Option<Box<Ra
             value
         }
         (_, Some(kind)) => {
-            crate::admission::prune::parse(&serde_json::to_string(&value).ok()?, kind).ok()?
+            crate::admission::prune::parse_value(&serde_json::to_string(&value).ok()?, Some(kind))
+                .ok()?
         }
         _ => value,
     };

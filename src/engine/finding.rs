@@ -73,6 +73,7 @@ rule_ids! {
     HA025 => "required pod affinity to other workloads pins the workload to their one zone",
     HA026 => "a rolling update that can never place its surge pod",
     HA027 => "a spread or an eligible zone that does not hold: maxSkew at least the replicas, or tolerationSeconds",
+    HA028 => "the fields decisions read hold more values than spreadguard judges, so the object is not judged",
 }
 
 impl fmt::Display for RuleId {

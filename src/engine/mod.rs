@@ -16,9 +16,11 @@ pub mod outcome;
 pub mod placement;
 pub mod policy;
 pub mod provisioners;
+pub mod read_fields;
 pub mod replica_origin;
 pub mod rules;
 pub mod scale;
+pub mod size;
 pub mod stateful;
 pub mod storage;
 pub mod templates;
@@ -76,6 +78,13 @@ pub struct Input<'a> {
     /// Name what the decision took into account ([`Decision::considered`]): reports want
     /// it, the webhook does not pay for it.
     pub report_considered: bool,
+    /// Whether the pod template changed in an UPDATE, when the caller knows it otherwise
+    /// than by comparing the objects (the webhook compares the templates' raw text, since
+    /// it does not decode their containers); `None`: the objects are compared.
+    pub template_changed: Option<bool>,
+    /// The object was decoded within [`read_fields::MAX_READ_VALUES`] already (the
+    /// webhook's decoder counts as it goes), so it is not counted again.
+    pub read_values_bounded: bool,
 }
 
 /// Other workloads' raw objects, for rules that look at what a workload's pod affinity
@@ -109,6 +118,8 @@ impl<'a> Input<'a> {
             today: None,
             volumes: None,
             report_considered: false,
+            template_changed: None,
+            read_values_bounded: false,
         }
     }
 
@@ -264,6 +275,13 @@ impl Decision {
 
 /// Decides one object.
 pub fn decide(input: Input<'_>, topology: &Topology, policy: &Policy) -> Decision {
+    // Before anything reads the object: an object too large to judge costs no more than
+    // counting it (the webhook's decoder has counted already).
+    if !input.read_values_bounded
+        && let Some(too_large) = size::check(input.object, input.old_object, policy)
+    {
+        return too_large;
+    }
     if autoscaler::is_autoscaler(input.object) {
         return decide_alone(
             Subject::Autoscaler,
@@ -539,6 +557,9 @@ fn may_mutate(workload: &Workload<'_>, input: Input<'_>) -> bool {
     let Some(old) = input.old_object else {
         return true;
     };
+    if let Some(changed) = input.template_changed {
+        return changed;
+    }
     match workload.template_path {
         None => false,
         Some(path) => path.at(old) != path.at(input.object),
