@@ -24,7 +24,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use spreadguard::engine::WorkloadKind;
 use spreadguard::engine::policy::Policy;
+use spreadguard::engine::read_fields::{At, exceeds};
 use spreadguard::engine::{Endpoint, NodeInfo, Topology};
 use spreadguard::server::State;
 
@@ -211,14 +213,29 @@ const CONTAINERS: &str = r#"[{"name": "c", "image": "nginx"}]"#;
 
 /// Scales `build(n)` up to the largest `n` whose body fits in `size`.
 fn fit(size: usize, build: &dyn Fn(usize) -> Vec<u8>) -> (usize, Vec<u8>) {
+    fit_where(&|body| body.len() <= size, build)
+}
+
+/// Whether the engine judges a review's objects (HA028 refuses those with more values where
+/// decisions read than [`MAX_READ_VALUES`]).
+fn judged(body: &[u8]) -> bool {
+    let review: Value = serde_json::from_slice(body).unwrap();
+    ["object", "oldObject"].iter().all(|which| {
+        let object = &review["request"][which];
+        object.is_null() || !exceeds(object, At::root(WorkloadKind::Deployment))
+    })
+}
+
+/// Scales `build(n)` up to the largest `n` whose body `fits`.
+fn fit_where(fits: &dyn Fn(&[u8]) -> bool, build: &dyn Fn(usize) -> Vec<u8>) -> (usize, Vec<u8>) {
     let (mut lo, mut hi) = (1usize, 1usize);
-    while build(hi).len() <= size {
+    while fits(&build(hi)) {
         lo = hi;
         hi *= 2;
     }
     while hi - lo > 1 {
         let mid = (lo + hi) / 2;
-        if build(mid).len() <= size {
+        if fits(&build(mid)) {
             lo = mid;
         } else {
             hi = mid;
@@ -233,15 +250,41 @@ struct Shape {
     endpoint: Endpoint,
 }
 
+/// Each shape twice: filling the body limit (refused by HA028 after counting, when it holds
+/// too many values), and at the largest size still judged (the most work a review can ask
+/// of the engine).
 fn shapes(size: usize, emit: &mut dyn FnMut(Shape)) {
-    let containers: Value = serde_json::from_str(CONTAINERS).unwrap();
-    let mut add = |name: String, endpoint: Endpoint, body: Vec<u8>| {
-        emit(Shape {
+    let emit = std::cell::RefCell::new(emit);
+    let mut both = |name: String, endpoint: Endpoint, build: &dyn Fn(usize) -> Vec<u8>| {
+        let (n, body) = fit(size, build);
+        let full = judged(&body);
+        (emit.borrow_mut())(Shape {
+            name: format!("{name} (n={n}{})", if full { "" } else { ", HA028" }),
+            body,
+            endpoint,
+        });
+        if !full {
+            let (n, body) = fit_where(&|b| b.len() <= size && judged(b), build);
+            (emit.borrow_mut())(Shape {
+                name: format!("{name} (n={n}, judged)"),
+                body,
+                endpoint,
+            });
+        }
+    };
+    shapes_of(size, &mut both, &mut |name, endpoint, body| {
+        (emit.borrow_mut())(Shape {
             name,
             body,
             endpoint,
         })
-    };
+    });
+}
+
+type Both<'a> = dyn FnMut(String, Endpoint, &dyn Fn(usize) -> Vec<u8>) + 'a;
+
+fn shapes_of(size: usize, both: &mut Both<'_>, add: &mut dyn FnMut(String, Endpoint, Vec<u8>)) {
+    let containers: Value = serde_json::from_str(CONTAINERS).unwrap();
     // Labels × constraints, at several splits of the body between the two.
     for (share, what) in [(2, "1:1"), (10, "1:9"), (90, "9:1")] {
         for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
@@ -252,11 +295,10 @@ fn shapes(size: usize, emit: &mut dyn FnMut(Shape)) {
                     "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": anti_terms((c / 4).max(1))}}});
                 review("CREATE", deployment(labels(l), spec), Value::Null)
             };
-            let (n, body) = fit(size, &build);
-            add(
-                format!("labels x constraints {what} (n={n}), {}", endpoint.as_str()),
+            both(
+                format!("labels x constraints {what}, {}", endpoint.as_str()),
                 endpoint,
-                body,
+                &build,
             );
         }
     }
@@ -267,36 +309,33 @@ fn shapes(size: usize, emit: &mut dyn FnMut(Shape)) {
                 json!({"containers": containers.clone(), "affinity": node_affinity(t, e, v)});
             review("CREATE", deployment(labels(1), spec), Value::Null)
         };
-        let (v, body) = fit(size, &build);
-        add(
-            format!("node affinity {t} terms x {e} expressions x {v} values"),
+        both(
+            format!("node affinity {t} terms x {e} expressions x n values"),
             Endpoint::Validate,
-            body,
+            &build,
         );
     }
     // Tolerations.
-    let (n, body) = fit(size, &|n| {
+    both("tolerations".into(), Endpoint::Validate, &|n| {
         let spec = json!({"containers": containers.clone(), "tolerations": tolerations(n)});
         review("CREATE", deployment(labels(1), spec), Value::Null)
     });
-    add(format!("{n} tolerations"), Endpoint::Validate, body);
     // Selector expressions with many values, on a few constraints.
-    let (n, body) = fit(size, &|n| {
-        let sel = json!({"matchExpressions": (0..8).map(|j| json!({"key": format!("k{j}"), "operator": "In",
-            "values": (0..n).map(|v| format!("v{v}")).collect::<Vec<_>>()})).collect::<Vec<_>>()});
-        let c: Vec<Value> = (0..8)
-            .map(|_| {
-                json!({"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
-            "whenUnsatisfiable": "DoNotSchedule", "labelSelector": sel.clone()})
-            })
-            .collect();
-        let spec = json!({"containers": containers.clone(), "topologySpreadConstraints": c});
-        review("CREATE", deployment(labels(1), spec), Value::Null)
-    });
-    add(
-        format!("8 constraints x 8 expressions x {n} values"),
+    both(
+        "8 constraints x 8 expressions x n values".into(),
         Endpoint::Validate,
-        body,
+        &|n| {
+            let sel = json!({"matchExpressions": (0..8).map(|j| json!({"key": format!("k{j}"), "operator": "In",
+                "values": (0..n).map(|v| format!("v{v}")).collect::<Vec<_>>()})).collect::<Vec<_>>()});
+            let c: Vec<Value> = (0..8)
+                .map(|_| {
+                    json!({"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "DoNotSchedule", "labelSelector": sel.clone()})
+                })
+                .collect();
+            let spec = json!({"containers": containers.clone(), "topologySpreadConstraints": c});
+            review("CREATE", deployment(labels(1), spec), Value::Null)
+        },
     );
     // Nesting: where the engine reads (rejected by the recursion limit) and where it skips.
     for (name, place) in [
@@ -308,17 +347,33 @@ fn shapes(size: usize, emit: &mut dyn FnMut(Shape)) {
         let (d, body) = fit(size.min(200_000), &|d| nested_review(&containers, place, d));
         add(format!("{name} ({d} levels)"), Endpoint::Validate, body);
     }
-    // UPDATE: object and stored object, each half the body, labels × constraints.
-    let (n, body) = fit(size, &|n| {
-        let spec = |c: usize| json!({"containers": containers.clone(), "topologySpreadConstraints": spreads(c.max(1))});
-        let mut new = deployment(labels(n), spec(n / 5));
-        new["spec"]["template"]["metadata"]["annotations"] = json!({"changed": "yes"});
-        review("UPDATE", new, deployment(labels(n), spec(n / 5)))
-    });
-    add(
-        format!("UPDATE, both objects labels x constraints (n={n})"),
+    // UPDATE: object and stored object, each half the body, labels × constraints; and the
+    // same with the bulk in containers, which no decision reads (an image change is told by
+    // the templates' raw text).
+    both(
+        "UPDATE, both objects labels x constraints".into(),
         Endpoint::Validate,
-        body,
+        &|n| {
+            let spec = |c: usize| json!({"containers": containers.clone(), "topologySpreadConstraints": spreads(c.max(1))});
+            let mut new = deployment(labels(n), spec(n / 5));
+            new["spec"]["template"]["metadata"]["annotations"] = json!({"changed": "yes"});
+            review("UPDATE", new, deployment(labels(n), spec(n / 5)))
+        },
+    );
+    both(
+        "UPDATE, both objects env in containers".into(),
+        Endpoint::Mutate,
+        &|n| {
+            let spec = |image: &str| {
+                json!({"containers": [{"name": "c", "image": image,
+                    "env": (0..n).map(|i| json!({"name": format!("E{i}"), "value": "v"})).collect::<Vec<_>>()}]})
+            };
+            review(
+                "UPDATE",
+                deployment(labels(1), spec("nginx:2")),
+                deployment(labels(1), spec("nginx:1")),
+            )
+        },
     );
 }
 

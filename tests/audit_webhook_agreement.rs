@@ -268,15 +268,13 @@ fn audit_exits_1_exactly_when_some_outcome_is_not_allowed() {
 /// as its mode says).
 #[tokio::test]
 async fn audit_and_webhook_agree_at_the_size_limit() {
-    use spreadguard::engine::read_fields::{At, MAX_READ_VALUES, count};
     use spreadguard::engine::WorkloadKind;
-    let path = repo_path("tests/fixtures/engine/placement-injected-soft-spread-5-replicas-expected-not-guaranteed.yaml");
-    let base = load(&path).unwrap();
-    let held = count(
-        &base.object,
-        At::root(WorkloadKind::Deployment),
-        usize::MAX,
+    use spreadguard::engine::read_fields::{At, MAX_READ_VALUES, count};
+    let path = repo_path(
+        "tests/fixtures/engine/placement-injected-soft-spread-5-replicas-expected-not-guaranteed.yaml",
     );
+    let base = load(&path).unwrap();
+    let held = count(&base.object, At::root(WorkloadKind::Deployment), usize::MAX);
     // The annotations map itself is one value more.
     let room = MAX_READ_VALUES - held - 1;
     for (extra, refused) in [(room - 1, false), (room, false), (room + 1, true)] {
@@ -295,9 +293,17 @@ async fn audit_and_webhook_agree_at_the_size_limit() {
             assert_eq!(hook, audited, "{extra} annotations in {}", mode.as_str());
             let ha028 = hook.warnings.iter().any(|w| w.contains("HA028"))
                 || (mode == Mode::Enforce && !hook.allowed);
-            assert_eq!(ha028, refused, "{extra} annotations in {}: {hook:?}", mode.as_str());
+            assert_eq!(
+                ha028,
+                refused,
+                "{extra} annotations in {}: {hook:?}",
+                mode.as_str()
+            );
             if refused {
-                assert!(!hook.patched, "nothing is injected into an object not judged");
+                assert!(
+                    !hook.patched,
+                    "nothing is injected into an object not judged"
+                );
             }
         }
     }

@@ -354,9 +354,17 @@ async fn objects_too_large_to_judge_are_refused_by_their_size_and_ratchet() {
     let create = with(fixture("deployment-create.json"), |r| inflate(r, "object"));
     let validated = send(state(""), "/validate", &create).await;
     assert!(!validated.allowed());
-    assert!(validated.body.to_string().contains("HA028"), "{}", validated.body);
+    assert!(
+        validated.body.to_string().contains("HA028"),
+        "{}",
+        validated.body
+    );
     let mutated = send(state(""), "/mutate", &create).await;
-    assert_eq!(mutated.patch(), None, "nothing is injected into what is not judged");
+    assert_eq!(
+        mutated.patch(),
+        None,
+        "nothing is injected into what is not judged"
+    );
 
     let grown = with(fixture("deployment-update-template-unchanged.json"), |r| {
         inflate(r, "object")

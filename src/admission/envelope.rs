@@ -154,11 +154,9 @@ impl Handled {
     }
 
     /// The workload kind to decode the object as, leaving out what no decision reads;
-    /// `None` decodes it whole (autoscalers and budgets are small, a Scale is small,
-    /// and a declared kind keeps its pod template where the pruning does not know it).
+    /// `None` decodes it whole (autoscalers, budgets and Scales are small).
     pub fn prune_as(self) -> Option<WorkloadKind> {
         match self {
-            Handled::Workload(WorkloadKind::Custom(_)) => None,
             Handled::Workload(k) => Some(k),
             Handled::Scale(_) | Handled::Autoscaler | Handled::DisruptionBudget => None,
         }

@@ -13,9 +13,9 @@ use super::response::Refusal;
 use crate::engine::exceptions::Day;
 use crate::engine::outcome::Outcome;
 use crate::engine::policy::Mode;
+use crate::engine::size;
 use crate::engine::well_known::MODE_KEY;
 use crate::engine::workload::at;
-use crate::engine::size;
 use crate::engine::{Decision, Input, RuleId, Subject, decide_scale};
 
 /// What judging a request came to.

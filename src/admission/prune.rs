@@ -156,7 +156,11 @@ impl<'de> DeserializeSeed<'de> for Node<'_, 'de> {
 
 impl<'de> Node<'_, 'de> {
     fn scalar(&self, value: Value) -> Value {
-        if self.budget.take() { value } else { Value::Null }
+        if self.budget.take() {
+            value
+        } else {
+            Value::Null
+        }
     }
 
     fn child(&self, at: Option<At>) -> Self {
@@ -201,7 +205,11 @@ impl<'de> Visitor<'de> for Node<'_, 'de> {
                 out.insert(key.into_owned(), value);
             }
         }
-        Ok(if counted { Value::Object(out) } else { Value::Null })
+        Ok(if counted {
+            Value::Object(out)
+        } else {
+            Value::Null
+        })
     }
 
     // Anything but a map where a map is expected is kept as is, for the engine to report.
@@ -218,7 +226,11 @@ impl<'de> Visitor<'de> for Node<'_, 'de> {
                 out.push(item);
             }
         }
-        Ok(if counted { Value::Array(out) } else { Value::Null })
+        Ok(if counted {
+            Value::Array(out)
+        } else {
+            Value::Null
+        })
     }
     fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
         Ok(self.scalar(Value::Bool(v)))
@@ -278,7 +290,11 @@ mod tests {
             At::root(WorkloadKind::Deployment),
             usize::MAX,
         );
-        for n in [MAX_READ_VALUES - fixed - 1, MAX_READ_VALUES - fixed, MAX_READ_VALUES - fixed + 1] {
+        for n in [
+            MAX_READ_VALUES - fixed - 1,
+            MAX_READ_VALUES - fixed,
+            MAX_READ_VALUES - fixed + 1,
+        ] {
             let text = deployment_with_labels(n);
             let whole: Value = serde_json::from_str(&text).unwrap();
             let decoded = parse(&text, kind).unwrap();

@@ -11,9 +11,11 @@ use serde_json::Value;
 use super::WorkloadKind;
 
 /// Most JSON values (objects, arrays and scalars, each counted once) in the fields that
-/// decisions read. Real workloads hold hundreds; the most complex templates seen hold a few
-/// thousand. Beyond it the object is refused (HA028), not judged.
-pub const MAX_READ_VALUES: usize = 50_000;
+/// decisions read. Real workloads hold tens to hundreds; a template with a long node-affinity
+/// list and many tolerations, a few thousand. Beyond it the object is refused (HA028), not
+/// judged: judging 20,000 values of the most expensive kinds (labels against constraints)
+/// takes about 25 ms (`benches/worst_review.rs`), and an UPDATE judges two objects.
+pub const MAX_READ_VALUES: usize = 20_000;
 
 /// Subtrees skipped, by where they sit.
 const ROOT: &[&str] = &["status"];
@@ -30,6 +32,9 @@ const VOLUME_KEPT: &[&str] = &["name", "persistentVolumeClaim"];
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum At {
     Root(WorkloadKind),
+    /// A declared kind's root: its pod template may sit anywhere, so only its status and
+    /// managed fields are left out.
+    CustomRoot,
     Metadata,
     /// A controller's spec: its `template` leads to the pod spec.
     Spec,
@@ -54,18 +59,18 @@ enum Keep {
 }
 
 impl At {
-    /// Where a workload of `kind` starts; `None` for a declared kind, read whole (its pod
-    /// template may sit anywhere).
+    /// Where a workload of `kind` starts (always somewhere: `None` stands for objects read
+    /// whole, autoscalers and budgets).
     pub fn root(kind: WorkloadKind) -> Option<At> {
-        match kind {
-            WorkloadKind::Custom(_) => None,
-            k => Some(At::Root(k)),
-        }
+        Some(match kind {
+            WorkloadKind::Custom(_) => At::CustomRoot,
+            k => At::Root(k),
+        })
     }
 
     fn keep(self) -> Keep {
         match self {
-            At::Root(_) => Keep::AllBut(ROOT),
+            At::Root(_) | At::CustomRoot => Keep::AllBut(ROOT),
             At::PodSpec => Keep::AllBut(POD_SPEC),
             At::Metadata | At::Spec | At::Template | At::Volumes => Keep::AllBut(&[]),
             At::Volume => Keep::Only(VOLUME_KEPT),
@@ -87,7 +92,7 @@ impl At {
     /// Where the value under a key of a map here sits; `None`: read whole.
     pub fn child(self, key: &str) -> Option<At> {
         match (self, key) {
-            (At::Root(_), "metadata") => Some(At::Metadata),
+            (At::Root(_) | At::CustomRoot, "metadata") => Some(At::Metadata),
             (At::Metadata, "managedFields") => Some(At::ManagedFields),
             (At::ManagedEntry, "fieldsV1") => Some(At::FieldsV1),
             (At::FieldsV1, "f:spec") => Some(At::FieldsSpec),

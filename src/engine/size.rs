@@ -41,11 +41,10 @@ pub fn decision(subject: Subject, old_too_large: bool, policy: &Policy) -> Decis
         RuleId::HA028,
         Severity::Deny,
         format!(
-            "{}: not judged: the fields spreadguard reads (labels, annotations, selectors, \
+            "not judged: the fields spreadguard reads (labels, annotations, selectors, \
              affinity, spread constraints, tolerations, claims) hold more than {MAX_READ_VALUES} \
              values; spreadguard judges at most {MAX_READ_VALUES} so that no object can make a \
-             review expensive. Reduce them (the policy's `rules` can make HA028 a warning, which admits such objects unjudged)",
-            RuleId::HA028
+             review expensive. Reduce them (the policy's `rules` can make HA028 a warning, which admits such objects unjudged)"
         ),
     )
     .about("size");
