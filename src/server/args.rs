@@ -138,9 +138,9 @@ pub enum ReportsFormat {
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// The default `--max-inflight-body-bytes`: eight bodies of the largest size at once, or
-/// thousands of ordinary ones. Decoding and judging takes up to about 33 times a body, which
-/// is why large ones are judged one at a time (`--heavy-review-bytes`): the bodies, the one
-/// large review and the caches fit the chart's 512 MiB memory limit.
+/// thousands of ordinary ones. Decoding and judging a review takes at most about 15 MiB
+/// beyond its body (HA028 bounds the values decoded), so the bodies, the reviews being judged
+/// and the caches fit the chart's 512 MiB memory limit with room to spare.
 pub const DEFAULT_MAX_INFLIGHT_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// The default `--heavy-review-bytes`.
@@ -165,9 +165,9 @@ pub struct Limits {
     pub max_inflight_body_bytes: usize,
 
     /// Reviews with a body at least this large are judged one at a time, on a blocking
-    /// thread: decoding and judging the worst body of the largest size takes hundreds of MB
-    /// and of ms (README, "Performance"), so two at once must neither exceed the memory limit
-    /// nor hold every async worker (`/livez`, small reviews). A review that cannot start
+    /// thread: scanning and judging the worst body of the largest size takes up to about
+    /// 40 ms of CPU (README, "Performance"), which must not hold the async workers (`/livez`,
+    /// small reviews) while several arrive at once. A review that cannot start
     /// within --header-read-timeout is answered 503
     /// (`spreadguard_http_rejections_total{reason="heavy_review_busy"}`).
     #[arg(long, env = "SPREADGUARD_HEAVY_REVIEW_BYTES", default_value_t = DEFAULT_HEAVY_REVIEW_BYTES)]
