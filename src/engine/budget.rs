@@ -52,7 +52,11 @@ impl IntOrPercent {
     pub fn scaled(self, total: i64) -> i64 {
         match self {
             IntOrPercent::Int(n) => n,
-            IntOrPercent::Percent(p) => (p * total.max(0) + 99) / 100,
+            // In 128 bits: a replica count read from a manifest may be anything.
+            IntOrPercent::Percent(p) => {
+                let scaled = (i128::from(p) * i128::from(total.max(0)) + 99) / 100;
+                scaled.min(i128::from(i64::MAX)) as i64
+            }
         }
     }
 

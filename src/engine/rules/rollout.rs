@@ -161,13 +161,11 @@ fn resolve(value: Option<&Value>, total: i64, round_up: bool) -> Option<i64> {
     }
 }
 
+/// `p` percent of `total`, rounded as asked; exact for any `p` a manifest can write (in 128
+/// bits, then held to the 64-bit range).
 fn percent(p: i64, total: i64, round_up: bool) -> i64 {
-    let scaled = p * total;
-    if round_up {
-        (scaled + 99) / 100
-    } else {
-        scaled / 100
-    }
+    let scaled = i128::from(p) * i128::from(total) + if round_up { 99 } else { 0 };
+    (scaled / 100).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 #[cfg(test)]
@@ -184,6 +182,11 @@ mod tests {
         assert_eq!(resolve(Some(&json!("10%")), 3, true), Some(1));
         assert_eq!(resolve(Some(&json!(0)), 3, true), Some(0));
         assert_eq!(resolve(Some(&json!("x")), 3, true), None);
+        // Found by the `cost` fuzzer: a percentage past 64 bits once multiplied out of range.
+        let huge = json!("6624463850797851542%");
+        assert_eq!(resolve(Some(&huge), 6, true), Some(397_467_831_047_871_093));
+        assert_eq!(resolve(Some(&huge), 600, true), Some(i64::MAX));
+        assert_eq!(resolve(Some(&huge), 0, false), Some(0));
         assert!(surge_only(Some(&json!({"maxUnavailable": 0, "maxSurge": 0})), 3, "h").is_none());
         assert!(surge_only(None, 3, "h").is_some());
         assert!(surge_only(None, 4, "h").is_none());
