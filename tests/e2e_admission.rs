@@ -267,6 +267,49 @@ async fn each_denial_predicting_pending_pods_is_what_the_scheduler_does_in_warn_
     );
 }
 
+/// HA028 through the real API server: a Deployment whose pod template carries more labels
+/// than spreadguard judges (20,000 values where decisions read) reaches the webhooks as it was
+/// written (the API server takes it: no limit on the number of labels) and is refused with
+/// the rule ID; the same Deployment with a few hundred labels is judged and admitted.
+#[tokio::test]
+async fn a_workload_too_large_to_judge_is_refused_through_the_api_server() {
+    let env = shared();
+    let client = env.bed.client().await;
+    let ns = api::namespace(&client, "size-enforce", &opted_in("enforce")).await;
+    env.sg.wait_mode(env.bed, &ns, "enforce").await;
+    let with_labels = |name: &str, n: usize| {
+        let mut d = deployment(&ns, name, Some(3));
+        for i in 0..n {
+            d["spec"]["template"]["metadata"]["labels"][format!("example.com/l{i:05}")] =
+                json!("v");
+        }
+        d
+    };
+
+    let big = with_labels("too-large", 21_000);
+    let denied = api::create(&client, &big, false).await;
+    assert_eq!(denied.status, 403, "{denied:?}");
+    let message = denied.message();
+    assert!(
+        message.starts_with(
+            "admission webhook \"validate.spreadguard.io\" denied the request: spreadguard: HA028: not judged"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("more than 20000 values"), "{message}");
+    assert!(api::get(&client, &big).await.is_none(), "nothing stored");
+
+    let judged = with_labels("large", 500);
+    let admitted = api::create(&client, &judged, false)
+        .await
+        .expect_ok("500 labels");
+    assert!(
+        objects::spread_keys(&admitted.body).contains(&ZONE_KEY.to_owned()),
+        "judged and mutated: {:?}",
+        admitted.body["spec"]["template"]["spec"]
+    );
+}
+
 // === 4. defaulting ===
 
 #[tokio::test]
