@@ -34,6 +34,19 @@ struct Run {
     stdout_bytes: u64,
 }
 
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "wall {:.2} s, CPU {:.2} s, peak RSS {:.1} MB, exit {}",
+            self.wall.as_secs_f64(),
+            self.cpu.as_secs_f64(),
+            self.max_rss_kb as f64 / 1024.0,
+            self.exit
+        )
+    }
+}
+
 /// Runs the binary to completion and reads its peak RSS from the kernel.
 ///
 /// Not directly from this process: a child spawned by `posix_spawn` shares this process's
@@ -184,35 +197,14 @@ fn main() {
     if let Some(baseline) = std::env::var_os("BASELINE_BIN").map(PathBuf::from) {
         let base_out = dir.path().join("baseline.json");
         for _ in 0..3 {
-            let r = run(&baseline, &kubeconfig, &base_out);
-            println!(
-                "  baseline: wall {:.2} s, CPU {:.2} s, peak RSS {:.1} MB, exit {}",
-                r.wall.as_secs_f64(),
-                r.cpu.as_secs_f64(),
-                r.max_rss_kb as f64 / 1024.0,
-                r.exit
-            );
-            let r = run(&bin, &kubeconfig, &out);
-            println!(
-                "  this build: wall {:.2} s, CPU {:.2} s, peak RSS {:.1} MB, exit {}",
-                r.wall.as_secs_f64(),
-                r.cpu.as_secs_f64(),
-                r.max_rss_kb as f64 / 1024.0,
-                r.exit
-            );
+            println!("  baseline: {}", run(&baseline, &kubeconfig, &base_out));
+            println!("  this build: {}", run(&bin, &kubeconfig, &out));
         }
     }
     let mut runs = Vec::new();
     for _ in 0..if full { 3 } else { 1 } {
         let r = run(&bin, &kubeconfig, &out);
-        println!(
-            "  wall {:.2} s, CPU {:.2} s, peak RSS {:.1} MB, exit {}, {:.1} MB of JSON",
-            r.wall.as_secs_f64(),
-            r.cpu.as_secs_f64(),
-            r.max_rss_kb as f64 / 1024.0,
-            r.exit,
-            r.stdout_bytes as f64 / 1e6
-        );
+        println!("  {r}, {:.1} MB of JSON", r.stdout_bytes as f64 / 1e6);
         assert!(r.exit == 0 || r.exit == 1, "audit failed (exit {})", r.exit);
         runs.push(r);
     }

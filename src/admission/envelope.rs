@@ -11,8 +11,8 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::prune;
-use crate::engine::WorkloadKind;
 use crate::engine::policy::Policy;
+use crate::engine::{Subject, WorkloadKind};
 
 pub const V1: &str = "admission.k8s.io/v1";
 pub const V1BETA1: &str = "admission.k8s.io/v1beta1";
@@ -153,6 +153,15 @@ impl Handled {
         }
     }
 
+    /// What the engine calls the object.
+    pub fn subject(self) -> Subject {
+        match self {
+            Handled::Workload(kind) | Handled::Scale(kind) => Subject::Workload(kind),
+            Handled::Autoscaler => Subject::Autoscaler,
+            Handled::DisruptionBudget => Subject::DisruptionBudget,
+        }
+    }
+
     /// The workload kind to decode the object as, leaving out what no decision reads;
     /// `None` decodes it whole (autoscalers, budgets and Scales are small).
     pub fn prune_as(self) -> Option<WorkloadKind> {
@@ -224,12 +233,7 @@ impl<'a> Embedded<'a> {
         let decoded = match self {
             Embedded::Absent | Embedded::Skipped => return Ok(None),
             Embedded::Decoded(d) => d,
-            Embedded::Raw(raw) => {
-                let mut de = serde_json::Deserializer::from_str(raw.get());
-                let decoded = prune::Seed::new(kind, template).deserialize(&mut de)?;
-                de.end()?;
-                decoded
-            }
+            Embedded::Raw(raw) => prune::parse_keeping(raw.get(), kind, template)?,
         };
         Ok(Some(decoded).filter(|d| d.too_large || !d.value.is_null()))
     }

@@ -16,7 +16,7 @@ use crate::engine::policy::Mode;
 use crate::engine::size;
 use crate::engine::well_known::MODE_KEY;
 use crate::engine::workload::at;
-use crate::engine::{Decision, Input, RuleId, Subject, decide_scale};
+use crate::engine::{Decision, Input, RuleId, decide_scale};
 
 /// What judging a request came to.
 pub enum Judged {
@@ -177,14 +177,9 @@ fn judge_in(
 
     if too_large {
         // Judged by its size alone: nothing of it was built past the budget.
-        let subject = match handled {
-            Handled::Workload(kind) | Handled::Scale(kind) => Subject::Workload(kind),
-            Handled::Autoscaler => Subject::Autoscaler,
-            Handled::DisruptionBudget => Subject::DisruptionBudget,
-        };
         return Judged::Decided {
             mode,
-            decision: Box::new(size::decision(subject, old_too_large, policy)),
+            decision: Box::new(size::decision(handled.subject(), old_too_large, policy)),
         };
     }
 

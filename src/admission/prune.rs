@@ -45,8 +45,17 @@ pub struct Decoded<'de> {
 /// Parses `json` as a workload of `kind` (`None`: read whole), leaving out what no decision
 /// reads.
 pub fn parse(json: &str, kind: Option<WorkloadKind>) -> serde_json::Result<Decoded<'_>> {
+    parse_keeping(json, kind, false)
+}
+
+/// The same; `template` keeps the raw text of the pod template (UPDATE).
+pub(super) fn parse_keeping(
+    json: &str,
+    kind: Option<WorkloadKind>,
+    template: bool,
+) -> serde_json::Result<Decoded<'_>> {
     let mut de = serde_json::Deserializer::from_str(json);
-    let decoded = Seed::new(kind, false).deserialize(&mut de)?;
+    let decoded = Seed::new(kind, template).deserialize(&mut de)?;
     de.end()?;
     Ok(decoded)
 }

@@ -199,11 +199,7 @@ pub async fn load_from(source: &Source<'_>, policy: &Policy) -> anyhow::Result<C
             let labels = ns
                 .pointer("/metadata/labels")
                 .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                        .collect()
-                })
+                .map(crate::engine::labels::string_map)
                 .unwrap_or_default();
             namespaces.insert(name, labels);
             Ok(())

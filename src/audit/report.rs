@@ -626,11 +626,7 @@ fn declared_namespaces(docs: &[Sourced]) -> Vec<(&str, BTreeMap<String, String>)
             let name = at(v, &["metadata", "name"]).and_then(Value::as_str)?;
             let labels = at(v, &["metadata", "labels"])
                 .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                        .collect()
-                })
+                .map(crate::engine::labels::string_map)
                 .unwrap_or_default();
             Some((name, labels))
         })

@@ -357,12 +357,7 @@ pub fn pod_labels(object: &Value) -> Option<(&str, BTreeMap<String, String>)> {
         ),
         _ => at(object, &["spec", "template", "metadata", "labels"]),
     }?;
-    let labels = labels
-        .as_object()?
-        .iter()
-        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-        .collect();
-    Some((ns, labels))
+    Some((ns, super::labels::string_map(labels.as_object()?)))
 }
 
 #[cfg(test)]

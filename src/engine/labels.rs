@@ -14,6 +14,14 @@ pub enum SelectorError {
     UnknownOperator { key: String, operator: String },
 }
 
+/// The string entries of a JSON map (labels as an object carries them); other values are
+/// left out.
+pub fn string_map(map: &serde_json::Map<String, serde_json::Value>) -> BTreeMap<String, String> {
+    map.iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .collect()
+}
+
 /// Does `selector` select an object with `labels`?
 ///
 /// An empty selector (`{}`) selects everything; whether a missing selector selects nothing or
